@@ -1,0 +1,63 @@
+// Gather and scatter-add along one dim. The op makes x / src contiguous, so both are [outer, size, inner]
+// in memory, with `inner` the product of the dims after `dim`.
+#include <cstring>
+
+#include "core/cpu/kernels.h"
+#include "core/cpu/parallel.h"
+#include "core/dispatch.h"
+
+namespace hcgrad::cpu {
+
+namespace {
+struct Split3 {
+  int64_t outer, size, inner;
+};
+Split3 split_at(const Tensor& t, int64_t dim) {
+  Split3 s{1, t.shape()[dim], 1};
+  for (int64_t d = 0; d < dim; ++d) s.outer *= t.shape()[d];
+  for (int64_t d = dim + 1; d < t.dim(); ++d) s.inner *= t.shape()[d];
+  return s;
+}
+}  // namespace
+
+void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index) {
+  const Split3 in = split_at(x, dim);
+  const int64_t n = index.numel();
+  const int64_t* idx = index.data<int64_t>();
+  const size_t row_bytes = static_cast<size_t>(in.inner) * itemsize(x.dtype());
+  const char* src = static_cast<const char*>(x.raw_data());
+  char* dst = static_cast<char*>(out.raw_data());
+  // One task per (outer, i): copy the row x[o, idx[i], :] to out[o, i, :].
+  parallel_for(0, in.outer * n, grain_for(in.inner), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / n, i = t % n;
+      std::memcpy(dst + (o * n + i) * row_bytes, src + (o * in.size + idx[i]) * row_bytes, row_bytes);
+    }
+  });
+}
+
+void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
+  const Split3 dst = split_at(out, dim);
+  const int64_t n = index.numel();
+  const int64_t* idx = index.data<int64_t>();
+  // Rows with the same index collide, so each task owns a block of columns and walks every i in order:
+  // no races, and the sum order does not depend on the thread count.
+  const int64_t column_block = 64;
+  const int64_t blocks = (dst.inner + column_block - 1) / column_block;
+  dispatch_floating("index_add", out.dtype(), [&]<class T>() {
+    T* o_data = out.data<T>();
+    const T* s_data = src.data<T>();
+    parallel_for(0, dst.outer * blocks, grain_for(n * column_block), [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t o = t / blocks, c0 = (t % blocks) * column_block, c1 = std::min(dst.inner, c0 + column_block);
+        for (int64_t i = 0; i < n; ++i) {
+          T* to = o_data + (o * dst.size + idx[i]) * dst.inner;
+          const T* from = s_data + (o * n + i) * dst.inner;
+          for (int64_t c = c0; c < c1; ++c) to[c] += from[c];
+        }
+      }
+    });
+  });
+}
+
+}  // namespace hcgrad::cpu

@@ -1,0 +1,123 @@
+// Matrix multiplication on Eigen's GEMM. Each operand matrix is handed to Eigen as a Map over the tensor's
+// own memory, row-major or column-major as its strides say, so a transposed view (x.t()) costs no copy.
+// Parallelism: the (batch, block of rows) pairs run as independent single-threaded Eigen GEMMs on oneTBB.
+// Row blocks have a fixed size, so the result does not depend on the thread count.
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "core/cpu/kernels.h"
+#include "core/cpu/parallel.h"
+#include "core/dispatch.h"
+
+namespace hcgrad::cpu {
+
+namespace {
+
+constexpr int64_t kRowBlock = 128;             // rows of the output per task
+constexpr int64_t kSerialFlops = 1 << 20;      // below this, one thread does everything
+
+enum class Layout { RowMajor, ColMajor };
+
+// How Eigen can read a rows x cols matrix with element strides (rs, cs) in place, if at all.
+// `ld` is the distance between consecutive rows (row-major) or columns (column-major).
+bool layout_of(int64_t rows, int64_t cols, int64_t rs, int64_t cs, Layout& layout, int64_t& ld) {
+  if ((cs == 1 || cols == 1) && (rows == 1 || rs >= cols)) {
+    layout = Layout::RowMajor;
+    ld = rows == 1 ? cols : rs;
+    return ld >= 1;
+  }
+  if ((rs == 1 || rows == 1) && (cols == 1 || cs >= rows)) {
+    layout = Layout::ColMajor;
+    ld = cols == 1 ? rows : cs;
+    return ld >= 1;
+  }
+  return false;
+}
+
+// A matrix operand: the tensor (copied to contiguous when its strides defeat Eigen), its batch strides.
+struct Operand {
+  Tensor t;
+  Layout layout = Layout::RowMajor;
+  int64_t ld = 0;
+};
+
+Operand prepare(const Tensor& x) {
+  const int64_t nd = x.dim();
+  const int64_t rows = x.shape()[nd - 2], cols = x.shape()[nd - 1];
+  Operand op{x};
+  if (layout_of(rows, cols, x.strides()[nd - 2], x.strides()[nd - 1], op.layout, op.ld)) return op;
+  // Neither layout fits (e.g. a stride-0 expanded matrix): copy, keeping batch broadcasting as is.
+  Tensor dense = Tensor::empty(x.shape(), x.options());
+  copy(dense, x);
+  op.t = dense;
+  layout_of(rows, cols, cols, 1, op.layout, op.ld);
+  return op;
+}
+
+template <class T, int Order>
+using MatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, Eigen::Unaligned,
+                             Eigen::OuterStride<>>;
+
+// C[r0:r1, :] = A[r0:r1, :] @ B for one batch entry, with A and B read through maps of their layout.
+template <class T>
+void gemm_block(const T* a, const Operand& A, const T* b, const Operand& B, T* c, int64_t n, int64_t k, int64_t m,
+                int64_t r0, int64_t r1) {
+  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> C(c, n, m);
+  auto with_a = [&](const auto& a_map) {
+    auto with_b = [&](const auto& b_map) { C.middleRows(r0, r1 - r0).noalias() = a_map.middleRows(r0, r1 - r0) * b_map; };
+    if (B.layout == Layout::RowMajor) with_b(MatrixMap<T, Eigen::RowMajor>(b, k, m, Eigen::OuterStride<>(B.ld)));
+    else with_b(MatrixMap<T, Eigen::ColMajor>(b, k, m, Eigen::OuterStride<>(B.ld)));
+  };
+  if (A.layout == Layout::RowMajor) with_a(MatrixMap<T, Eigen::RowMajor>(a, n, k, Eigen::OuterStride<>(A.ld)));
+  else with_a(MatrixMap<T, Eigen::ColMajor>(a, n, k, Eigen::OuterStride<>(A.ld)));
+}
+
+// Element offset of each batch entry of x (batch dims = all but the last two), in row-major batch order.
+std::vector<int64_t> batch_offsets(const Tensor& x, int64_t batch) {
+  const int64_t nb = x.dim() - 2;
+  std::vector<int64_t> offsets(batch);
+  for (int64_t i = 0; i < batch; ++i) {
+    int64_t offset = 0;
+    for (int64_t d = nb - 1, rest = i; d >= 0; --d) {
+      offset += (rest % x.shape()[d]) * x.strides()[d];
+      rest /= x.shape()[d];
+    }
+    offsets[i] = offset;
+  }
+  return offsets;
+}
+
+}  // namespace
+
+void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
+  const int64_t nd = out.dim();
+  const int64_t n = out.shape()[nd - 2], m = out.shape()[nd - 1], k = a_in.shape()[nd - 1];
+  if (out.numel() == 0) return;
+  if (k == 0) {
+    fill(out, 0.0);
+    return;
+  }
+  const int64_t batch = out.numel() / (n * m);
+  const Operand A = prepare(a_in), B = prepare(b_in);
+  const std::vector<int64_t> a_offsets = batch_offsets(A.t, batch), b_offsets = batch_offsets(B.t, batch);
+  const int64_t blocks = (n + kRowBlock - 1) / kRowBlock, tasks = batch * blocks;
+  const bool serial = 2.0 * static_cast<double>(n) * m * k * batch < kSerialFlops;
+
+  dispatch_floating("matmul", out.dtype(), [&]<class T>() {
+    const T* a = static_cast<const T*>(A.t.raw_data());
+    const T* b = static_cast<const T*>(B.t.raw_data());
+    T* c = out.data<T>();
+    auto run = [&](int64_t t0, int64_t t1) {
+      for (int64_t task = t0; task < t1; ++task) {
+        const int64_t i = task / blocks, r0 = (task % blocks) * kRowBlock;
+        gemm_block<T>(a + a_offsets[i], A, b + b_offsets[i], B, c + i * n * m, n, k, m, r0,
+                      std::min(n, r0 + kRowBlock));
+      }
+    };
+    if (serial) run(0, tasks);
+    else parallel_for(0, tasks, 1, run);
+  });
+}
+
+}  // namespace hcgrad::cpu

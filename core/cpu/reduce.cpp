@@ -1,0 +1,86 @@
+// Row reductions. The op (core/ops/reduce.cpp) lays the reduced dims out last and contiguous, so every
+// reduction here is "one result per row of a contiguous [outer, inner] matrix".
+#include <cmath>
+#include <limits>
+
+#include <Eigen/Core>
+
+#include "core/cpu/kernels.h"
+#include "core/cpu/parallel.h"
+#include "core/dispatch.h"
+
+namespace hcgrad::cpu {
+
+namespace {
+
+template <class T>
+using ConstVector = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// Sum of n contiguous values. Long rows are cut into fixed blocks summed in parallel, then added in
+// order: deterministic whatever the thread count, and more accurate than one running sum.
+template <class T>
+T row_sum(const T* p, int64_t n) {
+  if (n <= 4 * kGrain) return n > 0 ? ConstVector<T>(p, n).sum() : T(0);
+  return blocked_sum<T>(n, kGrain, [p](int64_t b, int64_t e) { return ConstVector<T>(p + b, e - b).sum(); });
+}
+
+// Calls f(row) for each row, in parallel when there is enough work.
+template <class F>
+void for_each_row(int64_t outer, int64_t inner, const F& f) {
+  parallel_for(0, outer, grain_for(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) f(r);
+  });
+}
+
+}  // namespace
+
+void sum_rows(const Tensor& out, const Tensor& rows) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  dispatch_floating("sum", rows.dtype(), [&]<class T>() {
+    const T* x = rows.data<T>();
+    T* y = out.data<T>();
+    for_each_row(outer, inner, [&](int64_t r) { y[r] = row_sum(x + r * inner, inner); });
+  });
+}
+
+void max_rows(const Tensor& values, const Tensor& indices, const Tensor& rows, bool take_max) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  dispatch_floating(take_max ? "max" : "min", rows.dtype(), [&]<class T>() {
+    const T* x = rows.data<T>();
+    T* v = values.data<T>();
+    int64_t* idx = indices.data<int64_t>();
+    for_each_row(outer, inner, [&](int64_t r) {
+      const T* row = x + r * inner;
+      int64_t best = 0;
+      for (int64_t i = 1; i < inner && !std::isnan(row[best]); ++i) {
+        bool better = take_max ? row[i] > row[best] : row[i] < row[best];
+        if (better || std::isnan(row[i])) best = i;  // NaN wins, as in PyTorch
+      }
+      v[r] = row[best];
+      idx[r] = best;
+    });
+  });
+}
+
+// logsumexp = m + log(sum(exp(x - m))) with m = max(x): no overflow for large x.
+void logsumexp_rows(const Tensor& out, const Tensor& rows) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  dispatch_floating("logsumexp", rows.dtype(), [&]<class T>() {
+    const T* x = rows.data<T>();
+    T* y = out.data<T>();
+    for_each_row(outer, inner, [&](int64_t r) {
+      const T* row = x + r * inner;
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t i = 0; i < inner; ++i) m = (row[i] > m || std::isnan(row[i])) ? row[i] : m;
+      if (!std::isfinite(m)) {  // all -inf (log 0), some +inf, or NaN: the max is the answer
+        y[r] = m;
+        return;
+      }
+      T s = 0;
+      for (int64_t i = 0; i < inner; ++i) s += std::exp(row[i] - m);
+      y[r] = m + std::log(s);
+    });
+  });
+}
+
+}  // namespace hcgrad::cpu

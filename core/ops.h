@@ -1,0 +1,122 @@
+// Every op hcgrad offers, grouped as in core/ops/*.cpp (where each forward sits above its backward)
+// and core/cpu/*.cpp (the kernels). Shapes use B for batch dims, N for rows, C/D for features.
+// All ops check their inputs first and throw hcgrad::Error naming the op and the shapes.
+// Differentiable ops record themselves for autograd; comparisons, argmax and index creation do not.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace hcgrad {
+
+// ---- elementwise, binary: NumPy broadcasting, same dtype and device (core/ops/elementwise.cpp) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+
+// ---- elementwise, unary (the formula table is core/unary_ops.h) ----
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);  // 1 / sqrt(x)
+Tensor abs(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // tanh approximation, as GPT-2: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+Tensor silu(const Tensor& x);  // x * sigmoid(x)
+Tensor pow(const Tensor& x, double exponent);
+// Limits x to [min, max]; either bound may be absent. The gradient passes where min <= x <= max.
+Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
+
+// ---- comparisons: bool results, no gradient ----
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+
+// ---- selection (core/ops/elementwise.cpp) ----
+// cond ? a : b, elementwise, all three broadcast together; cond is bool.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// x with `value` wherever mask (bool, broadcast to x) is true; no gradient flows to the filled places.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+// ---- reductions over dims (empty dims = all), keepdim keeps them as size 1 (core/ops/reduce.cpp) ----
+Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor max(const Tensor& x, const Shape& dims = {}, bool keepdim = false);  // gradient to the first maximum
+Tensor min(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim = false);  // log(sum(exp(x))), stable
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);          // int64, no gradient
+// Sums a broadcast gradient back down to `shape` (the reverse of expand).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---- linear algebra (core/ops/matmul.cpp) ----
+// [..., n, k] @ [..., k, m] -> [..., n, m], batch dims broadcast; 1-d operands act as a row / column.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- softmax over one dim (core/ops/softmax.cpp) ----
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+
+// ---- joining and splitting (core/ops/join.cpp) ----
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim);
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);  // the last piece may be shorter
+std::vector<Tensor> split(const Tensor& x, const Shape& sizes, int64_t dim);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
+
+// ---- gathering (core/ops/index.cpp) ----
+// out.size(dim) == index.numel(); out[.., i, ..] = x[.., index[i], ..]. Backward scatter-adds.
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+// Rows of weight [V, D] picked by int64 ids of any shape -> [*ids.shape, D]. Backward scatter-adds rows.
+Tensor embedding(const Tensor& ids, const Tensor& weight);
+
+// ---- fused neural-network ops (core/ops/loss.cpp, core/ops/norm.cpp) ----
+enum class Reduction { None, Mean, Sum };
+struct CrossEntropyOptions {
+  int64_t ignore_index = -100;            // targets equal to it contribute no loss and no gradient
+  Reduction reduction = Reduction::Mean;  // mean over the targets that are not ignored
+};
+// logits [N, C], targets int64 [N] -> scalar (or [N] with Reduction::None). Computes
+// logsumexp(logits[n]) - logits[n, target[n]] in one pass; never forms softmax in the forward.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOptions options = {});
+// Normalises over the trailing `normalized_shape` dims; weight and bias have that shape (or are undefined).
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
+                  const Tensor& bias = {}, double eps = 1e-5);
+// x / sqrt(mean(x^2) + eps) * weight. eps defaults to the dtype's machine epsilon, as torch.rms_norm.
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
+                std::optional<double> eps = std::nullopt);
+
+// ---- views and copies: the free-function spelling of the Tensor methods (core/ops/view.cpp) ----
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor permute(const Tensor& x, const Shape& dims);
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
+// Python-style x[start:end:step] along dim (step > 0; bounds clamped, negative ones count from the end).
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor expand(const Tensor& x, const Shape& shape);
+Tensor squeeze(const Tensor& x, int64_t dim);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor contiguous(const Tensor& x);
+
+// Returns x viewed with the given shape, strides (in elements) and offset; no checks, no autograd.
+// The building block of every view; ops use it on tensors they have already validated.
+Tensor as_strided(const Tensor& x, const Shape& shape, const Strides& strides, int64_t offset);
+// x's values in a contiguous tensor: x itself when already contiguous, else a copy; no autograd.
+Tensor as_contiguous(const Tensor& x);
+// x viewed as `shape` by NumPy broadcasting (stride 0 on repeated dims); no autograd.
+Tensor broadcast_view(const char* op, const Tensor& x, const Shape& shape);
+
+// ---- checks shared by the ops ----
+void check_same_device(const char* op, const Tensor& a, const Tensor& b);
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+void check_floating(const char* op, const Tensor& x);
+
+}  // namespace hcgrad

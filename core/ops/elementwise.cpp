@@ -1,0 +1,197 @@
+// Elementwise ops: binary arithmetic with broadcasting, the unary table, pow, clamp, comparisons, where.
+// Each forward is followed by its backward rule.
+#include <limits>
+
+#include "autograd/node.h"
+#include "core/cpu/kernels.h"
+#include "core/creation.h"
+#include "core/ops.h"
+
+namespace hcgrad {
+
+using autograd::Needs;
+using autograd::OpName;
+using autograd::record;
+using autograd::save;
+using autograd::TensorList;
+
+namespace {
+
+// ---- binary arithmetic ----
+
+const OpName kAdd{"add"};
+const OpName kSub{"sub"};
+const OpName kMul{"mul"};
+const OpName kDiv{"div"};
+
+// out = a (op) b over the broadcast shape. The backward rules below return gradients in that broadcast
+// shape; record() sums them down to each input's shape.
+Tensor binary_forward(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
+  check_same_device(name, a, b);
+  check_same_dtype(name, a, b);
+  check_floating(name, a);
+  Shape shape = broadcast_shapes(name, a.shape(), b.shape());
+  Tensor out = Tensor::empty(shape, a.options());
+  cpu::binary(op, out, broadcast_view(name, a, shape), broadcast_view(name, b, shape));
+  return out;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(BinaryOp::Add, "add", a, b);
+  return record(kAdd, out, {a, b}, [](const Tensor& g, const Needs&) { return TensorList{g, g}; });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(BinaryOp::Sub, "sub", a, b);
+  return record(kSub, out, {a, b}, [](const Tensor& g, const Needs& need) {
+    return TensorList{g, need[1] ? neg(g) : Tensor()};
+  });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(BinaryOp::Mul, "mul", a, b);
+  // d(ab)/da = b, d(ab)/db = a
+  return record(kMul, out, {a, b}, [a = save(a, kMul), b = save(b, kMul)](const Tensor& g, const Needs& need) {
+    return TensorList{need[0] ? mul(g, b.get()) : Tensor(), need[1] ? mul(g, a.get()) : Tensor()};
+  });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(BinaryOp::Div, "div", a, b);
+  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+  return record(kDiv, out, {a, b}, [a = save(a, kDiv), b = save(b, kDiv)](const Tensor& g, const Needs& need) {
+    Tensor bv = b.get();
+    return TensorList{need[0] ? div(g, bv) : Tensor(), need[1] ? neg(div(mul(g, a.get()), mul(bv, bv))) : Tensor()};
+  });
+}
+
+// ---- unary: the table in core/unary_ops.h ----
+
+namespace {
+
+struct UnaryInfo {
+  OpName name;
+  UnarySaves saves;
+};
+const UnaryInfo kUnary[] = {
+#define HC_UNARY_INFO(name, saves, forward, vjp) {OpName{#name}, UnarySaves::saves},
+    HC_UNARY_OPS(HC_UNARY_INFO)
+#undef HC_UNARY_INFO
+};
+
+Tensor unary_op(UnaryOp op, const Tensor& x) {
+  const UnaryInfo& info = kUnary[static_cast<int>(op)];
+  check_floating(info.name.c_str(), x);
+  Tensor y = Tensor::empty(x.shape(), x.options());
+  cpu::unary(op, y, x);
+  // Keep only what the rule reads: x, y or nothing.
+  autograd::SavedTensor xs = info.saves == UnarySaves::X ? save(x, info.name) : autograd::SavedTensor();
+  autograd::SavedTensor ys = info.saves == UnarySaves::Y ? save(y, info.name) : autograd::SavedTensor();
+  return record(info.name, y, {x}, [op, xs, ys](const Tensor& g, const Needs&) {
+    Tensor grad = Tensor::empty(g.shape(), g.options());
+    cpu::unary_backward(op, grad, xs.get(), ys.get(), g);
+    return TensorList{grad};
+  });
+}
+
+}  // namespace
+
+#define HC_UNARY_FUNCTION(name, saves, forward, vjp) \
+  Tensor name(const Tensor& x) { return unary_op(UnaryOp::name, x); }
+HC_UNARY_OPS(HC_UNARY_FUNCTION)
+#undef HC_UNARY_FUNCTION
+
+// ---- pow and clamp: unary ops with a parameter ----
+
+namespace {
+const OpName kPow{"pow"};
+const OpName kClamp{"clamp"};
+}  // namespace
+
+Tensor pow(const Tensor& x, double exponent) {
+  check_floating("pow", x);
+  Tensor y = Tensor::empty(x.shape(), x.options());
+  cpu::pow(y, x, exponent);
+  // d(x^p)/dx = p x^(p-1)
+  return record(kPow, y, {x}, [x = save(x, kPow), exponent](const Tensor& g, const Needs&) {
+    Tensor grad = Tensor::empty(g.shape(), g.options());
+    cpu::pow_backward(grad, x.get(), g, exponent);
+    return TensorList{grad};
+  });
+}
+
+Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max) {
+  check_floating("clamp", x);
+  const double lo = min.value_or(-std::numeric_limits<double>::infinity());
+  const double hi = max.value_or(std::numeric_limits<double>::infinity());
+  HC_CHECK(!(lo > hi), Error, "clamp: min ", lo, " is greater than max ", hi);
+  Tensor y = Tensor::empty(x.shape(), x.options());
+  cpu::clamp(y, x, lo, hi);
+  // Gradient passes where min <= x <= max, zero where x was clamped.
+  return record(kClamp, y, {x}, [x = save(x, kClamp), lo, hi](const Tensor& g, const Needs&) {
+    Tensor grad = Tensor::empty(g.shape(), g.options());
+    cpu::clamp_backward(grad, x.get(), g, lo, hi);
+    return TensorList{grad};
+  });
+}
+
+// ---- comparisons (no gradient) ----
+
+namespace {
+Tensor compare_op(CompareOp op, const char* name, const Tensor& a, const Tensor& b) {
+  check_same_device(name, a, b);
+  check_same_dtype(name, a, b);
+  Shape shape = broadcast_shapes(name, a.shape(), b.shape());
+  Tensor out = Tensor::empty(shape, {.dtype = DType::Bool, .device = a.device()});
+  cpu::compare(op, out, broadcast_view(name, a, shape), broadcast_view(name, b, shape));
+  return out;
+}
+}  // namespace
+
+Tensor eq(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Eq, "eq", a, b); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Ne, "ne", a, b); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Lt, "lt", a, b); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Le, "le", a, b); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Gt, "gt", a, b); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Ge, "ge", a, b); }
+
+// ---- where / masked_fill ----
+
+namespace {
+const OpName kWhere{"where"};
+const OpName kMaskedFill{"masked_fill"};
+}  // namespace
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  HC_CHECK(cond.dtype() == DType::Bool, DTypeError, "where: condition must be bool, got ", cond.dtype(), " for shape ",
+           cond.shape());
+  check_same_device("where", cond, a);
+  check_same_device("where", a, b);
+  check_same_dtype("where", a, b);
+  Shape shape = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
+  Tensor out = Tensor::empty(shape, a.options());
+  Tensor c = broadcast_view("where", cond, shape);
+  cpu::where(out, c, broadcast_view("where", a, shape), broadcast_view("where", b, shape));
+  // The gradient goes to a where cond holds and to b elsewhere.
+  return record(kWhere, out, {a, b}, [c](const Tensor& g, const Needs& need) {
+    Tensor zero = zeros({}, g.options());
+    return TensorList{need[0] ? where(c, g, zero) : Tensor(), need[1] ? where(c, zero, g) : Tensor()};
+  });
+}
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  HC_CHECK(mask.dtype() == DType::Bool, DTypeError, "masked_fill: mask must be bool, got ", mask.dtype(),
+           " for shape ", mask.shape());
+  check_same_device("masked_fill", x, mask);
+  Tensor m = broadcast_view("masked_fill", mask, x.shape());
+  Tensor out = Tensor::empty(x.shape(), x.options());
+  cpu::where(out, m, broadcast_view("masked_fill", scalar_tensor(value, x.options()), x.shape()), x);
+  // The filled places are constants: their gradient is zero.
+  return record(kMaskedFill, out, {x}, [m](const Tensor& g, const Needs&) {
+    return TensorList{where(m, zeros({}, g.options()), g)};
+  });
+}
+
+}  // namespace hcgrad

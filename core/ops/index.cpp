@@ -1,0 +1,70 @@
+// Gathering rows by index. Forward copies the picked slices; backward scatter-adds the gradient back
+// (an index picked twice receives both gradients).
+#include "autograd/node.h"
+#include "core/cpu/kernels.h"
+#include "core/creation.h"
+#include "core/ops.h"
+
+namespace hcgrad {
+
+using autograd::Needs;
+using autograd::OpName;
+using autograd::record;
+using autograd::TensorList;
+
+namespace {
+
+const OpName kIndexSelect{"index_select"};
+const OpName kEmbedding{"embedding"};
+
+// Checks that `index` holds int64 values in [0, size); returns it contiguous and flat.
+Tensor checked_index(const char* op, const Tensor& index, int64_t size, const char* what, const Shape& shape) {
+  HC_CHECK(index.dtype() == DType::Int64, DTypeError, op, ": indices must be int64, got ", index.dtype(),
+           " for shape ", index.shape());
+  Tensor flat = as_contiguous(index);
+  const int64_t* p = flat.data<int64_t>();
+  for (int64_t i = 0; i < flat.numel(); ++i)
+    HC_CHECK(p[i] >= 0 && p[i] < size, IndexError, op, ": index ", p[i], " out of range for ", what, " ", shape,
+             " (valid: 0..", size - 1, ")");
+  return as_strided(flat, {flat.numel()}, {1}, flat.offset());
+}
+
+// The gradient of a gather: zeros of the source's shape with the rows of g added at their indices.
+Tensor scatter_add_rows(const Tensor& g, const Shape& source_shape, int64_t dim, const Tensor& index) {
+  Tensor grad = zeros(source_shape, g.options());
+  cpu::index_add(grad, dim, index, as_contiguous(g));
+  return grad;
+}
+
+}  // namespace
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  const int64_t d = normalize_dim("index_select", dim, x.shape());
+  HC_CHECK(index.dim() <= 1, ShapeError, "index_select: index must be 1-d, got shape ", index.shape());
+  check_same_device("index_select", x, index);
+  Tensor idx = checked_index("index_select", index, x.shape()[d], "dim of shape", x.shape());
+  Shape shape = x.shape();
+  shape[d] = idx.numel();
+  Tensor out = Tensor::empty(shape, x.options());
+  cpu::index_select(out, as_contiguous(x), d, idx);
+  return record(kIndexSelect, out, {x}, [shape = x.shape(), d, idx](const Tensor& g, const Needs&) {
+    return TensorList{scatter_add_rows(g, shape, d, idx)};
+  });
+}
+
+Tensor embedding(const Tensor& ids, const Tensor& weight) {
+  HC_CHECK(weight.dim() == 2, ShapeError, "embedding: weight must be 2-d [num_embeddings, dim], got shape ",
+           weight.shape());
+  check_floating("embedding", weight);
+  check_same_device("embedding", ids, weight);
+  Tensor idx = checked_index("embedding", ids, weight.shape()[0], "weight", weight.shape());
+  Shape shape = ids.shape();
+  shape.push_back(weight.shape()[1]);
+  Tensor out = Tensor::empty(shape, weight.options());
+  cpu::index_select(out, as_contiguous(weight), 0, idx);
+  return record(kEmbedding, out, {weight}, [shape = weight.shape(), idx](const Tensor& g, const Needs&) {
+    return TensorList{scatter_add_rows(g.reshape({-1, shape[1]}), shape, 0, idx)};
+  });
+}
+
+}  // namespace hcgrad

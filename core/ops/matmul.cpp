@@ -1,0 +1,62 @@
+// matmul: [..., n, k] @ [..., k, m] -> [..., n, m] with broadcast batch dims (torch.matmul semantics).
+//   backward: dA = dC @ B^T,  dB = A^T @ dC   (then summed over broadcast batch dims by record())
+// B^T and A^T are transposed views: the GEMM kernel reads them in place.
+#include "autograd/node.h"
+#include "core/cpu/kernels.h"
+#include "core/ops.h"
+
+namespace hcgrad {
+
+using autograd::Needs;
+using autograd::OpName;
+using autograd::record;
+using autograd::save;
+using autograd::TensorList;
+
+namespace {
+const OpName kMatmul{"matmul"};
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_same_device("matmul", a, b);
+  check_same_dtype("matmul", a, b);
+  check_floating("matmul", a);
+  HC_CHECK(a.dim() >= 1 && b.dim() >= 1, ShapeError, "matmul: shapes ", a.shape(), " and ", b.shape(),
+           " cannot be multiplied (0-d operand)");
+  const int64_t k_a = a.shape().back(), k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[b.dim() - 2];
+  HC_CHECK(k_a == k_b, ShapeError, "matmul: shapes ", a.shape(), " and ", b.shape(), " cannot be multiplied");
+
+  // Vectors: a 1-d left operand is a row, a 1-d right operand a column; the added dim is dropped after.
+  if (a.dim() == 1 && b.dim() == 1) return matmul(a.unsqueeze(0), b.unsqueeze(1)).reshape({});
+  if (a.dim() == 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
+  if (b.dim() == 1) return matmul(a, b.unsqueeze(-1)).squeeze(-1);
+  // [..., n, k] @ [k, m]: fold the batch into the rows, one big GEMM (and one for dB in backward).
+  if (b.dim() == 2 && a.dim() > 2) {
+    Shape out_shape = a.shape();
+    out_shape.back() = b.shape()[1];
+    return matmul(a.reshape({-1, k_a}), b).reshape(out_shape);
+  }
+
+  const Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+  Shape batch;
+  try {
+    batch = broadcast_shapes("matmul", batch_a, batch_b);
+  } catch (const ShapeError&) {
+    throw ShapeError(detail::concat("matmul: batch dims ", batch_a, " and ", batch_b, " of shapes ", a.shape(),
+                                    " and ", b.shape(), " cannot be broadcast"));
+  }
+  const int64_t n = a.shape()[a.dim() - 2], m = b.shape().back();
+  Shape a_shape = batch, b_shape = batch, out_shape = batch;
+  a_shape.insert(a_shape.end(), {n, k_a});
+  b_shape.insert(b_shape.end(), {k_a, m});
+  out_shape.insert(out_shape.end(), {n, m});
+
+  Tensor out = Tensor::empty(out_shape, a.options());
+  cpu::matmul(out, broadcast_view("matmul", a, a_shape), broadcast_view("matmul", b, b_shape));
+  return record(kMatmul, out, {a, b}, [a = save(a, kMatmul), b = save(b, kMatmul)](const Tensor& g, const Needs& need) {
+    return TensorList{need[0] ? matmul(g, b.get().transpose(-1, -2)) : Tensor(),
+                      need[1] ? matmul(a.get().transpose(-1, -2), g) : Tensor()};
+  });
+}
+
+}  // namespace hcgrad

@@ -1,0 +1,93 @@
+// layer_norm and rms_norm as single fused ops (one kernel each way), normalising over the trailing
+// `normalized_shape` dims. x is treated as [N, D] rows, D = numel(normalized_shape).
+#include <limits>
+
+#include "autograd/node.h"
+#include "core/cpu/kernels.h"
+#include "core/creation.h"
+#include "core/ops.h"
+
+namespace hcgrad {
+
+using autograd::Needs;
+using autograd::OpName;
+using autograd::record;
+using autograd::save;
+using autograd::TensorList;
+
+namespace {
+
+const OpName kLayerNorm{"layer_norm"};
+const OpName kRmsNorm{"rms_norm"};
+
+// Validates x against normalized_shape and an optional parameter; returns D.
+int64_t check_norm(const char* op, const Tensor& x, const Shape& normalized_shape, const Tensor& param,
+                   const char* param_name) {
+  check_floating(op, x);
+  const int64_t lead = x.dim() - normalized_shape.ndim();
+  bool matches = lead >= 0 && !normalized_shape.empty();
+  for (int64_t d = 0; matches && d < normalized_shape.ndim(); ++d) matches = x.shape()[lead + d] == normalized_shape[d];
+  HC_CHECK(matches, ShapeError, op, ": normalized_shape ", normalized_shape, " does not match the last dims of input ",
+           x.shape());
+  if (param.defined()) {
+    HC_CHECK(param.shape() == normalized_shape, ShapeError, op, ": ", param_name, " has shape ", param.shape(),
+             ", expected normalized_shape ", normalized_shape);
+    check_same_dtype(op, x, param);
+    check_same_device(op, x, param);
+  }
+  return numel(normalized_shape);
+}
+
+Tensor rows_of(const Tensor& x, int64_t D) {
+  Tensor dense = as_contiguous(x);
+  return as_strided(dense, {D == 0 ? 0 : dense.numel() / D, D}, {D, 1}, dense.offset());
+}
+
+Tensor maybe_empty(bool wanted, const Shape& shape, TensorOptions options) {
+  return wanted ? zeros(shape, options) : Tensor();
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  const int64_t D = check_norm("layer_norm", x, normalized_shape, weight, "weight");
+  check_norm("layer_norm", x, normalized_shape, bias, "bias");
+  Tensor rows = rows_of(x, D);
+  const int64_t N = rows.shape()[0];
+  Tensor y = Tensor::empty(rows.shape(), x.options());
+  Tensor mean = Tensor::empty({N}, x.options()), rstd = Tensor::empty({N}, x.options());
+  cpu::layer_norm_forward(y, mean, rstd, rows, weight, bias, eps);
+  return record(kLayerNorm, y.reshape(x.shape()), {x, weight, bias},
+                [rows = save(rows, kLayerNorm), w = save(weight, kLayerNorm), mean, rstd, shape = x.shape(),
+                 normalized_shape](
+                    const Tensor& g, const Needs& need) {
+                  Tensor xr = rows.get(), wv = w.get();
+                  Tensor grad_x = need[0] ? Tensor::empty(xr.shape(), g.options()) : Tensor();
+                  Tensor grad_w = maybe_empty(need[1], normalized_shape, g.options());
+                  Tensor grad_b = maybe_empty(need[2], normalized_shape, g.options());
+                  cpu::layer_norm_backward(grad_x, grad_w, grad_b, rows_of(g, xr.shape()[1]), xr, wv, mean, rstd);
+                  return TensorList{need[0] ? grad_x.reshape(shape) : Tensor(), grad_w, grad_b};
+                });
+}
+
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {
+  const int64_t D = check_norm("rms_norm", x, normalized_shape, weight, "weight");
+  const double epsilon = eps.value_or(x.dtype() == DType::Float32 ? std::numeric_limits<float>::epsilon()
+                                                                  : std::numeric_limits<double>::epsilon());
+  Tensor rows = rows_of(x, D);
+  Tensor y = Tensor::empty(rows.shape(), x.options());
+  Tensor rstd = Tensor::empty({rows.shape()[0]}, x.options());
+  cpu::rms_norm_forward(y, rstd, rows, weight, epsilon);
+  return record(kRmsNorm, y.reshape(x.shape()), {x, weight},
+                [rows = save(rows, kRmsNorm), w = save(weight, kRmsNorm), rstd, shape = x.shape(), normalized_shape](
+                    const Tensor& g, const Needs& need) {
+                  Tensor xr = rows.get(), wv = w.get();
+                  Tensor grad_x = need[0] ? Tensor::empty(xr.shape(), g.options()) : Tensor();
+                  Tensor grad_w = maybe_empty(need[1], normalized_shape, g.options());
+                  cpu::rms_norm_backward(grad_x, grad_w, rows_of(g, xr.shape()[1]), xr, wv, rstd);
+                  return TensorList{need[0] ? grad_x.reshape(shape) : Tensor(), grad_w};
+                });
+}
+
+}  // namespace hcgrad

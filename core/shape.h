@@ -1,0 +1,46 @@
+// Shapes and strides. A tensor of shape [d0, d1, ..., dn-1] with strides [s0, ..., sn-1] and offset o
+// keeps element (i0, ..., in-1) at storage index o + i0*s0 + ... + in-1*sn-1. Views (transpose, slice,
+// expand, ...) only change shape, strides and offset; the bytes stay where they are.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <ostream>
+#include <vector>
+
+namespace hcgrad {
+
+// A list of sizes (or strides). Its own type so that it prints as [2,3] in error messages.
+class Shape : public std::vector<int64_t> {
+ public:
+  using std::vector<int64_t>::vector;
+  Shape(std::initializer_list<int64_t> sizes) : std::vector<int64_t>(sizes) {}
+  int64_t ndim() const { return static_cast<int64_t>(size()); }
+};
+using Strides = Shape;
+
+std::ostream& operator<<(std::ostream& out, const Shape& shape);
+
+// Number of elements: the product of the sizes (1 for a 0-d scalar, 0 if any size is 0).
+int64_t numel(const Shape& shape);
+
+// Row-major strides: the last dim is contiguous. [2,3,4] -> [12,4,1].
+Strides contiguous_strides(const Shape& shape);
+
+// True when (shape, strides) walk memory row-major without gaps. Size-1 dims may have any stride.
+bool is_contiguous(const Shape& shape, const Strides& strides);
+
+// Turns a possibly negative dim into 0..ndim-1; `op` names the caller in the error.
+// Example: normalize_dim("sum", -1, {2,3}) == 1; normalize_dim("sum", 2, {2,3}) throws IndexError.
+int64_t normalize_dim(const char* op, int64_t dim, const Shape& shape);
+// The same for an insertion point (unsqueeze, stack): valid range is -ndim-1 .. ndim.
+int64_t normalize_insert_dim(const char* op, int64_t dim, const Shape& shape);
+
+// NumPy broadcasting: align trailing dims; each pair must be equal or contain a 1.
+// broadcast_shapes("add", {2,1,3}, {4,3}) == {2,4,3}; {2,3} with {4} throws ShapeError.
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+
+// Resolves a single -1 in a reshape target from the element count; checks the counts agree.
+Shape infer_reshape(const char* op, const Shape& target, int64_t numel, const Shape& from);
+
+}  // namespace hcgrad

@@ -1,0 +1,72 @@
+// Small helpers shared by the tests.
+#pragma once
+
+#include <cmath>
+#include <sstream>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "hcgrad.h"
+
+namespace hctest {
+
+using namespace hcgrad;
+
+// Every value of t as double, in row-major order, whatever its dtype or strides.
+inline std::vector<double> values(const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); }
+
+// Largest |a - b| over two equal-length lists (infinity when the lengths differ).
+inline double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+    if (!std::isnan(a[i])) worst = std::max(worst, std::abs(a[i] - b[i]));
+  }
+  return worst;
+}
+
+inline std::string show(const std::vector<double>& v) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < v.size() && i < 24; ++i) out << (i ? ", " : "") << v[i];
+  if (v.size() > 24) out << ", ...";
+  return out.str() + ']';
+}
+
+// The result of comparing a tensor with expected values; prints its findings when a CHECK fails.
+struct Match {
+  bool ok;
+  std::string detail;
+  explicit operator bool() const { return ok; }
+};
+inline std::ostream& operator<<(std::ostream& out, const Match& m) { return out << m.detail; }
+
+// CHECK(close(t, {2, 2}, {1, 2, 3, 4})): t has this shape and values within `tol` of these.
+inline Match close(const Tensor& t, const Shape& shape, const std::vector<double>& expected, double tol = 1e-6) {
+  std::ostringstream detail;
+  if (t.shape() != shape) {
+    detail << "shape " << t.shape() << ", expected " << shape;
+    return {false, detail.str()};
+  }
+  std::vector<double> got = values(t);
+  double err = max_abs_diff(got, expected);
+  detail << "got " << show(got) << ", expected " << show(expected) << " (max error " << err << ", tol " << tol
+         << ")";
+  return {err <= tol, detail.str()};
+}
+
+// A float64 leaf that requires grad, uniform in [lo, hi); each call draws new values from a fixed stream.
+inline Tensor leaf(const Shape& shape, double lo = -1.0, double hi = 1.0) {
+  static Generator gen(42);
+  Tensor u = rand(shape, {.dtype = DType::Float64}, gen);
+  return (u * (hi - lo) + lo).detach().requires_grad_();
+}
+
+// Same values as `leaf`, but float32 and not requiring grad.
+inline Tensor data32(const Shape& shape, double lo = -1.0, double hi = 1.0) {
+  return leaf(shape, lo, hi).detach().to(DType::Float32);
+}
+
+}  // namespace hctest

@@ -1,0 +1,86 @@
+// Misuse throws hcgrad::Error subclasses whose message names the op and the offending shapes/dtypes.
+#include "helpers.h"
+
+using namespace hctest;
+
+TEST_CASE("shape errors name the op and both shapes") {
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 3}), ones({4, 5})), "matmul: shapes [2,3] and [4,5] cannot be multiplied",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 2, 3}), ones({3, 3, 4})),
+                       "matmul: batch dims [2] and [3] of shapes [2,2,3] and [3,3,4] cannot be broadcast", ShapeError);
+  CHECK_THROWS_WITH_AS(add(ones({2, 3}), ones({4})), "add: shapes [2,3] and [4] cannot be broadcast", ShapeError);
+  CHECK_THROWS_WITH_AS(mul(ones({2}), ones({3})), "mul: shapes [2] and [3] cannot be broadcast", ShapeError);
+  CHECK_THROWS_WITH_AS(where(ones({2}, {.dtype = DType::Bool}), ones({3}), ones({3})),
+                       "where: shapes [2] and [3] cannot be broadcast", ShapeError);
+  CHECK_THROWS_WITH_AS(cat({ones({2, 3}), ones({3, 3})}, 1), "cat: shapes [2,3] and [3,3] differ outside dim 1",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(stack({ones({2}), ones({3})}, 0), "stack: shapes [2] and [3] differ; stack needs equal shapes",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(ones({2, 3}).reshape({4, 2}), "reshape: cannot reshape [2,3] (6 elements) into [4,2]",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(ones({2, 3}).permute({0, 0}), "permute: [0,0] is not a permutation of the dims of shape [2,3]",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(ones({3, 1}).expand({2}), "expand: cannot expand shape [3,1] to [2]", ShapeError);
+  CHECK_THROWS_WITH_AS(ones({3, 2}).expand({3, 4}), "expand: shape [3,2] cannot be broadcast to [3,4]", ShapeError);
+  CHECK_THROWS_WITH_AS(split(ones({5}), Shape{2, 2}, 0),
+                       "split: sizes [2,2] sum to 4, but dim 0 of shape [5] has size 5", ShapeError);
+}
+
+TEST_CASE("dim and index errors") {
+  CHECK_THROWS_WITH_AS(sum(ones({2, 3}), {2}), "sum: dim 2 out of range for shape [2,3]", IndexError);
+  CHECK_THROWS_WITH_AS(softmax(ones({2, 3}), -3), "softmax: dim -3 out of range for shape [2,3]", IndexError);
+  CHECK_THROWS_WITH_AS(sum(ones({2, 3}), {1, -1}), "sum: dim -1 appears twice in [1,-1]", ShapeError);
+  CHECK_THROWS_WITH_AS(ones({4, 3}).narrow(0, 3, 2), "narrow: window [3, 5) out of range for dim 0 of shape [4,3]",
+                       IndexError);
+  CHECK_THROWS_WITH_AS(embedding(from_vector<int64_t>({1, 300}), ones({256, 8})),
+                       "embedding: index 300 out of range for weight [256,8] (valid: 0..255)", IndexError);
+  CHECK_THROWS_WITH_AS(index_select(ones({4, 3}), 1, from_vector<int64_t>({3})),
+                       "index_select: index 3 out of range for dim of shape [4,3] (valid: 0..2)", IndexError);
+  CHECK_THROWS_WITH_AS(cross_entropy(ones({2, 5}), from_vector<int64_t>({0, 5})),
+                       "cross_entropy: target 5 at row 1 out of range for 5 classes (logits [2,5])", IndexError);
+  CHECK_THROWS_WITH_AS(max(zeros({2, 0}), {1}), "max: cannot reduce over zero elements (shape [2,0])", ShapeError);
+}
+
+TEST_CASE("dtype errors name both dtypes") {
+  Tensor f32 = ones({2}), f64 = ones({2}, {.dtype = DType::Float64});
+  CHECK_THROWS_WITH_AS(add(f32, f64),
+                       "add: dtypes float32 and float64 differ (shapes [2] and [2]); convert one with .to(dtype)",
+                       DTypeError);
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 2}), ones({2, 2}, {.dtype = DType::Float64})),
+                       "matmul: dtypes float32 and float64 differ (shapes [2,2] and [2,2]); convert one with .to(dtype)",
+                       DTypeError);
+  CHECK_THROWS_WITH_AS(exp(arange(3)), "exp: expected a floating dtype (float32, float64), got int64 for shape [3]",
+                       DTypeError);
+  CHECK_THROWS_WITH_AS(embedding(ones({2}), ones({4, 2})), "embedding: indices must be int64, got float32 for shape [2]",
+                       DTypeError);
+  CHECK_THROWS_WITH_AS(cross_entropy(ones({2, 3}), ones({2})),
+                       "cross_entropy: targets must be int64 class indices, got float32 for shape [2]", DTypeError);
+  CHECK_THROWS_WITH_AS(where(ones({2}), ones({2}), ones({2})), "where: condition must be bool, got float32 for shape [2]",
+                       DTypeError);
+}
+
+TEST_CASE("norm and loss shape errors") {
+  CHECK_THROWS_WITH_AS(layer_norm(ones({2, 3}), {4}),
+                       "layer_norm: normalized_shape [4] does not match the last dims of input [2,3]", ShapeError);
+  CHECK_THROWS_WITH_AS(layer_norm(ones({2, 3}), {3}, ones({2})),
+                       "layer_norm: weight has shape [2], expected normalized_shape [3]", ShapeError);
+  CHECK_THROWS_WITH_AS(rms_norm(ones({2, 3}), {2}), "rms_norm: normalized_shape [2] does not match the last dims of input [2,3]",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(cross_entropy(ones({2, 3, 4}), from_vector<int64_t>({0, 1})),
+                       "cross_entropy: expected logits [N,C] and targets [N], got [2,3,4] and [2]; flatten them with "
+                       "reshape({-1, C}) and reshape({-1})",
+                       ShapeError);
+}
+
+TEST_CASE("device errors: CUDA is not in this build") {
+  CHECK_THROWS_WITH_AS(zeros({2}, {.device = Device::cuda(0)}), "storage: device cuda:0 is not available in this build",
+                       DeviceError);
+  CHECK_THROWS_WITH_AS(ones({2}).to(Device::cuda(0)), "to: device cuda:0 is not available in this build", DeviceError);
+}
+
+TEST_CASE("every error derives from hcgrad::Error") {
+  CHECK_THROWS_AS(matmul(ones({2, 3}), ones({4, 5})), Error);
+  CHECK_THROWS_AS(exp(arange(2)), Error);
+  CHECK_THROWS_AS(sum(ones({2}), {5}), Error);
+  CHECK_THROWS_AS(Tensor().shape(), Error);
+}

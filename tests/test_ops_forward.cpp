@@ -1,0 +1,278 @@
+// Forward values of every op, against expectations computed independently in the test (plain loops in
+// double, or values worked out by hand). Gradients are checked in test_gradcheck.cpp.
+#include <cmath>
+#include <limits>
+
+#include "helpers.h"
+
+using namespace hctest;
+
+namespace {
+
+// Row-major [rows, cols] values of a tensor as a nested-index helper.
+struct Mat {
+  std::vector<double> v;
+  int64_t rows, cols;
+  double operator()(int64_t r, int64_t c) const { return v[r * cols + c]; }
+};
+
+std::vector<double> naive_matmul(const std::vector<double>& a, const std::vector<double>& b, int64_t n, int64_t k,
+                                 int64_t m) {
+  std::vector<double> c(n * m, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j)
+      for (int64_t p = 0; p < k; ++p) c[i * m + j] += a[i * k + p] * b[p * m + j];
+  return c;
+}
+
+Tensor seq(const Shape& shape, DType dtype = DType::Float32) {
+  return arange(0.0, static_cast<double>(numel(shape)), 1.0, {.dtype = dtype}).reshape(shape);
+}
+
+}  // namespace
+
+TEST_CASE("binary ops broadcast like NumPy") {
+  Tensor a = seq({2, 1, 3});                  // a[i,0,k] = 3i + k
+  Tensor b = tensor({10, 20, 30, 40}, {4, 1});  // b[j,0] = 10(j+1)
+  std::vector<double> sum_expected, prod_expected, sub_expected, div_expected;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int k = 0; k < 3; ++k) {
+        double x = 3 * i + k, y = 10 * (j + 1);
+        sum_expected.push_back(x + y);
+        prod_expected.push_back(x * y);
+        sub_expected.push_back(x - y);
+        div_expected.push_back(x / y);
+      }
+  CHECK(close(a + b, {2, 4, 3}, sum_expected));
+  CHECK(close(a * b, {2, 4, 3}, prod_expected));
+  CHECK(close(a - b, {2, 4, 3}, sub_expected));
+  CHECK(close(a / b, {2, 4, 3}, div_expected, 1e-7));
+  CHECK(close(2.0 * a - 1.0, {2, 1, 3}, {-1, 1, 3, 5, 7, 9}));
+  CHECK(close(1.0 / (a + 1.0), {2, 1, 3}, {1, 0.5, 1.0 / 3, 0.25, 0.2, 1.0 / 6}, 1e-7));
+  CHECK(close(-a, {2, 1, 3}, {0, -1, -2, -3, -4, -5}));
+}
+
+TEST_CASE("binary ops on non-contiguous operands") {
+  Tensor m = seq({3, 4});
+  Tensor t = m.t();  // [4,3], t[i,j] = m[j,i] = 4j + i
+  std::vector<double> expected;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j) expected.push_back((4 * j + i) * 2.0);
+  CHECK(close(t + t, {4, 3}, expected));
+  Tensor every_other = m.slice(1, 0, 4, 2);  // columns 0 and 2
+  CHECK(close(every_other * every_other, {3, 2}, {0, 4, 16, 36, 64, 100}));
+}
+
+TEST_CASE("unary ops match their formulas") {
+  const std::vector<double> xs = {-2.5, -1.0, -0.25, 0.0, 0.3, 1.0, 4.0};
+  Tensor x = from_vector(xs).to(DType::Float64);
+  auto apply = [&](double (*f)(double)) {
+    std::vector<double> out;
+    for (double v : xs) out.push_back(f(v));
+    return out;
+  };
+  const Shape s{7};
+  CHECK(close(neg(x), s, apply([](double v) { return -v; })));
+  CHECK(close(exp(x), s, apply([](double v) { return std::exp(v); }), 1e-12));
+  CHECK(close(tanh(x), s, apply([](double v) { return std::tanh(v); }), 1e-12));
+  CHECK(close(abs(x), s, apply([](double v) { return std::fabs(v); })));
+  CHECK(close(sigmoid(x), s, apply([](double v) { return 1.0 / (1.0 + std::exp(-v)); }), 1e-12));
+  CHECK(close(relu(x), s, apply([](double v) { return v > 0 ? v : 0.0; })));
+  CHECK(close(silu(x), s, apply([](double v) { return v / (1.0 + std::exp(-v)); }), 1e-12));
+  // GELU, tanh approximation (PyTorch's approximate='tanh'); gelu(1) = 0.8411919906082768.
+  CHECK(close(gelu(x), s, apply([](double v) {
+          return 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+        }), 1e-12));
+  CHECK(gelu(tensor({1.0}, {1}, {.dtype = DType::Float64})).item() == doctest::Approx(0.8411919906082768).epsilon(1e-12));
+
+  Tensor p = tensor({0.25, 1.0, 4.0, 9.0}, {4}, {.dtype = DType::Float64});
+  CHECK(close(log(p), {4}, {std::log(0.25), 0.0, std::log(4.0), std::log(9.0)}, 1e-12));
+  CHECK(close(sqrt(p), {4}, {0.5, 1, 2, 3}, 1e-12));
+  CHECK(close(rsqrt(p), {4}, {2, 1, 0.5, 1.0 / 3}, 1e-12));
+  CHECK(close(pow(p, 2.0), {4}, {0.0625, 1, 16, 81}, 1e-12));
+  CHECK(close(pow(p, 0.5), {4}, {0.5, 1, 2, 3}, 1e-12));
+  CHECK(close(pow(p, -1.0), {4}, {4, 1, 0.25, 1.0 / 9}, 1e-12));
+  CHECK(close(clamp(x, -1.0, 1.0), s, {-1, -1, -0.25, 0, 0.3, 1, 1}));
+  CHECK(close(clamp(x, std::nullopt, 0.0), s, {-2.5, -1, -0.25, 0, 0, 0, 0}));
+}
+
+TEST_CASE("unary ops in float32 on a large tensor agree with double") {
+  Tensor x = data32({1000, 70}, -4, 4);  // big enough to run in parallel chunks
+  std::vector<double> xv = values(x), expected;
+  for (double v : xv) expected.push_back(std::tanh(v));
+  CHECK(close(tanh(x), {1000, 70}, expected, 1e-6));
+}
+
+TEST_CASE("comparisons, where and masked_fill") {
+  Tensor a = tensor({1, 2, 3, 4}, {2, 2});
+  Tensor b = tensor({2, 2}, {2});
+  CHECK(close(lt(a, b), {2, 2}, {1, 0, 0, 0}));
+  CHECK(close(le(a, b), {2, 2}, {1, 1, 0, 0}));
+  CHECK(close(eq(a, b), {2, 2}, {0, 1, 0, 0}));
+  CHECK(close(ne(a, b), {2, 2}, {1, 0, 1, 1}));
+  CHECK(close(gt(a, b), {2, 2}, {0, 0, 1, 1}));
+  CHECK(close(ge(a, b), {2, 2}, {0, 1, 1, 1}));
+  CHECK(lt(a, b).dtype() == DType::Bool);
+  CHECK(close(where(gt(a, b), a, -a), {2, 2}, {-1, -2, 3, 4}));
+  Tensor causal = gt(arange(3).unsqueeze(0), arange(3).unsqueeze(1));  // [i,j]: j > i
+  CHECK(close(masked_fill(ones({3, 3}), causal, -1e9), {3, 3}, {1, -1e9, -1e9, 1, 1, -1e9, 1, 1, 1}));
+}
+
+TEST_CASE("sum, mean, max, min over dims") {
+  Tensor x = seq({2, 3, 4});  // x[i,j,k] = 12i + 4j + k
+  CHECK(sum(x).item() == 276.0);
+  CHECK(sum(x).shape() == Shape{});
+  std::vector<double> over_j;  // sum over dim 1
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 4; ++k) over_j.push_back(3 * (12 * i + k) + 4 * (0 + 1 + 2));
+  CHECK(close(sum(x, {1}), {2, 4}, over_j));
+  CHECK(close(sum(x, {1}, true), {2, 1, 4}, over_j));
+  CHECK(close(sum(x, {0, 2}), {3}, {60, 92, 124}));  // 4*(0+12) + 2*4*4j + 2*(0+1+2+3)
+  CHECK(close(sum(x, {-1, 0}), {3}, values(sum(x, {0, 2}))));
+  CHECK(close(mean(x, {2}), {2, 3}, {1.5, 5.5, 9.5, 13.5, 17.5, 21.5}));
+  CHECK(mean(x).item() == doctest::Approx(11.5));
+  CHECK(close(max(x, {1}), {2, 4}, {8, 9, 10, 11, 20, 21, 22, 23}));
+  CHECK(close(min(x, {0, 1}, true), {1, 1, 4}, {0, 1, 2, 3}));
+  CHECK(close(max(x.transpose(0, 2), {0}), {3, 2}, {3, 15, 7, 19, 11, 23}));
+  CHECK(close(argmax(tensor({3, 9, 9, 1, 0, 2}, {2, 3}), 1), {2}, {1, 2}));
+  // NaN propagates through max, as in PyTorch.
+  Tensor with_nan = tensor({1, NAN, 3}, {3});
+  CHECK(std::isnan(max(with_nan).item()));
+  CHECK(std::isnan(sum(with_nan).item()));
+}
+
+TEST_CASE("a long sum is accurate and cut into fixed blocks") {
+  const int64_t n = 1 << 20;
+  Tensor x = ones({n});
+  CHECK(sum(x).item() == static_cast<double>(n));  // exact in float32 thanks to blockwise partial sums
+  Tensor r = data32({n});
+  double reference = 0;
+  for (double v : values(r)) reference += v;
+  CHECK(sum(r).item() == doctest::Approx(reference).epsilon(1e-5));
+}
+
+TEST_CASE("logsumexp is stable") {
+  Tensor x = tensor({1000, 1000, -1000, 0, 1, 2}, {2, 3}, {.dtype = DType::Float64});
+  double row1 = std::log(std::exp(0.0) + std::exp(1.0) + std::exp(2.0));
+  CHECK(close(logsumexp(x, {1}), {2}, {1000 + std::log(2.0), row1}, 1e-9));
+  Tensor neg_inf = full({3}, -INFINITY);
+  CHECK(std::isinf(logsumexp(neg_inf, {0}).item()));
+}
+
+TEST_CASE("matmul matches a naive triple loop") {
+  SUBCASE("2-d, sizes across the row-block boundary") {
+    Tensor a = data32({130, 70}), b = data32({70, 90});
+    CHECK(close(matmul(a, b), {130, 90}, naive_matmul(values(a), values(b), 130, 70, 90), 1e-4));
+  }
+  SUBCASE("transposed operands are read in place") {
+    Tensor at = data32({7, 5}).t(), bt = data32({3, 7}).t();  // [5,7] and [7,3], column-major
+    CHECK(close(matmul(at, bt), {5, 3}, naive_matmul(values(at), values(bt), 5, 7, 3), 1e-5));
+  }
+  SUBCASE("batched with broadcast batch dims") {
+    Tensor a = data32({2, 1, 3, 4}), b = data32({5, 4, 2});
+    Tensor c = matmul(a, b);
+    REQUIRE(c.shape() == Shape{2, 5, 3, 2});
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 5; ++j)
+        CHECK(close(c.select(0, i).select(0, j), {3, 2},
+                    naive_matmul(values(a.select(0, i).select(0, 0)), values(b.select(0, j)), 3, 4, 2), 1e-5));
+  }
+  SUBCASE("a batch folded into rows: [B,T,C] @ [C,D]") {
+    Tensor a = data32({3, 4, 5}), b = data32({5, 6});
+    CHECK(close(matmul(a, b), {3, 4, 6}, naive_matmul(values(a), values(b), 12, 5, 6), 1e-5));
+  }
+  SUBCASE("vectors") {
+    Tensor v = tensor({1, 2, 3}, {3}), m = seq({3, 2});
+    CHECK(close(matmul(v, m), {2}, {0 + 2 * 2 + 3 * 4, 1 + 2 * 3 + 3 * 5}));
+    CHECK(close(matmul(m.t(), v), {2}, {16, 22}));
+    CHECK(close(matmul(v, v), {}, {14}));
+  }
+  SUBCASE("float64 and an empty inner dim") {
+    Tensor a = seq({2, 3}, DType::Float64), b = seq({3, 2}, DType::Float64);
+    CHECK(close(matmul(a, b), {2, 2}, {10, 13, 28, 40}, 0));
+    CHECK(close(matmul(zeros({2, 0}), zeros({0, 3})), {2, 3}, std::vector<double>(6, 0.0)));
+  }
+}
+
+TEST_CASE("softmax and log_softmax") {
+  Tensor x = tensor({1, 2, 3, 1000, 1000, 1000}, {2, 3}, {.dtype = DType::Float64});
+  double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  CHECK(close(softmax(x, 1), {2, 3}, {std::exp(1.0) / z, std::exp(2.0) / z, std::exp(3.0) / z, 1. / 3, 1. / 3, 1. / 3},
+              1e-12));
+  CHECK(close(log_softmax(x, -1), {2, 3}, {1 - std::log(z), 2 - std::log(z), 3 - std::log(z), -std::log(3.0),
+                                           -std::log(3.0), -std::log(3.0)}, 1e-12));
+  // Over dim 0 of a [2,3]: each column is a pair.
+  Tensor y = tensor({0, 1, 2, 0, 1, 2}, {2, 3}, {.dtype = DType::Float64});
+  CHECK(close(softmax(y, 0), {2, 3}, std::vector<double>(6, 0.5), 1e-12));
+  Tensor big = data32({64, 300}, -5, 5);
+  CHECK(close(sum(softmax(big, 1), {1}), {64}, std::vector<double>(64, 1.0), 1e-5));
+}
+
+TEST_CASE("cat, stack, split, chunk") {
+  Tensor a = seq({2, 2}), b = tensor({9, 8}, {2, 1});
+  CHECK(close(cat({a, b}, 1), {2, 3}, {0, 1, 9, 2, 3, 8}));
+  CHECK(close(cat({a, a}, 0), {4, 2}, {0, 1, 2, 3, 0, 1, 2, 3}));
+  CHECK(close(stack({a, a * 2.0}, 0), {2, 2, 2}, {0, 1, 2, 3, 0, 2, 4, 6}));
+  CHECK(close(stack({a, a * 2.0}, 2), {2, 2, 2}, {0, 0, 1, 2, 2, 4, 3, 6}));
+  auto pieces = split(seq({5}), 2, 0);
+  REQUIRE(pieces.size() == 3);
+  CHECK(close(pieces[2], {1}, {4}));
+  auto uneven = split(seq({2, 5}), Shape{1, 4}, 1);
+  CHECK(close(uneven[1], {2, 4}, {1, 2, 3, 4, 6, 7, 8, 9}));
+  auto chunks = chunk(seq({6}), 3, 0);
+  REQUIRE(chunks.size() == 3);
+  CHECK(close(chunks[1], {2}, {2, 3}));
+  CHECK(chunks[1].storage() == chunks[0].storage());  // views, not copies
+}
+
+TEST_CASE("index_select and embedding gather rows") {
+  Tensor w = seq({4, 3});
+  Tensor idx = from_vector<int64_t>({2, 0, 2});
+  CHECK(close(index_select(w, 0, idx), {3, 3}, {6, 7, 8, 0, 1, 2, 6, 7, 8}));
+  CHECK(close(index_select(w, 1, from_vector<int64_t>({1})), {4, 1}, {1, 4, 7, 10}));
+  Tensor ids = from_vector<int64_t>({3, 1, 1, 0}, {2, 2});
+  CHECK(close(embedding(ids, w), {2, 2, 3}, {9, 10, 11, 3, 4, 5, 3, 4, 5, 0, 1, 2}));
+}
+
+TEST_CASE("cross_entropy equals -log softmax at the target") {
+  Tensor logits = tensor({2, 1, 0.1, 0.5, 2.5, 0.3, 1000, 0, 0}, {3, 3}, {.dtype = DType::Float64});
+  std::vector<int64_t> t = {0, 1, 0};
+  std::vector<double> per_row;
+  Mat L{values(logits), 3, 3};
+  for (int n = 0; n < 3; ++n) {
+    double m = std::max({L(n, 0), L(n, 1), L(n, 2)});
+    double lse = m + std::log(std::exp(L(n, 0) - m) + std::exp(L(n, 1) - m) + std::exp(L(n, 2) - m));
+    per_row.push_back(lse - L(n, t[n]));
+  }
+  Tensor targets = from_vector(t);
+  CHECK(close(cross_entropy(logits, targets, {.reduction = Reduction::None}), {3}, per_row, 1e-12));
+  CHECK(cross_entropy(logits, targets).item() == doctest::Approx((per_row[0] + per_row[1] + per_row[2]) / 3));
+  CHECK(cross_entropy(logits, targets, {.reduction = Reduction::Sum}).item() ==
+        doctest::Approx(per_row[0] + per_row[1] + per_row[2]));
+  // Ignored rows count neither in the sum nor in the mean's denominator.
+  Tensor some_ignored = from_vector<int64_t>({0, -100, 0});
+  CHECK(cross_entropy(logits, some_ignored).item() == doctest::Approx((per_row[0] + per_row[2]) / 2));
+  CHECK(std::isnan(cross_entropy(logits, from_vector<int64_t>({-100, -100, -100})).item()));  // 0/0, as PyTorch
+}
+
+TEST_CASE("layer_norm and rms_norm match their definitions") {
+  Tensor x = data32({5, 8}, -3, 3);
+  Tensor w = data32({8}), b = data32({8});
+  Mat X{values(x), 5, 8};
+  std::vector<double> wv = values(w), bv = values(b), ln, rms;
+  for (int r = 0; r < 5; ++r) {
+    double mean = 0, var = 0, ms = 0;
+    for (int i = 0; i < 8; ++i) mean += X(r, i) / 8;
+    for (int i = 0; i < 8; ++i) var += (X(r, i) - mean) * (X(r, i) - mean) / 8;
+    for (int i = 0; i < 8; ++i) ms += X(r, i) * X(r, i) / 8;
+    for (int i = 0; i < 8; ++i) ln.push_back((X(r, i) - mean) / std::sqrt(var + 1e-5) * wv[i] + bv[i]);
+    for (int i = 0; i < 8; ++i) rms.push_back(X(r, i) / std::sqrt(ms + 1e-6) * wv[i]);
+  }
+  CHECK(close(layer_norm(x, {8}, w, b), {5, 8}, ln, 1e-5));
+  CHECK(close(rms_norm(x, {8}, w, 1e-6), {5, 8}, rms, 1e-5));
+  // Without affine parameters each row has mean 0 and variance 1.
+  Tensor y = layer_norm(x.reshape({5, 2, 4}), {2, 4});
+  CHECK(close(mean(y, {1, 2}), {5}, std::vector<double>(5, 0.0), 1e-6));
+  CHECK(close(mean(y * y, {1, 2}), {5}, std::vector<double>(5, 1.0), 1e-4));
+}
