@@ -1,7 +1,10 @@
 // Matrix multiplication on Eigen's GEMM. Each operand matrix is handed to Eigen as a Map over the tensor's
 // own memory, row-major or column-major as its strides say, so a transposed view (x.t()) costs no copy.
 // Parallelism: the (batch, block of rows) pairs run as independent single-threaded Eigen GEMMs on oneTBB.
-// Row blocks have a fixed size, so the result does not depend on the thread count.
+// With few batch entries the rows are split into about one block per thread: each block packs B once,
+// so fewer, larger blocks waste less. Every output element is still one dot product summed in the same
+// order (Eigen's depth blocking depends on k, not on the number of rows), so results match across thread
+// counts; tests/test_parallel.cpp checks it.
 #include <vector>
 
 #include <Eigen/Core>
@@ -9,12 +12,13 @@
 #include "core/cpu/kernels.h"
 #include "core/cpu/parallel.h"
 #include "core/dispatch.h"
+#include "core/parallel.h"
 
 namespace hcgrad::cpu {
 
 namespace {
 
-constexpr int64_t kRowBlock = 128;             // rows of the output per task
+constexpr int64_t kMinRowBlock = 64;           // smaller blocks spend more time packing than multiplying
 constexpr int64_t kSerialFlops = 1 << 20;      // below this, one thread does everything
 
 enum class Layout { RowMajor, ColMajor };
@@ -101,8 +105,11 @@ void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
   const int64_t batch = out.numel() / (n * m);
   const Operand A = prepare(a_in), B = prepare(b_in);
   const std::vector<int64_t> a_offsets = batch_offsets(A.t, batch), b_offsets = batch_offsets(B.t, batch);
-  const int64_t blocks = (n + kRowBlock - 1) / kRowBlock, tasks = batch * blocks;
   const bool serial = 2.0 * static_cast<double>(n) * m * k * batch < kSerialFlops;
+  const int64_t threads = serial ? 1 : num_threads();
+  const int64_t blocks_wanted = std::max<int64_t>(1, (threads + batch - 1) / batch);
+  const int64_t row_block = std::max(kMinRowBlock, (n + blocks_wanted - 1) / blocks_wanted);
+  const int64_t blocks = (n + row_block - 1) / row_block, tasks = batch * blocks;
 
   dispatch_floating("matmul", out.dtype(), [&]<class T>() {
     const T* a = static_cast<const T*>(A.t.raw_data());
@@ -110,9 +117,9 @@ void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
     T* c = out.data<T>();
     auto run = [&](int64_t t0, int64_t t1) {
       for (int64_t task = t0; task < t1; ++task) {
-        const int64_t i = task / blocks, r0 = (task % blocks) * kRowBlock;
+        const int64_t i = task / blocks, r0 = (task % blocks) * row_block;
         gemm_block<T>(a + a_offsets[i], A, b + b_offsets[i], B, c + i * n * m, n, k, m, r0,
-                      std::min(n, r0 + kRowBlock));
+                      std::min(n, r0 + row_block));
       }
     };
     if (serial) run(0, tasks);

@@ -1,0 +1,34 @@
+// The reference for bench_matmul: plain Eigen, C = A * B in f32, threaded by Eigen itself (OpenMP),
+// nothing of hcgrad. Prints `gflops=<x>` on its last line.
+//
+//   build/bench/bench_eigen_gemm [n k m] [threads]
+#include <cstdio>
+#include <cstdlib>
+
+#include <Eigen/Core>
+
+#include "bench/timing.h"
+
+int main(int argc, char** argv) {
+  int n = 2048, k = 512, m = 512, threads = 2;
+  if (argc >= 4) {
+    n = std::atoi(argv[1]);
+    k = std::atoi(argv[2]);
+    m = std::atoi(argv[3]);
+  }
+  if (argc >= 5) threads = std::atoi(argv[4]);
+  if (n <= 0 || k <= 0 || m <= 0 || threads <= 0) {
+    std::fprintf(stderr, "usage: bench_eigen_gemm [n k m] [threads]  (all positive)\n");
+    return 2;
+  }
+  using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::setNbThreads(threads);
+  Matrix a = Matrix::Random(n, k), b = Matrix::Random(k, m), c(n, m);
+  const int repeats = 30;
+  const double seconds = median_seconds([&] { c.noalias() = a * b; }, repeats, /*warmup=*/20);
+  const double gflops = 2.0 * n * k * m / seconds / 1e9;
+  std::printf("plain Eigen f32 [%d,%d] @ [%d,%d], %d threads: %.3f ms, median of %d\n", n, k, k, m,
+              Eigen::nbThreads(), 1e3 * seconds, repeats);
+  std::printf("gflops=%.1f\n", gflops);
+  return 0;
+}

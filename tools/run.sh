@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# hcgrad's entry point: installs the Debian packages the build needs (when missing), configures and
+# builds, then runs one job.
+#
+#   bash tools/run.sh demo       the main job: train the MLP demo and print the falling loss
+#   bash tools/run.sh test       the whole test suite (CTest over the doctest cases)
+#   bash tools/run.sh sanitize   the suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer
+#   bash tools/run.sh bench      the GEMM benchmark (hcgrad matmul against plain Eigen)
+#
+# Builds go to build/ (Release: -O3 and this machine's vector ISA) and build-asan/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(cmake make g++ libeigen3-dev libtbb-dev doctest-dev)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+die() {
+  echo "hcgrad: $*" >&2
+  exit 1
+}
+
+ensure_packages() {
+  command -v dpkg-query >/dev/null || die "this set-up needs a Debian-like system (dpkg, apt-get); install these \
+packages or their equivalents yourself, then run cmake as in README.md: ${packages[*]}"
+  local missing=() p
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "missing packages (${missing[*]}) and no sudo to install them; run as root: \
+apt-get install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  echo "hcgrad: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; then
+    "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" ||
+      die "could not install ${missing[*]} with apt-get; install them and rerun"
+  fi
+}
+
+# build DIR [cmake options...]
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" "$@" >/dev/null || die "cmake could not configure $dir (see the messages above)"
+  cmake --build "$dir" -j "$jobs" || die "the build in $dir failed (see the messages above)"
+}
+
+job=${1:-}
+case "$job" in
+  demo)
+    ensure_packages
+    build build -DCMAKE_BUILD_TYPE=Release
+    build/examples/mlp_demo "${@:2}"
+    ;;
+  test)
+    ensure_packages
+    build build -DCMAKE_BUILD_TYPE=Release
+    ctest --test-dir build --output-on-failure -j "$jobs"
+    ;;
+  sanitize)
+    ensure_packages
+    # -O1 keeps the sanitized build quick to compile and the suite quick to run.
+    build build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DHCGRAD_SANITIZE=ON \
+      -DHCGRAD_BUILD_BENCH=OFF
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --test-dir build-asan --output-on-failure -j "$jobs"
+    build-asan/examples/mlp_demo 300
+    ;;
+  bench)
+    ensure_packages
+    build build -DCMAKE_BUILD_TYPE=Release
+    bash bench/matmul.sh build "${@:2}"
+    ;;
+  *)
+    echo "usage: bash tools/run.sh demo|test|sanitize|bench" >&2
+    exit 2
+    ;;
+esac
