@@ -2,25 +2,12 @@
 // nothing of hcgrad. Prints `gflops=<x>` on its last line.
 //
 //   build/bench/bench_eigen_gemm [n k m] [threads]
-#include <cstdio>
-#include <cstdlib>
-
 #include <Eigen/Core>
 
-#include "bench/timing.h"
+#include "bench/bench_util.h"
 
 int main(int argc, char** argv) {
-  int n = 2048, k = 512, m = 512, threads = 2;
-  if (argc >= 4) {
-    n = std::atoi(argv[1]);
-    k = std::atoi(argv[2]);
-    m = std::atoi(argv[3]);
-  }
-  if (argc >= 5) threads = std::atoi(argv[4]);
-  if (n <= 0 || k <= 0 || m <= 0 || threads <= 0) {
-    std::fprintf(stderr, "usage: bench_eigen_gemm [n k m] [threads]  (all positive)\n");
-    return 2;
-  }
+  const auto [n, k, m, threads] = parse_gemm_args(argc, argv, "bench_eigen_gemm");
   using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::setNbThreads(threads);
   Matrix a = Matrix::Random(n, k), b = Matrix::Random(k, m), c(n, m);

@@ -3,26 +3,13 @@
 //   build/bench/bench_matmul [n k m] [threads]        (default: 2048 512 512, 2 threads)
 //
 // bench/matmul.sh runs it beside bench_eigen_gemm (plain Eigen, same shapes and threads).
-#include <cstdio>
-#include <cstdlib>
-
-#include "bench/timing.h"
+#include "bench/bench_util.h"
 #include "hcgrad.h"
 
 using namespace hcgrad;
 
 int main(int argc, char** argv) {
-  int n = 2048, k = 512, m = 512, threads = 2;
-  if (argc >= 4) {
-    n = std::atoi(argv[1]);
-    k = std::atoi(argv[2]);
-    m = std::atoi(argv[3]);
-  }
-  if (argc >= 5) threads = std::atoi(argv[4]);
-  if (n <= 0 || k <= 0 || m <= 0 || threads <= 0) {
-    std::fprintf(stderr, "usage: bench_matmul [n k m] [threads]  (all positive)\n");
-    return 2;
-  }
+  const auto [n, k, m, threads] = parse_gemm_args(argc, argv, "bench_matmul");
   set_num_threads(threads);
   Generator gen(0);
   Tensor a = randn({n, k}, {}, gen), b = randn({k, m}, {}, gen);

@@ -2,18 +2,10 @@
 // Each forward is followed by its backward rule.
 #include <limits>
 
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
 #include "core/creation.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::save;
-using autograd::TensorList;
 
 namespace {
 

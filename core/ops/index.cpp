@@ -1,16 +1,9 @@
 // Gathering rows by index. Forward copies the picked slices; backward scatter-adds the gradient back
 // (an index picked twice receives both gradients).
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
 #include "core/creation.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::TensorList;
 
 namespace {
 

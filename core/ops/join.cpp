@@ -1,16 +1,9 @@
 // Joining and splitting along a dim.
 //   cat:   copies each input into its window of the output; backward hands each input its window of dL/dout.
 //   stack: unsqueeze + cat.   split/chunk: narrow views (differentiable through narrow).
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::TensorList;
 
 namespace {
 const OpName kCat{"cat"};

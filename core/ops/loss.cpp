@@ -1,17 +1,9 @@
 // cross_entropy(logits [N, C], targets [N]): the fused, numerically stable form of
 // nll_loss(log_softmax(logits), targets), with ignore_index and mean / sum / none reduction.
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
 #include "core/creation.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::save;
-using autograd::TensorList;
 
 namespace {
 const OpName kCrossEntropy{"cross_entropy"};

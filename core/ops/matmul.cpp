@@ -1,17 +1,9 @@
 // matmul: [..., n, k] @ [..., k, m] -> [..., n, m] with broadcast batch dims (torch.matmul semantics).
 //   backward: dA = dC @ B^T,  dB = A^T @ dC   (then summed over broadcast batch dims by record())
 // B^T and A^T are transposed views: the GEMM kernel reads them in place.
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::save;
-using autograd::TensorList;
 
 namespace {
 const OpName kMatmul{"matmul"};

@@ -4,19 +4,11 @@
 #include <algorithm>
 #include <limits>
 
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
 #include "core/creation.h"
 #include "core/dispatch.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::save;
-using autograd::TensorList;
 
 namespace {
 

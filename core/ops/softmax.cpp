@@ -2,17 +2,9 @@
 // swapped to the end (a transposed view, copied to contiguous rows) and swapped back afterwards.
 //   softmax backward:     dx = y * (dy - sum(dy * y))
 //   log_softmax backward: dx = dy - softmax(x) * sum(dy)
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::save;
-using autograd::TensorList;
 
 namespace {
 

@@ -5,17 +5,10 @@
 //   squeeze/unsqueeze -> reshape back     contiguous/clone -> identity     to(dtype) -> convert back
 #include <numeric>
 
-#include "autograd/node.h"
-#include "core/cpu/kernels.h"
 #include "core/creation.h"
-#include "core/ops.h"
+#include "core/ops/op.h"
 
 namespace hcgrad {
-
-using autograd::Needs;
-using autograd::OpName;
-using autograd::record;
-using autograd::TensorList;
 
 namespace {
 const OpName kView{"view"};

@@ -1,0 +1,15 @@
+// What every op file needs: the op catalogue, the CPU kernels, and the autograd pieces used to record a
+// backward rule (see autograd/node.h). Included by core/ops/*.cpp only.
+#pragma once
+
+#include "autograd/node.h"
+#include "core/cpu/kernels.h"
+#include "core/ops.h"
+
+namespace hcgrad {
+using autograd::Needs;
+using autograd::OpName;
+using autograd::record;
+using autograd::save;
+using autograd::TensorList;
+}  // namespace hcgrad
