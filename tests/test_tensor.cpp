@@ -74,6 +74,9 @@ TEST_CASE("printing shows values, shape and dtype") {
   std::ostringstream ints;
   ints << arange(3);
   CHECK(ints.str() == "tensor([0, 1, 2], shape=[3], dtype=int64)");
+  std::ostringstream exact;
+  exact << from_vector<int64_t>({(int64_t{1} << 62) + 1});
+  CHECK(exact.str() == "tensor([4611686018427387905], shape=[1], dtype=int64)");
   std::ostringstream big;
   big << arange(2000);
   CHECK(big.str() == "tensor([   0,    1,    2, ..., 1997, 1998, 1999], shape=[2000], dtype=int64)");
