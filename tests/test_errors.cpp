@@ -83,4 +83,7 @@ TEST_CASE("every error derives from hcgrad::Error") {
   CHECK_THROWS_AS(exp(arange(2)), Error);
   CHECK_THROWS_AS(sum(ones({2}), {5}), Error);
   CHECK_THROWS_AS(Tensor().shape(), Error);
+  CHECK_THROWS_WITH_AS(add(Tensor(), ones({1})), "add: an input is an undefined tensor (default-constructed Tensor)",
+                       Error);
+  CHECK_THROWS_WITH_AS(exp(Tensor()), "exp: an input is an undefined tensor (default-constructed Tensor)", Error);
 }
