@@ -29,7 +29,6 @@ inline GemmArgs parse_gemm_args(int argc, char** argv, const char* program) {
 }
 
 // Median wall time of `repeats` calls, after `warmup` untimed ones.
-
 inline double median_seconds(const std::function<void()>& call, int repeats, int warmup = 3) {
   for (int i = 0; i < warmup; ++i) call();  // caches, thread pools, page faults
   std::vector<double> times;

@@ -53,32 +53,32 @@ struct Printer {
       if (i >= 0) visit(d + 1, offset + i * t.strides()[d], f);
   }
 
-  std::string format(int64_t offset, double v) const {
+  // One element, read at its storage offset in its own type (an int64 through a double would lose bits).
+  std::string format(int64_t offset) const {
     char buf[64];
-    if (t.dtype() == DType::Bool) return v != 0 ? "true" : "false";
-    if (t.dtype() == DType::Int64)  // read exactly: a double holds only 53 bits
+    if (t.dtype() == DType::Int64) {
       std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(static_cast<const int64_t*>(t.raw_data())[offset]));
-    else if (std::isnan(v)) return "nan";
-    else if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-    else std::snprintf(buf, sizeof buf, scientific ? "%.4e" : "%.4f", v);
+      return buf;
+    }
+    const double v = value_at(offset);
+    if (t.dtype() == DType::Bool) return v != 0 ? "true" : "false";
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    std::snprintf(buf, sizeof buf, scientific ? "%.4e" : "%.4f", v);
     return buf;
   }
 
   void prepare() {
     std::vector<int64_t> offsets;
-    std::vector<double> values;
-    visit(0, 0, [&](int64_t off) {
-      offsets.push_back(off);
-      values.push_back(value_at(off));
-    });
+    visit(0, 0, [&](int64_t off) { offsets.push_back(off); });
     if (is_floating(t.dtype())) {
-      for (double v : values) {
-        double a = std::abs(v);
+      for (int64_t off : offsets) {
+        double a = std::abs(value_at(off));
         if (std::isfinite(a) && (a >= 1e8 || (a > 0 && a < 1e-4))) scientific = true;
       }
     }
-    for (size_t i = 0; i < values.size(); ++i) {
-      cells.push_back(format(offsets[i], values[i]));
+    for (int64_t off : offsets) {
+      cells.push_back(format(off));
       width = std::max(width, cells.back().size());
     }
   }

@@ -49,16 +49,20 @@ build() {
   cmake --build "$dir" -j "$jobs" || die "the build in $dir failed (see the messages above)"
 }
 
+# The Release build in build/ that demo, test and bench run from.
+release_build() {
+  ensure_packages
+  build build -DCMAKE_BUILD_TYPE=Release
+}
+
 job=${1:-}
 case "$job" in
   demo)
-    ensure_packages
-    build build -DCMAKE_BUILD_TYPE=Release
+    release_build
     build/examples/mlp_demo "${@:2}"
     ;;
   test)
-    ensure_packages
-    build build -DCMAKE_BUILD_TYPE=Release
+    release_build
     ctest --test-dir build --output-on-failure -j "$jobs"
     ;;
   sanitize)
@@ -71,8 +75,7 @@ case "$job" in
     build-asan/examples/mlp_demo 300
     ;;
   bench)
-    ensure_packages
-    build build -DCMAKE_BUILD_TYPE=Release
+    release_build
     bash bench/matmul.sh build "${@:2}"
     ;;
   *)
