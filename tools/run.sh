@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(cmake make g++ libeigen3-dev libtbb-dev doctest-dev)
+packages=(cmake make g++ libeigen3-dev libtbb-dev doctest-dev nlohmann-json3-dev libcli11-dev fortunes)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 die() {
