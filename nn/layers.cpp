@@ -1,2 +1,97 @@
-// placeholder: filled in by the nn work of issue 3
+// Linear, Embedding, LayerNorm, RMSNorm, Dropout: thin modules over the fused ops of core/ops.h.
 #include "nn/layers.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "core/creation.h"
+#include "core/ops.h"
+
+namespace hcgrad::nn {
+
+void normal_(const Tensor& t, double mean, double std, Generator& gen) {
+  autograd::NoGradGuard no_grad;
+  Tensor(t).copy_(randn(t.shape(), t.options(), gen) * std + mean);
+}
+
+void uniform_(const Tensor& t, double low, double high, Generator& gen) {
+  autograd::NoGradGuard no_grad;
+  Tensor(t).copy_(rand(t.shape(), t.options(), gen) * (high - low) + low);
+}
+
+namespace {
+void check_positive(const char* module, const char* what, int64_t value) {
+  HC_CHECK(value > 0, ShapeError, module, ": ", what, " must be positive, got ", value);
+}
+}  // namespace
+
+// ---- Linear ----
+
+Linear::Linear(int64_t in, int64_t out, Generator& gen, LinearOptions options)
+    : in_features(in), out_features(out) {
+  check_positive("Linear", "in_features", in);
+  check_positive("Linear", "out_features", out);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  weight = register_parameter("weight", empty({out, in}, {.dtype = options.dtype}));
+  uniform_(weight, -bound, bound, gen);
+  if (options.bias) {
+    bias = register_parameter("bias", empty({out}, {.dtype = options.dtype}));
+    uniform_(bias, -bound, bound, gen);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  HC_CHECK(x.dim() >= 1 && x.shape().back() == in_features, ShapeError, "Linear: input of shape ", x.shape(),
+           " does not end in in_features = ", in_features, " (weight ", weight.shape(), ")");
+  // weight.t() is a view: the GEMM reads W transposed in place.
+  Tensor y = matmul(x, weight.t());
+  return bias.defined() ? y + bias : y;
+}
+
+// ---- Embedding ----
+
+Embedding::Embedding(int64_t num, int64_t d, Generator& gen, EmbeddingOptions options)
+    : num_embeddings(num), dim(d) {
+  check_positive("Embedding", "num_embeddings", num);
+  check_positive("Embedding", "dim", d);
+  weight = register_parameter("weight", empty({num, d}, {.dtype = options.dtype}));
+  normal_(weight, 0.0, 1.0, gen);
+}
+
+Tensor Embedding::forward(const Tensor& ids) const { return embedding(ids, weight); }
+
+// ---- LayerNorm, RMSNorm ----
+
+LayerNorm::LayerNorm(int64_t d, NormOptions options) : dim(d), eps(options.eps) {
+  check_positive("LayerNorm", "dim", d);
+  if (options.affine) {
+    weight = register_parameter("weight", ones({d}, {.dtype = options.dtype}));
+    if (options.bias) bias = register_parameter("bias", zeros({d}, {.dtype = options.dtype}));
+  }
+}
+
+Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, {dim}, weight, bias, eps); }
+
+RMSNorm::RMSNorm(int64_t d, NormOptions options) : dim(d), eps(options.eps) {
+  check_positive("RMSNorm", "dim", d);
+  if (options.affine) weight = register_parameter("weight", ones({d}, {.dtype = options.dtype}));
+}
+
+Tensor RMSNorm::forward(const Tensor& x) const {
+  return rms_norm(x, {dim}, weight, eps > 0 ? std::optional<double>(eps) : std::nullopt);
+}
+
+// ---- Dropout ----
+
+Dropout::Dropout(double p_, Generator& gen) : p(p_), gen_(&gen) {
+  HC_CHECK(p >= 0 && p < 1, Error, "Dropout: p must be in [0, 1), got ", p);
+}
+
+Tensor Dropout::forward(const Tensor& x) const {
+  if (!is_training() || p == 0) return x;
+  // keep = (u >= p) / (1 - p): a constant mask, so the gradient is the same mask (mul's backward).
+  Tensor keep = ge(rand(x.shape(), x.options(), *gen_), scalar_tensor(p, x.options())).to(x.dtype());
+  return x * (keep * (1.0 / (1.0 - p)));
+}
+
+}  // namespace hcgrad::nn

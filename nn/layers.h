@@ -1,2 +1,91 @@
-// placeholder: filled in by the nn work of issue 3
+// The basic layers, each with a libtorch-like options struct and PyTorch's parameter names and layouts
+// (so a state dict maps one to one onto torch.nn's):
+//   Linear     y = x W^T + b          weight [out, in], bias [out]
+//   Embedding  y = weight[ids]        weight [num_embeddings, dim]
+//   LayerNorm  (x - mean) / std * w + b over the last dim, weight/bias [dim]
+//   RMSNorm    x / rms(x) * w over the last dim, weight [dim]
+//   Dropout    zeroes a fraction p of the inputs in training, scales the rest by 1/(1-p); identity in eval
+// Initialisation follows PyTorch's defaults; GPT re-initialises as GPT-2 does (nn/gpt.cpp).
 #pragma once
+
+#include "core/random.h"
+#include "nn/module.h"
+
+namespace hcgrad::nn {
+
+// Initialisers: fill an existing tensor in place (no autograd), drawing from `gen`.
+void normal_(const Tensor& t, double mean, double std, Generator& gen);
+void uniform_(const Tensor& t, double low, double high, Generator& gen);
+
+struct LinearOptions {
+  bool bias = true;
+  DType dtype = DType::Float32;
+};
+
+class Linear : public Module {
+ public:
+  // weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)), as torch.nn.Linear.
+  Linear(int64_t in_features, int64_t out_features, Generator& gen, LinearOptions options = {});
+  Tensor forward(const Tensor& x) const;  // [..., in] -> [..., out]
+
+  int64_t in_features, out_features;
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out], or undefined without bias
+};
+
+struct EmbeddingOptions {
+  DType dtype = DType::Float32;
+};
+
+class Embedding : public Module {
+ public:
+  // weight ~ N(0, 1), as torch.nn.Embedding.
+  Embedding(int64_t num_embeddings, int64_t dim, Generator& gen, EmbeddingOptions options = {});
+  Tensor forward(const Tensor& ids) const;  // int64 [...] -> [..., dim]
+
+  int64_t num_embeddings, dim;
+  Tensor weight;  // [num_embeddings, dim]
+};
+
+struct NormOptions {
+  double eps = 1e-5;
+  bool affine = true;  // learn a weight (LayerNorm: and a bias); starts at weight 1, bias 0
+  bool bias = true;    // LayerNorm only: GPT-2 has one, some models drop it
+  DType dtype = DType::Float32;
+};
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, NormOptions options = {});
+  Tensor forward(const Tensor& x) const;  // normalises the last dim
+
+  int64_t dim;
+  double eps;
+  Tensor weight, bias;
+};
+
+class RMSNorm : public Module {
+ public:
+  // eps defaults to the dtype's machine epsilon, as torch.nn.RMSNorm(eps=None).
+  explicit RMSNorm(int64_t dim, NormOptions options = {.eps = 0});
+  Tensor forward(const Tensor& x) const;
+
+  int64_t dim;
+  double eps;  // 0 means "the dtype's epsilon"
+  Tensor weight;
+};
+
+class Dropout : public Module {
+ public:
+  // The mask is drawn from `gen`, which must outlive the module (a training run owns one generator for
+  // dropout, stored in its checkpoint so a resumed run draws the same masks).
+  Dropout(double p, Generator& gen);
+  Tensor forward(const Tensor& x) const;
+
+  double p;
+
+ private:
+  Generator* gen_;
+};
+
+}  // namespace hcgrad::nn

@@ -1,0 +1,73 @@
+// tinylm: train a byte-level GPT on text, and sample from it.
+//
+//   tinylm train  [--data FILE] [--steps N] [--layers L --dim D --heads H --ctx T --batch B]
+//                 [--lr X --warmup N --weight-decay X --clip X] [--seed S] [--threads N]
+//                 [--eval-every N] [--out DIR] [--resume DIR] [--stop-at N]
+//   tinylm sample --checkpoint FILE|DIR [--prompt STR] [--tokens N] [--temperature X] [--top-k K] [--seed S]
+//
+// Errors (bad flags, unreadable data, a corrupt checkpoint, a diverging run) print one message and exit
+// non-zero. The work itself is in trainer.cpp.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.h"
+#include "trainer.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tinylm: a tiny byte-level GPT, trained and sampled with hcgrad"};
+  app.require_subcommand(1);
+
+  tinylm::TrainOptions train;
+  CLI::App* train_cmd = app.add_subcommand("train", "train a model (default corpus: Debian's fortunes)");
+  train_cmd->add_option("--data", train.data, "training text file (default: the fortunes corpus)");
+  train_cmd->add_option("--steps", train.steps, "optimizer steps")->capture_default_str();
+  train_cmd->add_option("--layers", train.model.layers, "transformer blocks")->capture_default_str();
+  train_cmd->add_option("--dim", train.model.dim, "model width")->capture_default_str();
+  train_cmd->add_option("--heads", train.model.heads, "attention heads (must divide --dim)")->capture_default_str();
+  train_cmd->add_option("--ctx", train.model.context, "context length in bytes")->capture_default_str();
+  train_cmd->add_option("--batch", train.batch, "sequences per step")->capture_default_str();
+  train_cmd->add_option("--lr", train.lr, "peak learning rate")->capture_default_str();
+  train_cmd->add_option("--warmup", train.warmup, "warm-up steps")->capture_default_str();
+  train_cmd->add_option("--weight-decay", train.weight_decay, "AdamW weight decay")->capture_default_str();
+  train_cmd->add_option("--clip", train.clip, "gradient-norm clip, 0 for none")->capture_default_str();
+  train_cmd->add_option("--dropout", train.model.dropout, "dropout probability")->capture_default_str();
+  train_cmd->add_option("--seed", train.seed, "random seed")->capture_default_str();
+  train_cmd->add_option("--threads", train.threads, "CPU threads (0: all cores)")->capture_default_str();
+  train_cmd->add_option("--eval-every", train.eval_every, "steps between evaluations and checkpoints")
+      ->capture_default_str();
+  train_cmd->add_option("--out", train.out, "run directory (default: a new runs/tinylm-<date>-<time>)");
+  train_cmd->add_option("--resume", train.resume, "continue the run in this directory (or checkpoint file)");
+  train_cmd->add_option("--stop-at", train.stop_at, "stop after this step, as if interrupted");
+  train_cmd->add_option("--sample-tokens", train.sample_tokens, "bytes to generate at the end")
+      ->capture_default_str();
+
+  tinylm::SampleOptions sample;
+  CLI::App* sample_cmd = app.add_subcommand("sample", "generate text from a checkpoint");
+  sample_cmd->add_option("--checkpoint", sample.checkpoint, "checkpoint file or run directory")->required();
+  sample_cmd->add_option("--prompt", sample.prompt, "text to continue")->capture_default_str();
+  sample_cmd->add_option("--tokens", sample.tokens, "bytes to generate")->capture_default_str();
+  sample_cmd->add_option("--temperature", sample.temperature, "0: greedy")->capture_default_str();
+  sample_cmd->add_option("--top-k", sample.top_k, "sample among the k likeliest (0: all)")->capture_default_str();
+  sample_cmd->add_option("--seed", sample.seed, "random seed")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*train_cmd) {
+      for (const CLI::Option* option : train_cmd->get_options())
+        if (option->count() > 0) train.given.insert(option->get_name(false, true).substr(2));  // "--lr" -> "lr"
+      tinylm::train(train);
+    } else {
+      std::printf("%s\n", tinylm::sample(sample).c_str());
+    }
+  } catch (const hcgrad::Error& e) {
+    std::fprintf(stderr, "tinylm: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tinylm: unexpected error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,103 @@
+// Saving and restoring a tinylm run; layout in run_checkpoint.h.
+#include "run_checkpoint.h"
+
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+
+namespace tinylm {
+
+using hcgrad::Error;
+using hcgrad::nn::NamedTensors;
+
+namespace {
+
+const std::string kOptimizerPrefix = "optimizer.";
+
+std::string exact(double value) {  // shortest text that parses back to the same double
+  char buffer[32];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, end);
+}
+
+// Reads metadata[key] as a T, with a message naming the key when it is missing or malformed.
+template <class T>
+T read_key(const std::map<std::string, std::string>& metadata, const std::string& key, const std::string& file) {
+  auto it = metadata.find(key);
+  HC_CHECK(it != metadata.end(), Error, "checkpoint ", file, ": metadata key '", key, "' is missing");
+  T value{};
+  const std::string& text = it->second;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  HC_CHECK(ec == std::errc() && end == text.data() + text.size(), Error, "checkpoint ", file, ": metadata '", key,
+           "' = '", text, "' is not a valid number");
+  return value;
+}
+
+}  // namespace
+
+std::string checkpoint_path(const std::string& path) {
+  return std::filesystem::is_directory(path) ? (std::filesystem::path(path) / kCheckpointFile).string() : path;
+}
+
+void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgrad::nn::Optimizer* optimizer,
+              const RunState& state) {
+  NamedTensors tensors = model.named_parameters();
+  if (optimizer)
+    for (auto& [key, tensor] : optimizer->state_dict()) tensors.emplace_back(kOptimizerPrefix + key, tensor);
+
+  std::map<std::string, std::string> metadata = state.settings;
+  const hcgrad::nn::GPTConfig& m = state.model;
+  metadata["format"] = kFormat;
+  metadata["model.vocab_size"] = std::to_string(m.vocab_size);
+  metadata["model.context"] = std::to_string(m.context);
+  metadata["model.layers"] = std::to_string(m.layers);
+  metadata["model.dim"] = std::to_string(m.dim);
+  metadata["model.heads"] = std::to_string(m.heads);
+  metadata["model.mlp_ratio"] = std::to_string(m.mlp_ratio);
+  metadata["model.dropout"] = exact(m.dropout);
+  metadata["model.bias"] = m.bias ? "1" : "0";
+  metadata["state.step"] = std::to_string(state.step);
+  metadata["state.data_rng_offset"] = std::to_string(state.data_rng_offset);
+  metadata["state.dropout_rng_offset"] = std::to_string(state.dropout_rng_offset);
+  hcgrad::nn::save_safetensors(file, tensors, metadata);
+}
+
+LoadedRun read_run(const std::string& file) {
+  LoadedRun run{hcgrad::nn::load_safetensors(file), {}};
+  const auto& metadata = run.file.metadata;
+  auto format = metadata.find("format");
+  HC_CHECK(format != metadata.end() && format->second == kFormat, Error, "checkpoint ", file,
+           ": not a tinylm checkpoint (metadata 'format' is ",
+           format == metadata.end() ? "missing" : "'" + format->second + "'", ", expected '", kFormat, "')");
+  hcgrad::nn::GPTConfig& m = run.state.model;
+  m.vocab_size = read_key<int64_t>(metadata, "model.vocab_size", file);
+  m.context = read_key<int64_t>(metadata, "model.context", file);
+  m.layers = read_key<int64_t>(metadata, "model.layers", file);
+  m.dim = read_key<int64_t>(metadata, "model.dim", file);
+  m.heads = read_key<int64_t>(metadata, "model.heads", file);
+  m.mlp_ratio = read_key<int64_t>(metadata, "model.mlp_ratio", file);
+  m.dropout = read_key<double>(metadata, "model.dropout", file);
+  m.bias = read_key<int>(metadata, "model.bias", file) != 0;
+  try {
+    m.validate();
+  } catch (const Error& e) {
+    throw Error(hcgrad::detail::concat("checkpoint ", file, ": invalid model config: ", e.what()));
+  }
+  run.state.step = read_key<int64_t>(metadata, "state.step", file);
+  run.state.data_rng_offset = read_key<uint64_t>(metadata, "state.data_rng_offset", file);
+  run.state.dropout_rng_offset = read_key<uint64_t>(metadata, "state.dropout_rng_offset", file);
+  for (const auto& [key, value] : metadata)
+    if (key.starts_with("train.")) run.state.settings[key] = value;
+  return run;
+}
+
+void restore_run(const LoadedRun& run, const std::string& file, hcgrad::nn::GPT& model,
+                 hcgrad::nn::Optimizer* optimizer) {
+  NamedTensors destinations = model.named_parameters();
+  if (optimizer)
+    for (auto& [key, tensor] : optimizer->state_dict()) destinations.emplace_back(kOptimizerPrefix + key, tensor);
+  // Without an optimizer (sampling), its state in the file is simply not needed.
+  hcgrad::nn::copy_into(run.file, destinations, file, /*allow_extra=*/optimizer == nullptr);
+}
+
+}  // namespace tinylm

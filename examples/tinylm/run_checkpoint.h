@@ -1,0 +1,49 @@
+// A training run's checkpoint: one safetensors file holding the model's weights under their names
+// ("wte.weight", "blocks.0.attn.qkv.weight", ...), the AdamW state under "optimizer.state.<i>.*", and in
+// its metadata the model config, the training settings and the position of every random stream — all
+// a resumed run needs to continue exactly where the saved one stopped. PyTorch's safetensors reads it
+// as it is (the weights load into an equivalent torch module by name).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "nn/checkpoint.h"
+#include "nn/gpt.h"
+#include "nn/optim.h"
+
+namespace tinylm {
+
+inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+inline constexpr const char* kFormat = "hcgrad-tinylm-1";
+
+// Everything besides the tensors, flattened to the string map safetensors metadata holds.
+struct RunState {
+  hcgrad::nn::GPTConfig model;
+  std::map<std::string, std::string> settings;  // "train.lr" -> "0.002", ...: the run's options
+  int64_t step = 0;                             // optimizer steps done
+  uint64_t data_rng_offset = 0;                 // the batch generator's position
+  uint64_t dropout_rng_offset = 0;              // the model's dropout generator's position
+};
+
+// A file path: `path` itself, or path/checkpoint.safetensors when it is a directory.
+std::string checkpoint_path(const std::string& path);
+
+// Writes atomically (a crash leaves the previous checkpoint intact).
+void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgrad::nn::Optimizer* optimizer,
+              const RunState& state);
+
+// Reads a checkpoint's metadata (model config, settings, step); refuses files that are not tinylm
+// checkpoints or whose metadata is damaged, naming the key.
+struct LoadedRun {
+  hcgrad::nn::Safetensors file;
+  RunState state;
+};
+LoadedRun read_run(const std::string& file);
+
+// Copies the weights (and the optimizer state, when given) into existing objects; all or nothing.
+void restore_run(const LoadedRun& run, const std::string& file, hcgrad::nn::GPT& model,
+                 hcgrad::nn::Optimizer* optimizer);
+
+}  // namespace tinylm

@@ -1,0 +1,330 @@
+// tinylm training and sampling. train() reads top to bottom:
+//   1. data   2. model and optimizer (fresh, or restored from a checkpoint)   3. the training loop:
+//   batch -> forward -> loss -> backward -> clip -> AdamW step, with evaluation, metrics and checkpoints
+//   4. the final validation loss and a sample.
+#include "trainer.h"
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "hcgrad.h"
+#include "progress.h"
+#include "run_checkpoint.h"
+
+namespace tinylm {
+
+using namespace hcgrad;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// FNV-1a, 64 bit: a fingerprint of the training text, so a resumed run can tell it is given the same data.
+std::string fingerprint(std::string_view text) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
+  char buffer[20];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(hash));
+  return buffer;
+}
+
+std::string number(double value) {
+  std::ostringstream out;
+  out.precision(17);
+  out << value;
+  return out.str();
+}
+
+// The settings a checkpoint records and a resumed run must keep, as text: flag name -> value.
+std::map<std::string, std::string> settings_of(const TrainOptions& o, const std::string& data_fingerprint) {
+  return {{"train.data", o.data.empty() ? "default" : o.data},
+          {"train.data_fingerprint", data_fingerprint},
+          {"train.steps", std::to_string(o.steps)},
+          {"train.batch", std::to_string(o.batch)},
+          {"train.lr", number(o.lr)},
+          {"train.warmup", std::to_string(o.warmup)},
+          {"train.weight_decay", number(o.weight_decay)},
+          {"train.clip", number(o.clip)},
+          {"train.seed", std::to_string(o.seed)},
+          {"train.eval_every", std::to_string(o.eval_every)},
+          {"train.eval_batches", std::to_string(o.eval_batches)},
+          {"train.sample_tokens", std::to_string(o.sample_tokens)}};
+}
+
+// Takes a resumed run's settings from its checkpoint; a flag given on the command line must agree with them.
+TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
+  const auto mismatch = [&](const std::string& flag, const std::string& given, const std::string& saved_value) {
+    throw Error(detail::concat("--resume: --", flag, " ", given, " differs from the checkpoint's ", saved_value,
+                               "; a resumed run keeps its model, data and optimizer settings"));
+  };
+  auto keep_int = [&](const std::string& flag, int64_t& field, int64_t saved_value) {
+    if (o.given.count(flag) && field != saved_value) mismatch(flag, std::to_string(field), std::to_string(saved_value));
+    field = saved_value;
+  };
+  auto setting = [&](const std::string& key) {
+    auto it = saved.settings.find("train." + key);
+    HC_CHECK(it != saved.settings.end(), Error, "--resume: the checkpoint lacks the setting train.", key);
+    return it->second;
+  };
+  // A saved number, parsed strictly (the whole text must be the number).
+  auto setting_number = [&]<class T>(const std::string& key, T value) {
+    const std::string text = setting(key);
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    HC_CHECK(ec == std::errc() && end == text.data() + text.size(), Error, "--resume: the checkpoint's setting train.",
+             key, " = '", text, "' is not a number");
+    return value;
+  };
+  auto int_setting = [&](const std::string& key) { return setting_number(key, int64_t{0}); };
+  auto keep_double = [&](const std::string& flag, double& field, const std::string& key) {
+    const double saved_value = setting_number(key, 0.0);
+    if (o.given.count(flag) && field != saved_value) mismatch(flag, number(field), number(saved_value));
+    field = saved_value;
+  };
+  keep_int("layers", o.model.layers, saved.model.layers);
+  keep_int("dim", o.model.dim, saved.model.dim);
+  keep_int("heads", o.model.heads, saved.model.heads);
+  keep_int("ctx", o.model.context, saved.model.context);
+  o.model = saved.model;
+  keep_int("batch", o.batch, int_setting("batch"));
+  keep_int("warmup", o.warmup, int_setting("warmup"));
+  keep_double("lr", o.lr, "lr");
+  keep_double("weight-decay", o.weight_decay, "weight_decay");
+  keep_double("clip", o.clip, "clip");
+  int64_t seed = static_cast<int64_t>(o.seed);
+  keep_int("seed", seed, int_setting("seed"));
+  o.seed = static_cast<uint64_t>(seed);
+  const std::string data = setting("data");
+  if (o.given.count("data") && o.data != data && !(o.data.empty() && data == "default"))
+    mismatch("data", o.data, data);
+  o.data = data == "default" ? "" : data;
+  // These may change on resume; unless given, they keep the saved run's values.
+  if (!o.given.count("steps")) o.steps = int_setting("steps");
+  if (!o.given.count("eval-every")) o.eval_every = int_setting("eval_every");
+  if (!o.given.count("sample-tokens")) o.sample_tokens = int_setting("sample_tokens");
+  o.eval_batches = int_setting("eval_batches");
+  return o;
+}
+
+double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches) {
+  autograd::NoGradGuard no_grad;
+  model.eval();
+  double total = 0;
+  for (const nn::Batch& b : batches) total += model.loss(b.inputs, b.targets).item();
+  model.train();
+  return total / static_cast<double>(batches.size());
+}
+
+// A new run directory name that does not exist yet: runs/tinylm-20261123-141500 (then -2, -3, ...).
+std::string fresh_run_directory() {
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  std::string base = std::string("runs/tinylm-") + stamp, dir = base;
+  for (int i = 2; fs::exists(dir); ++i) dir = base + "-" + std::to_string(i);
+  return dir;
+}
+
+// metrics.csv: one row per evaluation. A resumed run drops rows past its checkpoint (written after the
+// checkpoint by the interrupted run), so the file always describes one consistent run.
+class MetricsFile {
+ public:
+  MetricsFile(const std::string& path, int64_t resume_step) : path_(path) {
+    std::vector<std::string> kept;
+    if (resume_step > 0 && fs::exists(path)) {
+      std::ifstream in(path);
+      std::string line;
+      std::getline(in, line);  // header
+      while (std::getline(in, line))
+        if (int64_t step = 0; std::sscanf(line.c_str(), "%lld", (long long*)&step) == 1 && step <= resume_step)
+          kept.push_back(line);
+    }
+    std::ofstream out(path, std::ios::trunc);
+    HC_CHECK(out, Error, "tinylm: cannot write ", path);
+    out << "step,train_loss,val_loss,lr,tokens_per_s\n";
+    for (const auto& line : kept) out << line << "\n";
+  }
+  void add(int64_t step, double train_loss, double val_loss, double lr, double tokens_per_s) {
+    std::ofstream out(path_, std::ios::app);
+    char row[160];
+    std::snprintf(row, sizeof row, "%lld,%.6f,%.6f,%.6g,%.1f\n", (long long)step, train_loss, val_loss, lr,
+                  tokens_per_s);
+    out << row;
+    HC_CHECK(out, Error, "tinylm: cannot write ", path_);
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+TrainResult train(const TrainOptions& requested) {
+  TrainOptions o = requested;
+  std::optional<LoadedRun> resumed;
+  std::string resume_file;
+  if (!o.resume.empty()) {
+    resume_file = checkpoint_path(o.resume);
+    resumed = read_run(resume_file);
+    o = resumed_options(o, resumed->state);
+    if (!o.given.count("out")) o.out = fs::path(resume_file).parent_path().string();
+  }
+  o.model.vocab_size = nn::ByteTokenizer::vocab_size;
+  o.model.validate();
+  auto positive = [](const char* flag, int64_t value) {
+    HC_CHECK(value > 0, Error, "train: --", flag, " must be positive, got ", value);
+  };
+  positive("steps", o.steps);
+  positive("batch", o.batch);
+  positive("eval-every", o.eval_every);
+  HC_CHECK(o.lr > 0 && std::isfinite(o.lr), Error, "train: --lr must be positive, got ", o.lr);
+  if (!o.given.count("warmup")) o.warmup = std::min(o.warmup, o.steps);  // the default suits long runs only
+  HC_CHECK(o.warmup >= 0 && o.warmup <= o.steps, Error, "train: --warmup must be in [0, steps = ", o.steps,
+           "], got ", o.warmup);
+  HC_CHECK(o.weight_decay >= 0 && o.clip >= 0, Error, "train: --weight-decay and --clip must be >= 0");
+  HC_CHECK(!resumed || resumed->state.step < o.steps, Error, "train: the checkpoint is already at step ",
+           resumed->state.step, " of ", o.steps, "; pass a larger --steps to train further");
+  if (o.threads > 0) set_num_threads(o.threads);
+
+  // 1. Data: bytes of the corpus, 90% to train on, the last 10% to validate.
+  const std::string text = o.data.empty() ? nn::default_corpus() : nn::read_text_file(o.data);
+  const std::string source = o.data.empty() ? nn::default_corpus_description() : o.data;
+  const std::string data_fingerprint = fingerprint(text);
+  if (resumed) {
+    const std::string& saved = resumed->state.settings.at("train.data_fingerprint");
+    HC_CHECK(saved == data_fingerprint, Error, "--resume: the training text (", source,
+             ") is not the text the checkpoint was trained on (fingerprint ", data_fingerprint, " vs ", saved, ")");
+  }
+  nn::TextDataset data = nn::TextDataset::from_text(text, 0.1);
+  data.check_fits(o.model.context);
+  const std::vector<nn::Batch> val_batches = nn::eval_batches(data.val(), o.batch, o.model.context, o.eval_batches);
+
+  // 2. Model, optimizer, schedule. AdamW decays the weight matrices only (nn/gpt.h, decay_split).
+  nn::GPT model(o.model, o.seed);
+  nn::GPT::DecaySplit split = model.decay_split();
+  nn::AdamW optimizer({{.params = split.decay, .weight_decay = o.weight_decay},
+                       {.params = split.no_decay, .weight_decay = 0.0}},
+                      {.lr = o.lr, .beta1 = 0.9, .beta2 = 0.95, .weight_decay = o.weight_decay});
+  const nn::CosineSchedule schedule{.max_lr = o.lr, .min_lr = o.lr / 10, .warmup_steps = o.warmup,
+                                    .total_steps = o.steps};
+  Generator data_gen(o.seed + 1);  // batch positions
+  int64_t start_step = 0;
+  if (resumed) {
+    restore_run(*resumed, resume_file, model, &optimizer);
+    start_step = resumed->state.step;
+    data_gen.set_offset(resumed->state.data_rng_offset);
+    model.dropout_generator().set_offset(resumed->state.dropout_rng_offset);
+  }
+
+  if (o.out.empty()) o.out = fresh_run_directory();
+  fs::create_directories(o.out);
+  const std::string checkpoint_file = (fs::path(o.out) / kCheckpointFile).string();
+  HC_CHECK(resumed || !fs::exists(checkpoint_file), Error, "train: ", o.out,
+           " already holds a checkpoint; continue it with --resume ", o.out, " or choose another --out");
+  MetricsFile metrics((fs::path(o.out) / "metrics.csv").string(), start_step);
+  const std::map<std::string, std::string> settings = settings_of(o, data_fingerprint);
+
+  std::printf("tinylm: %s, %.2fM parameters\n", o.model.describe().c_str(), model.num_parameters() / 1e6);
+  std::printf("tinylm: data %s: %zu training bytes, %zu validation bytes\n", source.c_str(), data.train().size(),
+              data.val().size());
+  std::printf("tinylm: %lld steps of %lld x %lld tokens, AdamW lr %g (warm-up %lld, cosine to %g), %d threads -> %s\n",
+              (long long)o.steps, (long long)o.batch, (long long)o.model.context, o.lr, (long long)o.warmup,
+              o.lr / 10, num_threads(), o.out.c_str());
+  if (resumed) std::printf("tinylm: resumed from %s at step %lld\n", resume_file.c_str(), (long long)start_step);
+  std::fflush(stdout);
+
+  // 3. Training.
+  TrainResult result;
+  result.first_step = start_step;
+  Progress progress(/*log_every=*/50);
+  const int64_t tokens_per_step = o.batch * o.model.context;
+  const int64_t end_step = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
+  double train_seconds = 0, window_seconds = 0, window_loss = 0;
+  int64_t window_steps = 0, last_saved = resumed ? start_step : -1;
+  const Clock::time_point run_start = Clock::now();
+
+  for (int64_t step = start_step; step < end_step; ++step) {
+    const Clock::time_point step_start = Clock::now();
+    const double lr = schedule(step);
+    optimizer.set_lr(lr);
+    nn::Batch batch = nn::sample_batch(data.train(), o.batch, o.model.context, data_gen);
+    Tensor loss = model.loss(batch.inputs, batch.targets);
+    const double loss_value = loss.item();
+    optimizer.zero_grad();
+    loss.backward();
+    const double grad_norm = o.clip > 0 ? nn::clip_grad_norm_(model.parameters(), o.clip) : 0.0;
+    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
+      const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
+                                                                ") is kept in ", checkpoint_file)
+                                               : std::string("no checkpoint had been written yet");
+      progress.note(detail::concat("tinylm: ", !std::isfinite(loss_value) ? "loss" : "gradient norm", " is ",
+                                   !std::isfinite(loss_value) ? loss_value : grad_norm, " at step ", step + 1,
+                                   "; training stopped, ", kept, ". Try a lower --lr."));
+      throw Error(detail::concat("train: non-finite loss at step ", step + 1));
+    }
+    optimizer.step();
+
+    const double step_seconds = seconds_since(step_start);
+    train_seconds += step_seconds;
+    window_seconds += step_seconds;
+    window_loss += loss_value;
+    ++window_steps;
+    result.train_losses.push_back(loss_value);
+    const int64_t done = step + 1;
+    const double eta = seconds_since(run_start) / (done - start_step) * (o.steps - done);
+    progress.step(done, o.steps, loss_value, lr, tokens_per_step * window_steps / window_seconds, eta);
+
+    if (done % o.eval_every == 0 || done == end_step) {
+      const double val_loss = evaluate(model, val_batches);
+      const double tokens_per_s = tokens_per_step * window_steps / window_seconds;
+      metrics.add(done, window_loss / window_steps, val_loss, lr, tokens_per_s);
+      save_run(checkpoint_file, model, &optimizer,
+               {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
+      last_saved = done;
+      progress.note(detail::concat("step ", done, ": train_loss ", window_loss / window_steps, "  val_loss ",
+                                   val_loss, "  (checkpoint saved)"));
+      result.final_val_loss = val_loss;
+      window_seconds = window_loss = 0;
+      window_steps = 0;
+    }
+  }
+
+  // 4. Result: the last validation loss, the training throughput and a sample.
+  const int64_t steps_run = end_step - start_step;
+  result.tokens_per_s = steps_run > 0 ? tokens_per_step * steps_run / train_seconds : 0;
+  if (end_step < o.steps) {
+    std::printf("tinylm: stopped at step %lld as asked (--stop-at); continue with --resume %s\n",
+                (long long)end_step, o.out.c_str());
+    return result;
+  }
+  Generator sample_gen(o.seed + 2);
+  model.eval();
+  result.sample = nn::ByteTokenizer::decode(model.generate({'\n'}, o.sample_tokens, 0.8, 40, sample_gen));
+  std::printf("final val_loss=%.4f tokens_per_s=%.0f\n", result.final_val_loss, result.tokens_per_s);
+  std::printf("--- sample (temperature 0.8, top-k 40) ---%s\n---\n", result.sample.c_str());
+  return result;
+}
+
+std::string sample(const SampleOptions& o) {
+  HC_CHECK(o.tokens >= 0, Error, "sample: --tokens must be >= 0, got ", o.tokens);
+  HC_CHECK(!o.prompt.empty(), Error, "sample: --prompt must not be empty");
+  const std::string file = checkpoint_path(o.checkpoint);
+  LoadedRun run = read_run(file);
+  nn::GPT model(run.state.model, 0);
+  restore_run(run, file, model, nullptr);
+  model.eval();
+  std::vector<int64_t> prompt;
+  for (uint8_t byte : nn::ByteTokenizer::encode(o.prompt)) prompt.push_back(byte);
+  Generator gen(o.seed);
+  return nn::ByteTokenizer::decode(model.generate(prompt, o.tokens, o.temperature, o.top_k, gen));
+}
+
+}  // namespace tinylm

@@ -1,0 +1,58 @@
+// tinylm's two jobs, as functions the program (main.cpp) and the tests both call:
+//   train():  a byte-level GPT on a text corpus — AdamW, warm-up + cosine lr, gradient clipping,
+//             periodic validation, metrics.csv, atomic checkpoints, exact resume.
+//   sample(): text from a checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "nn/gpt.h"
+
+namespace tinylm {
+
+struct TrainOptions {
+  std::string data;  // a text file; empty: the default corpus (Debian's fortunes)
+  int64_t steps = 1500;
+  hcgrad::nn::GPTConfig model;  // layers, dim, heads, context (vocab is 256: bytes)
+  int64_t batch = 16;
+  double lr = 2e-3;            // peak learning rate; the schedule decays it to lr / 10
+  int64_t warmup = 100;        // steps of linear warm-up
+  double weight_decay = 0.1;   // AdamW, on the weight matrices only
+  double clip = 1.0;           // global gradient-norm clip (0: off)
+  uint64_t seed = 1337;        // initialisation, batches and dropout all derive from it
+  int threads = 0;             // 0: every core
+  int64_t eval_every = 250;    // validation loss and checkpoint every N steps (and at the end)
+  int64_t eval_batches = 8;    // batches of validation windows per evaluation
+  std::string out;              // empty: a new directory runs/tinylm-<date>-<time>
+  std::string resume;          // a run directory (or checkpoint file) to continue from
+  int64_t stop_at = 0;         // stop after this step as if interrupted (0: run to `steps`)
+  int64_t sample_tokens = 300; // generated at the end
+  // Flags the user gave explicitly (a resumed run refuses to change the others).
+  std::set<std::string> given;
+};
+
+struct TrainResult {
+  std::vector<double> train_losses;  // one per step run in this invocation, in order
+  int64_t first_step = 0;            // 0, or the step a resumed run started from
+  double final_val_loss = 0;
+  double tokens_per_s = 0;
+  std::string sample;
+};
+
+TrainResult train(const TrainOptions& options);
+
+struct SampleOptions {
+  std::string checkpoint;  // a file, or a run directory holding checkpoint.safetensors
+  std::string prompt = "\n";
+  int64_t tokens = 300;
+  double temperature = 0.8;
+  int64_t top_k = 40;
+  uint64_t seed = 0;
+};
+
+std::string sample(const SampleOptions& options);
+
+}  // namespace tinylm

@@ -1,0 +1,152 @@
+// tinylm end to end on a small synthetic text: exact resume, divergence handling, checkpoint refusals.
+#include <filesystem>
+#include <fstream>
+
+#include "helpers.h"
+#include "run_checkpoint.h"
+#include "trainer.h"
+
+using namespace hctest;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A scratch directory with a small training text, removed at the end of the test.
+struct Scratch {
+  fs::path dir;
+  std::string text_file;
+  Scratch() {
+    dir = fs::temp_directory_path() / ("hcgrad_tinylm_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    text_file = (dir / "text.txt").string();
+    std::ofstream out(text_file);
+    for (int i = 0; i < 300; ++i) out << "line " << i << ": the cat sat on the mat, " << (i * 7919 % 1000) << "\n";
+  }
+  ~Scratch() { fs::remove_all(dir); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+tinylm::TrainOptions small_run(const Scratch& scratch, const std::string& out) {
+  tinylm::TrainOptions o;
+  o.data = scratch.text_file;
+  o.steps = 12;
+  o.model.layers = 1;
+  o.model.dim = 16;
+  o.model.heads = 2;
+  o.model.context = 16;
+  o.model.dropout = 0.1;  // so the dropout generator's position must be restored too
+  o.batch = 4;
+  o.warmup = 2;
+  o.eval_every = 4;
+  o.eval_batches = 2;
+  o.out = scratch.path(out);
+  o.sample_tokens = 10;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("tinylm: a run resumed from its checkpoint continues exactly like an uninterrupted one") {
+  Scratch scratch;
+  tinylm::TrainResult whole = tinylm::train(small_run(scratch, "whole"));
+  REQUIRE(whole.train_losses.size() == 12);
+
+  tinylm::TrainOptions first = small_run(scratch, "split");
+  first.stop_at = 6;  // interrupted after step 6 (not an evaluation step)
+  tinylm::TrainResult head = tinylm::train(first);
+  REQUIRE(head.train_losses.size() == 6);
+  tinylm::TrainOptions second;
+  second.resume = scratch.path("split");  // everything else comes from the checkpoint
+  tinylm::TrainResult tail = tinylm::train(second);
+  CHECK(tail.first_step == 6);
+  REQUIRE(tail.train_losses.size() == 6);
+  for (size_t i = 0; i < 6; ++i) {
+    CHECK(head.train_losses[i] == whole.train_losses[i]);
+    CHECK(tail.train_losses[i] == whole.train_losses[6 + i]);  // bit for bit, not approximately
+  }
+  CHECK(tail.final_val_loss == whole.final_val_loss);
+  CHECK(tail.sample == whole.sample);
+  // The final weights and optimizer moments are identical too.
+  auto a = nn::load_safetensors(scratch.path("whole/checkpoint.safetensors"));
+  auto b = nn::load_safetensors(scratch.path("split/checkpoint.safetensors"));
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    CHECK(a.tensors[i].first == b.tensors[i].first);
+    CHECK(max_abs_diff(values(a.tensors[i].second), values(b.tensors[i].second)) == 0);
+  }
+  // metrics.csv of the resumed run has one row per evaluation: 4, 6 (the interruption), 8, 12.
+  std::ifstream metrics(scratch.path("split/metrics.csv"));
+  std::string line;
+  std::vector<std::string> steps;
+  std::getline(metrics, line);
+  CHECK(line == "step,train_loss,val_loss,lr,tokens_per_s");
+  while (std::getline(metrics, line)) steps.push_back(line.substr(0, line.find(',')));
+  CHECK(steps == std::vector<std::string>{"4", "6", "8", "12"});
+}
+
+TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existing run is never overwritten") {
+  Scratch scratch;
+  tinylm::TrainOptions first = small_run(scratch, "run");
+  first.stop_at = 4;
+  tinylm::train(first);
+  const std::string checkpoint = scratch.path("run/checkpoint.safetensors");
+  std::ifstream in(checkpoint, std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(in)), {});
+
+  tinylm::TrainOptions again = small_run(scratch, "run");  // same --out, no --resume
+  CHECK_THROWS_WITH_AS(tinylm::train(again), doctest::Contains("already holds a checkpoint"), Error);
+  tinylm::TrainOptions changed;
+  changed.resume = scratch.path("run");
+  changed.lr = 0.5;
+  changed.given = {"lr"};
+  CHECK_THROWS_WITH_AS(tinylm::train(changed), doctest::Contains("--lr 0.5 differs from the checkpoint's 0.002"), Error);
+  tinylm::TrainOptions other_data;
+  other_data.resume = scratch.path("run");
+  other_data.data = scratch.path("other.txt");
+  other_data.given = {"data"};
+  std::ofstream(other_data.data) << std::string(5000, 'x');
+  CHECK_THROWS_WITH_AS(tinylm::train(other_data), doctest::Contains("differs from the checkpoint"), Error);
+
+  std::ifstream after_in(checkpoint, std::ios::binary);
+  const std::string after((std::istreambuf_iterator<char>(after_in)), {});
+  CHECK(before == after);
+}
+
+TEST_CASE("tinylm: a diverging run stops with the step number and keeps the last good checkpoint") {
+  Scratch scratch;
+  tinylm::TrainOptions o = small_run(scratch, "run");
+  o.lr = 1e30;  // one AdamW step moves every weight by ~1e30: the next forward overflows float32
+  o.warmup = 0;
+  o.eval_every = 1;
+  CHECK_THROWS_WITH_AS(tinylm::train(o), doctest::Contains("non-finite loss at step 2"), Error);
+  auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
+  CHECK(run.state.step == 1);
+  for (const auto& [name, t] : run.file.tensors)
+    for (double v : values(t)) REQUIRE(std::isfinite(v));
+}
+
+TEST_CASE("tinylm: sampling refuses a checkpoint that is not a tinylm run or does not match its config") {
+  Scratch scratch;
+  nn::save_safetensors(scratch.path("plain.safetensors"), {{"w", ones({2})}});
+  tinylm::SampleOptions o;
+  o.checkpoint = scratch.path("plain.safetensors");
+  CHECK_THROWS_WITH_AS(tinylm::sample(o), doctest::Contains("not a tinylm checkpoint"), Error);
+
+  tinylm::TrainOptions t = small_run(scratch, "run");
+  t.stop_at = 4;
+  tinylm::train(t);
+  auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
+  // The same tensors under metadata that claims a wider model: refused, naming a tensor and both shapes.
+  run.file.metadata["model.dim"] = "32";
+  run.file.metadata.erase("hcgrad_checksum");
+  nn::save_safetensors(scratch.path("wrong.safetensors"), run.file.tensors, run.file.metadata);
+  o.checkpoint = scratch.path("wrong.safetensors");
+  CHECK_THROWS_WITH_AS(tinylm::sample(o), doctest::Contains("wte.weight"), Error);
+  o.checkpoint = scratch.path("missing.safetensors");
+  CHECK_THROWS_AS(tinylm::sample(o), Error);
+}

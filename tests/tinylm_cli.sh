@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# tinylm's command line on bad input: each case must exit non-zero with a message that says what is
+# wrong — never crash (a signal gives exit code >= 128) and never succeed.
+#   bash tests/tinylm_cli.sh path/to/tinylm
+set -uo pipefail
+tinylm=$1
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+failures=0
+
+# expect_error "what the message must contain" args...
+expect_error() {
+  local want=$1
+  shift
+  local output status
+  output=$("$tinylm" "$@" 2>&1)
+  status=$?
+  if [ "$status" -eq 0 ] || [ "$status" -ge 128 ] || ! grep -qF -- "$want" <<<"$output"; then
+    echo "FAIL: tinylm $* -> exit $status, expected a message containing '$want'; got:"
+    echo "$output" | tail -5
+    failures=$((failures + 1))
+  else
+    echo "ok: tinylm $* -> exit $status: $(grep -F -- "$want" <<<"$output" | head -1)"
+  fi
+}
+
+printf 'a short text\n' >"$scratch/short.txt"
+: >"$scratch/empty.txt"
+head -c 20000 /dev/urandom | base64 >"$scratch/text.txt"
+printf 'this is not a checkpoint' >"$scratch/garbage.safetensors"
+
+expect_error "does not exist" train --data "$scratch/missing.txt" --out "$scratch/r1"
+expect_error "empty" train --data "$scratch/empty.txt" --out "$scratch/r2"
+expect_error "corpus too short" train --data "$scratch/short.txt" --out "$scratch/r3"
+expect_error "heads (3) must divide dim (128)" train --data "$scratch/text.txt" --heads 3 --out "$scratch/r4"
+expect_error "must be positive" train --data "$scratch/text.txt" --layers 0 --out "$scratch/r5"
+expect_error "must be positive" train --data "$scratch/text.txt" --batch -2 --out "$scratch/r6"
+expect_error "must be positive" train --data "$scratch/text.txt" --ctx 0 --out "$scratch/r7"
+expect_error "--lr must be positive" train --data "$scratch/text.txt" --lr -1 --out "$scratch/r8"
+expect_error "--bogus" train --bogus
+expect_error "Could not convert" train --steps many
+expect_error "required" sample
+expect_error "missing.safetensors" sample --checkpoint "$scratch/missing.safetensors"
+expect_error "garbage.safetensors" sample --checkpoint "$scratch/garbage.safetensors"
+expect_error "garbage.safetensors" train --resume "$scratch/garbage.safetensors"
+
+# A tiny real run, then sampling from it: both succeed.
+if ! "$tinylm" train --data "$scratch/text.txt" --steps 4 --layers 1 --dim 16 --heads 2 --ctx 16 --batch 2 \
+  --eval-every 2 --sample-tokens 8 --out "$scratch/run" >"$scratch/train.log" 2>&1; then
+  echo "FAIL: a tiny training run failed:"; tail -5 "$scratch/train.log"; failures=$((failures + 1))
+elif ! grep -q "^final val_loss=" "$scratch/train.log"; then
+  echo "FAIL: no 'final val_loss=' line"; failures=$((failures + 1))
+elif ! "$tinylm" sample --checkpoint "$scratch/run" --tokens 8 >/dev/null; then
+  echo "FAIL: sampling from the run failed"; failures=$((failures + 1))
+else
+  echo "ok: tiny train + sample"
+fi
+expect_error "already holds a checkpoint" train --data "$scratch/text.txt" --out "$scratch/run"
+
+[ "$failures" -eq 0 ] && echo "all tinylm command-line checks passed" || echo "$failures failed"
+exit $((failures > 0))
