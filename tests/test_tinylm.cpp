@@ -104,7 +104,7 @@ TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existi
   changed.resume = scratch.path("run");
   changed.lr = 0.5;
   changed.given = {"lr"};
-  CHECK_THROWS_WITH_AS(tinylm::train(changed), doctest::Contains("--lr 0.5 differs from the checkpoint's 0.002"), Error);
+  CHECK_THROWS_WITH_AS(tinylm::train(changed), doctest::Contains("--lr 0.5 differs from the checkpoint's 0.003"), Error);
   tinylm::TrainOptions other_data;
   other_data.resume = scratch.path("run");
   other_data.data = scratch.path("other.txt");

@@ -2,10 +2,13 @@
 # hcgrad's entry point: installs the Debian packages the build needs (when missing), configures and
 # builds, then runs one job.
 #
-#   bash tools/run.sh demo       the main job: train the MLP demo and print the falling loss
-#   bash tools/run.sh test       the whole test suite (CTest over the doctest cases)
-#   bash tools/run.sh sanitize   the suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer
-#   bash tools/run.sh bench      the GEMM benchmark (hcgrad matmul against plain Eigen)
+#   bash tools/run.sh train [flags]  the main job: train the tiny byte-level GPT on Debian's fortunes
+#                                    (tinylm train; any tinylm train flag may follow)
+#   bash tools/run.sh test           the whole test suite (CTest over the doctest cases and CLI checks)
+#   bash tools/run.sh sanitize       the suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer
+#   bash tools/run.sh fuzz [seconds] the libFuzzer target for the checkpoint loader (needs clang)
+#   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
+#   bash tools/run.sh bench          the GEMM benchmark (hcgrad matmul against plain Eigen)
 #
 # Builds go to build/ (Release: -O3 and this machine's vector ISA) and build-asan/.
 set -euo pipefail
@@ -49,16 +52,23 @@ build() {
   cmake --build "$dir" -j "$jobs" || die "the build in $dir failed (see the messages above)"
 }
 
-# The Release build in build/ that demo, test and bench run from.
+# The Release build in build/ that every job but sanitize runs from; arguments name the targets (default all).
 release_build() {
   ensure_packages
-  build build -DCMAKE_BUILD_TYPE=Release
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null || die "cmake could not configure build/ (see above)"
+  local targets=()
+  [ $# -gt 0 ] && targets=(--target "$@")
+  cmake --build build -j "$jobs" "${targets[@]}" || die "the build in build/ failed (see the messages above)"
 }
 
 job=${1:-}
 case "$job" in
+  train)
+    release_build tinylm
+    build/examples/tinylm train "${@:2}"
+    ;;
   demo)
-    release_build
+    release_build mlp_demo
     build/examples/mlp_demo "${@:2}"
     ;;
   test)
@@ -74,12 +84,16 @@ case "$job" in
       ctest --test-dir build-asan --output-on-failure -j "$jobs"
     build-asan/examples/mlp_demo 300
     ;;
+  fuzz)
+    ensure_packages
+    bash tools/fuzz.sh "${@:2}"
+    ;;
   bench)
     release_build
     bash bench/matmul.sh build "${@:2}"
     ;;
   *)
-    echo "usage: bash tools/run.sh demo|test|sanitize|bench" >&2
+    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|demo|bench" >&2
     exit 2
     ;;
 esac

@@ -15,10 +15,10 @@ namespace tinylm {
 
 struct TrainOptions {
   std::string data;  // a text file; empty: the default corpus (Debian's fortunes)
-  int64_t steps = 1500;
+  int64_t steps = 2000;
   hcgrad::nn::GPTConfig model;  // layers, dim, heads, context (vocab is 256: bytes)
   int64_t batch = 16;
-  double lr = 2e-3;            // peak learning rate; the schedule decays it to lr / 10
+  double lr = 3e-3;            // peak learning rate; the schedule decays it to lr / 10
   int64_t warmup = 100;        // steps of linear warm-up
   double weight_decay = 0.1;   // AdamW, on the weight matrices only
   double clip = 1.0;           // global gradient-norm clip (0: off)
