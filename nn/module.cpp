@@ -26,7 +26,8 @@ Tensor Module::register_parameter(const std::string& name, const Tensor& value) 
 
 void Module::collect(const std::string& prefix, bool recurse, NamedTensors& out) const {
   for (const auto& [name, tensor] : parameters_) {
-    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& entry) { return entry.second.same(tensor); });
+    const Tensor& p = tensor;  // a structured binding cannot be captured by clang < 16
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& entry) { return entry.second.same(p); });
     if (!seen) out.emplace_back(prefix + name, tensor);
   }
   if (!recurse) return;

@@ -102,7 +102,7 @@ TEST_CASE("data: the byte tokenizer round-trips any text, one token per byte") {
   CHECK(ByteTokenizer::decode({}).empty());
 }
 
-TEST_CASE("data: decode refuses ids outside [0, 256)") {
+TEST_CASE("data: decode refuses ids outside 0..255") {
   CHECK_THROWS_WITH_AS(ByteTokenizer::decode({65, 256}),
                        doctest::Contains("ByteTokenizer::decode: token 256 at position 1 is outside"), IndexError);
   CHECK_THROWS_WITH_AS(ByteTokenizer::decode({-1}), doctest::Contains("token -1 at position 0"), IndexError);

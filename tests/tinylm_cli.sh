@@ -29,7 +29,7 @@ printf 'a short text\n' >"$scratch/short.txt"
 head -c 20000 /dev/urandom | base64 >"$scratch/text.txt"
 printf 'this is not a checkpoint' >"$scratch/garbage.safetensors"
 
-expect_error "does not exist" train --data "$scratch/missing.txt" --out "$scratch/r1"
+expect_error "no such file" train --data "$scratch/missing.txt" --out "$scratch/r1"
 expect_error "empty" train --data "$scratch/empty.txt" --out "$scratch/r2"
 expect_error "corpus too short" train --data "$scratch/short.txt" --out "$scratch/r3"
 expect_error "heads (3) must divide dim (128)" train --data "$scratch/text.txt" --heads 3 --out "$scratch/r4"
