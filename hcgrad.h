@@ -10,9 +10,10 @@
 #include "core/random.h"         // defines: Generator, manual_seed
 #include "core/tensor.h"         // defines: Tensor, TensorOptions
 #include "nn/attention.h"   // defines: SelfAttention
-#include "nn/checkpoint.h"  // defines: save_safetensors, load_safetensors
-#include "nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch
+#include "nn/checkpoint.h"  // defines: save_safetensors, load_safetensors, parse_safetensors, copy_into
+#include "nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
 #include "nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
 #include "nn/layers.h"      // defines: Linear, Embedding, LayerNorm, RMSNorm, Dropout
-#include "nn/module.h"      // defines: Module
+#include "nn/module.h"      // defines: Module, ModuleList
+#include "nn/named_tensors.h"  // defines: NamedTensors
 #include "nn/optim.h"       // defines: SGD, Adam, AdamW, clip_grad_norm_, CosineSchedule

@@ -29,6 +29,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "nn/named_tensors.h"
 
 namespace hcgrad::nn {
 
@@ -37,8 +38,6 @@ class CheckpointError : public Error {
   using Error::Error;
 };
 
-// Tensors with their names, in order (a model's parameters, say).
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 // Free-form string annotations stored in the header's "__metadata__" (step counts, configs, ...).
 using Metadata = std::map<std::string, std::string>;
 

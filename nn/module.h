@@ -23,10 +23,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "nn/named_tensors.h"
 
 namespace hcgrad::nn {
-
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class Module {
  public:

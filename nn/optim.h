@@ -26,11 +26,10 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "nn/named_tensors.h"
 
 namespace hcgrad::nn {
 
-// Tensors by name, in a fixed order (state dicts, checkpoints).
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // Some parameters and, optionally, their own lr / weight decay (else the optimizer's options apply).
 struct ParamGroup {

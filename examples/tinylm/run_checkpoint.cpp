@@ -55,7 +55,7 @@ void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgra
   metadata["model.heads"] = std::to_string(m.heads);
   metadata["model.mlp_ratio"] = std::to_string(m.mlp_ratio);
   metadata["model.dropout"] = exact(m.dropout);
-  metadata["model.bias"] = m.bias ? "1" : "0";
+  metadata["model.bias"] = std::to_string(m.bias ? 1 : 0);
   metadata["state.step"] = std::to_string(state.step);
   metadata["state.data_rng_offset"] = std::to_string(state.data_rng_offset);
   metadata["state.dropout_rng_offset"] = std::to_string(state.dropout_rng_offset);
