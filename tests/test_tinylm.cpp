@@ -112,6 +112,16 @@ TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existi
   std::ofstream(other_data.data) << std::string(5000, 'x');
   CHECK_THROWS_WITH_AS(tinylm::train(other_data), doctest::Contains("differs from the checkpoint"), Error);
 
+  // Resuming into another run's directory would overwrite that run: refused.
+  tinylm::TrainOptions other_run = small_run(scratch, "other_run");
+  other_run.stop_at = 4;
+  tinylm::train(other_run);
+  tinylm::TrainOptions into_other;
+  into_other.resume = scratch.path("run");
+  into_other.out = scratch.path("other_run");
+  into_other.given = {"out"};
+  CHECK_THROWS_WITH_AS(tinylm::train(into_other), doctest::Contains("other_run already holds a checkpoint"), Error);
+
   std::ifstream after_in(checkpoint, std::ios::binary);
   const std::string after((std::istreambuf_iterator<char>(after_in)), {});
   CHECK(before == after);

@@ -227,7 +227,9 @@ TrainResult train(const TrainOptions& requested) {
   if (o.out.empty()) o.out = fresh_run_directory();
   fs::create_directories(o.out);
   const std::string checkpoint_file = (fs::path(o.out) / kCheckpointFile).string();
-  HC_CHECK(resumed || !fs::exists(checkpoint_file), Error, "train: ", o.out,
+  // A run continues in place, or starts in a directory of its own: another run's checkpoint is never overwritten.
+  const bool continues_in_place = resumed && fs::exists(checkpoint_file) && fs::equivalent(checkpoint_file, resume_file);
+  HC_CHECK(continues_in_place || !fs::exists(checkpoint_file), Error, "train: ", o.out,
            " already holds a checkpoint; continue it with --resume ", o.out, " or choose another --out");
   MetricsFile metrics((fs::path(o.out) / "metrics.csv").string(), start_step);
   const std::map<std::string, std::string> settings = settings_of(o, data_fingerprint);
