@@ -13,6 +13,7 @@
 #include "nn/checkpoint.h"  // defines: save_safetensors, load_safetensors, parse_safetensors, copy_into
 #include "nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
 #include "nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
+#include "nn/hyper_connections.h"  // defines: HyperConnections, ScaledRMSNorm
 #include "nn/layers.h"      // defines: Linear, Embedding, LayerNorm, RMSNorm, Dropout
 #include "nn/module.h"      // defines: Module, ModuleList
 #include "nn/named_tensors.h"  // defines: NamedTensors

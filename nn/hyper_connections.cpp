@@ -1,0 +1,136 @@
+// HyperConnections: width and depth connections over S residual streams. Equations and layouts in
+// nn/hyper_connections.h; shapes below use B (batch), N (the middle dims N* flattened), F fractions of
+// width d = D / F, S streams, V branch-input views, C = V·F + S·F columns.
+#include "nn/hyper_connections.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "core/creation.h"
+#include "core/ops.h"
+
+namespace hcgrad::nn {
+
+// ---- ScaledRMSNorm ----
+
+ScaledRMSNorm::ScaledRMSNorm(int64_t d, DType dtype) : dim(d) {
+  HC_CHECK(d > 0, ShapeError, "ScaledRMSNorm: dim must be positive, got ", d);
+  gamma = register_parameter("gamma", zeros({d}, {.dtype = dtype}));
+}
+
+Tensor ScaledRMSNorm::forward(const Tensor& x) const {
+  HC_CHECK(x.dim() >= 1 && x.shape().back() == dim, ShapeError, "ScaledRMSNorm: input ", x.shape(),
+           " does not end in dim = ", dim);
+  Tensor norm = clamp(sqrt(sum(x * x, {-1}, /*keepdim=*/true)), 1e-12, std::nullopt);
+  return x / norm * std::sqrt(static_cast<double>(dim)) * (gamma + 1.0);
+}
+
+// ---- HyperConnections ----
+
+namespace {
+
+// The middle dims of a [rows, N*..., D] tensor.
+Shape middle_dims(const Tensor& t) { return Shape(t.shape().begin() + 1, t.shape().end() - 1); }
+
+Shape concat_shape(std::initializer_list<int64_t> head, const Shape& middle, std::initializer_list<int64_t> tail) {
+  Shape out(head);
+  out.insert(out.end(), middle.begin(), middle.end());
+  out.insert(out.end(), tail);
+  return out;
+}
+
+}  // namespace
+
+HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch branch)
+    : num_streams(S),
+      dim(o.dim),
+      num_fracs(o.num_fracs),
+      num_input_views(o.num_input_views),
+      tanh(o.tanh),
+      branch_(std::move(branch)) {
+  HC_CHECK(S >= 1, Error, "HyperConnections: num_streams must be >= 1, got ", S);
+  HC_CHECK(o.dim > 0, Error, "HyperConnections: dim must be positive, got ", o.dim);
+  HC_CHECK(o.num_input_views >= 1, Error, "HyperConnections: num_input_views must be >= 1, got ", o.num_input_views);
+  HC_CHECK(o.num_fracs >= 1 && o.dim % o.num_fracs == 0, ShapeError, "HyperConnections: dim (", o.dim,
+           ") must be divisible by num_fracs (", o.num_fracs, ")");
+  // Frac-Connections (F > 1) need the paper's per-fraction depth weights, which the library's parameter
+  // layout cannot express at init (connections-reference.md b.3.4, papers.md 4.4): not built yet.
+  HC_CHECK(o.num_fracs == 1, Error, "HyperConnections: num_fracs > 1 (Frac-Connections) is not implemented yet");
+  HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
+           "HyperConnections: dropout > 0 needs options.dropout_generator");
+  const int64_t F = o.num_fracs, V = o.num_input_views, d = o.dim / F, C = V * F + S * F;
+  const int64_t home = ((o.layer_index % S) + S) % S;
+  const TensorOptions options{.dtype = o.dtype};
+
+  // A[f1·S + s, f2·(V+S) + t]: the branch views read the home stream, each stream keeps itself (per fraction).
+  std::vector<double> alpha(static_cast<size_t>(S * F * C), 0.0);
+  for (int64_t f = 0; f < F; ++f)
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t row = f * S + s;
+      if (s == home)
+        for (int64_t v = 0; v < V; ++v) alpha[row * C + f * (V + S) + v] = 1.0;
+      alpha[row * C + f * (V + S) + V + s] = 1.0;
+    }
+  static_alpha = register_parameter("static_alpha", from_vector(alpha, {S * F, C}).to(o.dtype));
+  dynamic_alpha_fn = register_parameter("dynamic_alpha_fn", zeros({d, C}, options));
+  dynamic_alpha_scale = register_parameter("dynamic_alpha_scale", full({}, 0.01, options));
+  if (o.add_branch_out_to_residual) {
+    static_beta = register_parameter("static_beta", ones({S * F}, options));
+    dynamic_beta_fn = register_parameter("dynamic_beta_fn", zeros(F == 1 ? Shape{d} : Shape{d, F}, options));
+    dynamic_beta_scale = register_parameter("dynamic_beta_scale", full({}, 0.01, options));
+  }
+  norm = register_module("norm", std::make_shared<ScaledRMSNorm>(d, o.dtype));
+  dropout_ = std::make_shared<Dropout>(o.dropout, o.dropout_generator ? *o.dropout_generator : unused_generator_);
+  register_module("dropout", dropout_);
+}
+
+HyperConnections::Width HyperConnections::width(const Tensor& residuals) const {
+  const int64_t S = num_streams, F = num_fracs, V = num_input_views, D = dim, d = D / F;
+  HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == D && residuals.shape()[0] % S == 0, ShapeError,
+           "HyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", D, "] with the first dim a ",
+           "multiple of num_streams = ", S);
+  const Shape middle = middle_dims(residuals);
+  const int64_t B = residuals.shape()[0] / S, N = numel(middle);
+  auto phi = [&](const Tensor& t) { return tanh ? hcgrad::tanh(t) : t; };
+
+  // [B·S, N*, D] -> [B, N, F·S, d], row f1·S + s.
+  Tensor x = residuals.reshape({B, S, N, F, d}).permute({0, 2, 3, 1, 4}).reshape({B, N, F * S, d});
+  Tensor x_hat = norm->forward(x);
+  // α [B, N, F·S, C]; m = α^T x: [B, N, C, d], read as [B, N, F, V+S, d].
+  Tensor alpha = static_alpha + dynamic_alpha_scale * phi(matmul(x_hat, dynamic_alpha_fn));
+  Tensor m = matmul(alpha.transpose(-1, -2), x).reshape({B, N, F, V + S, d});
+
+  Width out;
+  Tensor u = m.narrow(3, 0, V).permute({3, 0, 1, 2, 4});  // [V, B, N, F, d]
+  out.branch_input = V == 1 ? u.reshape(concat_shape({B}, middle, {D})) : u.reshape(concat_shape({V, B}, middle, {D}));
+  out.residuals = m.narrow(3, V, S).permute({0, 3, 1, 2, 4}).reshape(concat_shape({B * S}, middle, {D}));
+  if (static_beta.defined()) {
+    // β[f1, s, f2] = bβ[s·F + f2] + sβ φ(x̂[f1, s] · Wβ[:, f2]): [B, N, F·S, F] -> [B, N, F, S, F]
+    Tensor w_beta = F == 1 ? dynamic_beta_fn.reshape({d, 1}) : dynamic_beta_fn;
+    Tensor b_beta = static_beta.reshape({1, S, F}).expand({F, S, F}).reshape({F * S, F});
+    out.beta = (b_beta + dynamic_beta_scale * phi(matmul(x_hat, w_beta))).reshape({B, N, F, S, F});
+  }
+  return out;
+}
+
+Tensor HyperConnections::add_residual(const Width& w, const Tensor& y) const {
+  if (!static_beta.defined()) return y;  // add_branch_out_to_residual = false
+  const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
+  const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
+  const Shape middle = middle_dims(w.residuals);
+  HC_CHECK(y.shape() == concat_shape({B}, middle, {D}), ShapeError, "HyperConnections: branch output ", y.shape(),
+           " must have the branch input's shape ", concat_shape({B}, middle, {D}));
+  // o[s, f2] = Σ_f1 β[f1, s, f2] y[f1]: [B, N, S·F, F] @ [B, N, F, d] -> [B, N, S, D] -> [B·S, N*, D]
+  Tensor beta = w.beta.reshape({B, N, F, S * F}).transpose(-1, -2);
+  Tensor o = matmul(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D}).permute({0, 2, 1, 3});
+  return dropout_->forward(o.reshape(concat_shape({B * S}, middle, {D})) + w.residuals);
+}
+
+Tensor HyperConnections::forward(const Tensor& residuals) const {
+  HC_CHECK(static_cast<bool>(branch_), Error,
+           "HyperConnections: forward() needs a branch; without one use width() and add_residual()");
+  Width w = width(residuals);
+  return add_residual(w, branch_(w.branch_input));
+}
+
+}  // namespace hcgrad::nn

@@ -1,0 +1,89 @@
+// Hyper-Connections (Zhu et al. 2024) and Frac-Connections (Zhu et al. 2025): S residual streams instead of
+// one, mixed by learned width and depth connections, as the `hyper-connections` library's HyperConnections
+// module computes them (its layout "L1": the streams folded into the batch, row b·S + s = stream s of item b).
+//
+// For one token, with x[f, s] ∈ R^d the fraction f of stream s (d = D / F, fraction is the outer index):
+//   x̂[f, s]   = RMSNorm(x[f, s])                                      (one γ for all f, s)
+//   α[f1,s,c]  = A[f1·S+s, c] + sα · φ(x̂[f1,s] · Wα[:, c])             static + dynamic width weights
+//   m[f2, t]   = Σ_{f1,s} α[f1, s, f2·(V+S)+t] · x[f1, s]               c = f2·(V+S) + t
+//   branch input u_v = concat_f2 m[f2, v]   (v < V views),   mixed residual r_s' = concat_f2 m[f2, V+s']
+//   β[f1,s,f2] = bβ[s·F+f2] + sβ · φ(x̂[f1,s] · Wβ[:, f2])              depth weights
+//   new_s      = dropout( Σ_f1 β[f1,s,·] y[f1]  +  r_s )                  y = branch(u)
+// φ = tanh (or identity with tanh = false). HC paper: eq. (1)-(5) (static) and (6)-(9) (dynamic); F > 1 is
+// the Frac-Connections paper's fractional version.
+//
+// Initialisation: the branch reads the home stream k = layer_index mod S and every stream keeps itself
+// (A = [e_k | I] per fraction), all β = 1, dynamic weights 0, scales 0.01. So at init each stream becomes
+// x_t + branch(x_k), and expand -> L layers -> reduce is S times the plain residual network.
+// For F > 1 the library's init re-reads its [VF | SF] layout as F blocks of V+S columns, which scrambles
+// the fractions (connections-reference.md b.3.4); hcgrad uses the identity-like init of the Frac paper:
+// branch fraction f reads fraction f of the home stream, residual fraction f of stream s keeps itself.
+// The forward equations, and so the results on given parameters, are the library's.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "nn/layers.h"
+
+namespace hcgrad::nn {
+
+// The library's RMSNorm: y = x / max(‖x‖₂, 1e-12) · √n · (γ + 1) over the last dim (size n), γ init 0.
+class ScaledRMSNorm : public Module {
+ public:
+  ScaledRMSNorm(int64_t dim, DType dtype = DType::Float32);
+  Tensor forward(const Tensor& x) const;
+
+  int64_t dim;
+  Tensor gamma;  // [dim]
+};
+
+struct HyperConnectionsOptions {
+  int64_t dim = 0;          // D, the model width (required)
+  int64_t layer_index = 0;  // picks the home stream: layer_index mod num_streams
+  bool tanh = true;         // φ of the dynamic weights
+  double dropout = 0.0;     // on the new residual streams
+  bool add_branch_out_to_residual = true;  // false: add_residual(y) returns y (no depth connection)
+  int64_t num_input_views = 1;             // V: branch inputs (V > 1: u is [V, B, N*, D])
+  int64_t num_fracs = 1;                   // F: Frac-Connections
+  DType dtype = DType::Float32;
+  Generator* dropout_generator = nullptr;  // needed when dropout > 0
+};
+
+class HyperConnections : public Module {
+ public:
+  using Branch = std::function<Tensor(const Tensor&)>;
+
+  // `branch` (optional) is what forward() wraps; the manual form width()/add_residual() needs none.
+  HyperConnections(int64_t num_streams, HyperConnectionsOptions options, Branch branch = {});
+
+  // The width connection's results for one call: what the branch reads, the mixed residual streams and the
+  // depth weights to merge the branch output with.
+  struct Width {
+    Tensor branch_input;  // [B, N*, D] (V = 1) or [V, B, N*, D]
+    Tensor residuals;     // [B·S, N*, D]: the mixed streams r
+    Tensor beta;          // [B, N, F, S, F] (N = product of N*): β[f1, s, f2]
+  };
+  Width width(const Tensor& residuals) const;
+  // new streams [B·S, N*, D] from the branch output y [B, N*, D] (the depth connection).
+  Tensor add_residual(const Width& width, const Tensor& branch_output) const;
+  // The wrapped form: add_residual(width(x), branch(branch_input)).
+  Tensor forward(const Tensor& residuals) const;
+
+  int64_t num_streams, dim, num_fracs, num_input_views;
+  bool tanh;
+  Tensor static_alpha;         // [S·F, V·F + S·F]  (rows f1·S + s, columns f2·(V+S) + t)
+  Tensor dynamic_alpha_fn;     // [d, V·F + S·F]
+  Tensor dynamic_alpha_scale;  // []
+  Tensor static_beta;          // [S·F]  (index s·F + f2)
+  Tensor dynamic_beta_fn;      // [d] (F = 1) or [d, F]
+  Tensor dynamic_beta_scale;   // []
+  std::shared_ptr<ScaledRMSNorm> norm;
+
+ private:
+  Branch branch_;
+  std::shared_ptr<Dropout> dropout_;
+  Generator unused_generator_;  // for a dropout of 0, which never draws
+};
+
+}  // namespace hcgrad::nn
