@@ -25,12 +25,17 @@ void GPTConfig::validate() const {
   HC_CHECK(dim % heads == 0, Error, "GPT: heads (", heads, ") must divide dim (", dim, ")");
   HC_CHECK(dropout >= 0 && dropout < 1, Error, "GPT: dropout must be in [0, 1), got ", dropout);
   HC_CHECK(is_floating(dtype), DTypeError, "GPT: dtype must be floating, got ", dtype);
+  HC_CHECK(connection == "residual" || connection == "hc", Error, "GPT: connection must be residual or hc, got '",
+           connection, "'");
+  HC_CHECK(streams >= 1, Error, "GPT: streams must be >= 1, got ", streams);
+  HC_CHECK(connection == "hc" || streams == 1, Error, "GPT: streams = ", streams, " needs connection hc");
 }
 
 std::string GPTConfig::describe() const {
   std::ostringstream out;
   out << layers << " layers, dim " << dim << ", " << heads << " heads, context " << context << ", vocab "
       << vocab_size;
+  if (connection != "residual") out << ", " << connection << " with " << streams << " streams";
   return out.str();
 }
 
@@ -45,7 +50,7 @@ MLP::MLP(const GPTConfig& config, Generator& init, Generator& masks) {
 
 Tensor MLP::forward(const Tensor& x) const { return dropout->forward(proj->forward(gelu(fc->forward(x)))); }
 
-Block::Block(const GPTConfig& config, Generator& init, Generator& masks) {
+Block::Block(const GPTConfig& config, int64_t index, Generator& init, Generator& masks) {
   const NormOptions norm{.bias = config.bias, .dtype = config.dtype};
   const SelfAttentionOptions attention{
       .dropout = config.dropout, .bias = config.bias, .dtype = config.dtype, .dropout_generator = &masks};
@@ -53,11 +58,26 @@ Block::Block(const GPTConfig& config, Generator& init, Generator& masks) {
   attn = register_module("attn", std::make_shared<SelfAttention>(config.dim, config.heads, init, attention));
   ln2 = register_module("ln2", std::make_shared<LayerNorm>(config.dim, norm));
   mlp = register_module("mlp", std::make_shared<MLP>(config, init, masks));
+  if (config.connection == "hc") {
+    auto hc = [&](int64_t layer_index) {
+      return std::make_shared<HyperConnections>(
+          config.streams, HyperConnectionsOptions{.dim = config.dim, .layer_index = layer_index, .dtype = config.dtype});
+    };
+    hc_attn = register_module("hc_attn", hc(2 * index));
+    hc_mlp = register_module("hc_mlp", hc(2 * index + 1));
+  }
 }
 
 Tensor Block::forward(const Tensor& x) const {
-  Tensor h = x + attn->forward(ln1->forward(x));
-  return h + mlp->forward(ln2->forward(h));
+  if (!hc_attn) {
+    Tensor h = x + attn->forward(ln1->forward(x));
+    return h + mlp->forward(ln2->forward(h));
+  }
+  // The branch reads the width connection's mix of the streams; its output is merged back by the depth one.
+  auto w = hc_attn->width(x);
+  Tensor h = hc_attn->add_residual(w, attn->forward(ln1->forward(w.branch_input)));
+  w = hc_mlp->width(h);
+  return hc_mlp->add_residual(w, mlp->forward(ln2->forward(w.branch_input)));
 }
 
 // ---- GPT ----
@@ -77,7 +97,7 @@ GPT::GPT(const GPTConfig& config, uint64_t seed)
   wpe = register_module("wpe", std::make_shared<Embedding>(config.context, config.dim, init, embedding));
   blocks = register_module("blocks", std::make_shared<ModuleList>());
   for (int64_t i = 0; i < config.layers; ++i)
-    block_list_.push_back(blocks->push_back(std::make_shared<Block>(config, init, dropout_gen_)));
+    block_list_.push_back(blocks->push_back(std::make_shared<Block>(config, i, init, dropout_gen_)));
   ln_f = register_module("ln_f", std::make_shared<LayerNorm>(config.dim, NormOptions{.bias = config.bias,
                                                                                      .dtype = config.dtype}));
   // The layers above drew PyTorch's default init; GPT-2's replaces it, from the same stream.
@@ -87,6 +107,7 @@ GPT::GPT(const GPTConfig& config, uint64_t seed)
 void GPT::reset_parameters(Generator& gen) {
   const double std = 0.02, residual_std = 0.02 / std::sqrt(2.0 * config_.layers);
   for (const auto& [name, p] : named_parameters()) {
+    if (name.find(".hc_") != std::string::npos) continue;  // hyper-connections keep their own init
     const bool is_bias = name.ends_with(".bias");
     const bool is_norm = name.starts_with("ln_f.") || name.find(".ln1.") != std::string::npos ||
                          name.find(".ln2.") != std::string::npos;
@@ -111,7 +132,10 @@ Tensor GPT::forward(const Tensor& ids) const {
            config_.context, "] (ids ", ids.shape(), ")");
   Tensor positions = arange(T, {.dtype = DType::Int64, .device = ids.device()});
   Tensor x = wte->forward(ids) + wpe->forward(positions);  // [B, T, C] + [T, C]
+  const int64_t B = ids.shape()[0], S = config_.streams, C = config_.dim;
+  if (S > 1) x = x.unsqueeze(1).expand({B, S, T, C}).reshape({B * S, T, C});  // expand: a copy per stream
   for (const auto& block : block_list_) x = block->forward(x);
+  if (S > 1) x = x.reshape({B, S, T, C}).sum({1});  // reduce: the sum of the streams
   x = ln_f->forward(x);
   return matmul(x, wte->weight.t());  // tied head: [B, T, C] @ [C, V]
 }
@@ -127,7 +151,9 @@ GPT::DecaySplit GPT::decay_split() const {
   DecaySplit split;
   for (const auto& [name, p] : named_parameters()) {
     const bool embedding = name.starts_with("wte.") || name.starts_with("wpe.");
-    (p.dim() >= 2 && !embedding ? split.decay : split.no_decay).push_back(p);
+    // The HC authors advise against decaying the static connection weights (they start at identity-like values).
+    const bool static_connection = name.find(".static_") != std::string::npos;
+    (p.dim() >= 2 && !embedding && !static_connection ? split.decay : split.no_decay).push_back(p);
   }
   return split;
 }

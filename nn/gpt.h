@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nn/attention.h"
+#include "nn/hyper_connections.h"
 
 namespace hcgrad::nn {
 
@@ -25,6 +26,10 @@ struct GPTConfig {
   double dropout = 0.0;
   bool bias = true;
   DType dtype = DType::Float32;
+  // How a block's branches (attention, MLP) join the residual: "residual" (x + f(x)) or "hc" (hyper-connections
+  // over `streams` residual streams: expanded once after the embeddings, reduced once before ln_f).
+  std::string connection = "residual";
+  int64_t streams = 1;
 
   // Throws a clear Error for non-positive sizes or heads not dividing dim.
   void validate() const;
@@ -42,15 +47,17 @@ class MLP : public Module {
   std::shared_ptr<Dropout> dropout;
 };
 
-// One pre-norm transformer block.
+// One pre-norm transformer block. With hyper-connections each branch is wrapped by its own HyperConnections
+// (layer_index 2i and 2i + 1 for block i) and x holds the streams folded into the batch.
 class Block : public Module {
  public:
-  Block(const GPTConfig& config, Generator& init, Generator& masks);
-  Tensor forward(const Tensor& x) const;  // [B, T, C] -> [B, T, C]
+  Block(const GPTConfig& config, int64_t index, Generator& init, Generator& masks);
+  Tensor forward(const Tensor& x) const;  // [B, T, C] -> [B, T, C]  (hc: [B·S, T, C])
 
   std::shared_ptr<LayerNorm> ln1, ln2;
   std::shared_ptr<SelfAttention> attn;
   std::shared_ptr<MLP> mlp;
+  std::shared_ptr<HyperConnections> hc_attn, hc_mlp;  // null for the plain residual
 };
 
 class GPT : public Module {

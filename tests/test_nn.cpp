@@ -191,7 +191,7 @@ TEST_CASE("nn gradcheck: SelfAttention, MLP, Block") {
                          {leaf({2, 4, 8})});
   MLP mlp(config, gen, gen);
   check_module_gradients(mlp, [&](const TensorList& in) { return mlp.forward(in[0]); }, {leaf({2, 3, 8})});
-  Block block(config, gen, gen);
+  Block block(config, 0, gen, gen);
   check_module_gradients(block, [&](const TensorList& in) { return block.forward(in[0]); }, {leaf({1, 4, 8})});
 }
 
@@ -254,4 +254,30 @@ TEST_CASE("nn training: a tiny GPT learns a short string by heart (loss near zer
   std::vector<int64_t> prompt(ids.begin(), ids.begin() + T);
   std::vector<int64_t> out = model.generate(prompt, windows, 0.0, 0, gen);
   CHECK(std::string(out.begin(), out.end()) == text);
+}
+
+TEST_CASE("nn gpt with hyper-connections: at init it computes the residual GPT; gradients check") {
+  GPTConfig plain = tiny_config();
+  GPTConfig hc = plain;
+  hc.connection = "hc";
+  hc.streams = 4;
+  GPT a(plain, 21), b(hc, 21);
+  CHECK(b.num_parameters() > a.num_parameters());
+  Tensor ids = tensor({1, 5, 9, 2, 3, 10, 0, 4}, {2, 4}, {.dtype = DType::Int64});
+  // The streams sum to 4 x the residual stream, and ln_f is scale-invariant once its eps is 0.
+  a.ln_f->eps = b.ln_f->eps = 0;
+  CHECK(max_abs_diff(values(a.forward(ids)), values(b.forward(ids))) < 1e-12);
+  a.ln_f->eps = b.ln_f->eps = 1e-5;
+  auto split = b.decay_split();
+  for (const Tensor& p : split.decay) CHECK_FALSE(p.same(b.blocks->children()[0].second->named_parameters()[0].second));
+  Tensor targets = tensor({5, 9, 2, 3, 10, 0, 4, 7}, {2, 4}, {.dtype = DType::Int64});
+  for (const auto& [name, p] : b.named_parameters())  // move the connections off their init
+    if (name.find(".hc_") != std::string::npos) {
+      autograd::NoGradGuard no_grad;
+      Generator gen(name.size());
+      Tensor(p).add_(randn(p.shape(), p.options(), gen) * 0.3);
+    }
+  check_module_gradients(b, [&](const TensorList&) { return b.loss(ids, targets); }, {});
+  plain.streams = 2;
+  CHECK_THROWS_WITH_AS(GPT(plain, 0), doctest::Contains("streams = 2 needs connection hc"), Error);
 }

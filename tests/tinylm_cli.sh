@@ -37,6 +37,8 @@ expect_error "must be positive" train --data "$scratch/text.txt" --layers 0 --ou
 expect_error "must be positive" train --data "$scratch/text.txt" --batch -2 --out "$scratch/r6"
 expect_error "must be positive" train --data "$scratch/text.txt" --ctx 0 --out "$scratch/r7"
 expect_error "--lr must be positive" train --data "$scratch/text.txt" --lr -1 --out "$scratch/r8"
+expect_error "connection must be residual or hc" train --data "$scratch/text.txt" --connection bogus --out "$scratch/r9"
+expect_error "streams = 2 needs connection hc" train --data "$scratch/text.txt" --streams 2 --out "$scratch/r10"
 expect_error "--bogus" train --bogus
 expect_error "Could not convert" train --steps many
 expect_error "required" sample
@@ -46,7 +48,7 @@ expect_error "garbage.safetensors" train --resume "$scratch/garbage.safetensors"
 
 # A tiny real run, then sampling from it: both succeed.
 if ! "$tinylm" train --data "$scratch/text.txt" --steps 4 --layers 1 --dim 16 --heads 2 --ctx 16 --batch 2 \
-  --eval-every 2 --sample-tokens 8 --out "$scratch/run" >"$scratch/train.log" 2>&1; then
+  --eval-every 2 --sample-tokens 8 --connection hc --streams 2 --out "$scratch/run" >"$scratch/train.log" 2>&1; then
   echo "FAIL: a tiny training run failed:"; tail -5 "$scratch/train.log"; failures=$((failures + 1))
 elif ! grep -q "^final val_loss=" "$scratch/train.log"; then
   echo "FAIL: no 'final val_loss=' line"; failures=$((failures + 1))

@@ -56,6 +56,8 @@ void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgra
   metadata["model.mlp_ratio"] = std::to_string(m.mlp_ratio);
   metadata["model.dropout"] = exact(m.dropout);
   metadata["model.bias"] = std::to_string(m.bias ? 1 : 0);
+  metadata["model.connection"] = m.connection;
+  metadata["model.streams"] = std::to_string(m.streams);
   metadata["state.step"] = std::to_string(state.step);
   metadata["state.data_rng_offset"] = std::to_string(state.data_rng_offset);
   metadata["state.dropout_rng_offset"] = std::to_string(state.dropout_rng_offset);
@@ -78,6 +80,10 @@ LoadedRun read_run(const std::string& file) {
   m.mlp_ratio = read_key<int64_t>(metadata, "model.mlp_ratio", file);
   m.dropout = read_key<double>(metadata, "model.dropout", file);
   m.bias = read_key<int>(metadata, "model.bias", file) != 0;
+  auto connection = metadata.find("model.connection");
+  HC_CHECK(connection != metadata.end(), Error, "checkpoint ", file, ": metadata key 'model.connection' is missing");
+  m.connection = connection->second;  // checked by validate() below
+  m.streams = read_key<int64_t>(metadata, "model.streams", file);
   try {
     m.validate();
   } catch (const Error& e) {

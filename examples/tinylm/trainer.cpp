@@ -93,6 +93,9 @@ TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
   keep_int("dim", o.model.dim, saved.model.dim);
   keep_int("heads", o.model.heads, saved.model.heads);
   keep_int("ctx", o.model.context, saved.model.context);
+  keep_int("streams", o.model.streams, saved.model.streams);
+  if (o.given.count("connection") && o.model.connection != saved.model.connection)
+    mismatch("connection", o.model.connection, saved.model.connection);
   o.model = saved.model;
   keep_int("batch", o.batch, int_setting("batch"));
   keep_int("warmup", o.warmup, int_setting("warmup"));
