@@ -94,6 +94,15 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                 std::optional<double> eps = std::nullopt);
 
+// ---- Sinkhorn-Knopp, for mHC's residual-mixing matrix (core/ops/sinkhorn.cpp) ----
+// Linear: exp(logits - column max), then `iters` times: divide every column by its sum, then every row.
+// Log: the same in log space, `iters` times log_softmax over dim -2 then dim -1, and exp at the end.
+enum class SinkhornDomain { Linear, Log };
+// logits [..., M, N] (any batch dims; M != N allowed) -> same shape, rows summing to 1, columns near M / N
+// (1 when square). float32 or float64, computed in that dtype.
+// iters >= 1. One fused op: backward recomputes the iterations and differentiates through all of them.
+Tensor sinkhorn(const Tensor& logits, int64_t iters, SinkhornDomain domain = SinkhornDomain::Linear);
+
 // ---- views and copies: the free-function spelling of the Tensor methods (core/ops/view.cpp) ----
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor permute(const Tensor& x, const Shape& dims);

@@ -72,6 +72,17 @@ TEST_CASE("norm and loss shape errors") {
                        ShapeError);
 }
 
+TEST_CASE("sinkhorn errors name the op, the value and the shape") {
+  CHECK_THROWS_WITH_AS(sinkhorn(ones({4, 4}), 0),
+                       "sinkhorn: iters must be >= 1, got 0 for logits [4,4] (iters = 0 is refused: the reference's "
+                       "versions disagree on it, exp(L - column max) or L unchanged, and neither is normalised)",
+                       Error);
+  CHECK_THROWS_WITH_AS(sinkhorn(ones({4}), 3),
+                       "sinkhorn: expected logits of shape [..., M, N] (at least 2 dims), got [4]", ShapeError);
+  CHECK_THROWS_WITH_AS(sinkhorn(arange(4).reshape({2, 2}), 3),
+                       "sinkhorn: expected a floating dtype (float32, float64), got int64 for shape [2,2]", DTypeError);
+}
+
 TEST_CASE("device errors: CUDA is not in this build") {
   CHECK_THROWS_WITH_AS(zeros({2}, {.device = Device::cuda(0)}), "storage: device cuda:0 is not available in this build",
                        DeviceError);

@@ -24,6 +24,7 @@ struct Case {
 Tensor X(const Shape& s) { return leaf(s); }                 // values in [-1, 1)
 Tensor P(const Shape& s) { return leaf(s, 0.5, 2.0); }       // positive, away from 0
 Tensor W(const Shape& s) { return leaf(s, -3.0, 3.0); }      // wider range (curved parts of gelu, silu)
+Tensor L(const Shape& s) { return leaf(s, -2.0, 2.0); }      // Sinkhorn logits: away from saturation
 // A leaf whose memory is not row-major: the transpose of a [cols, rows] tensor.
 Tensor Xt(int64_t rows, int64_t cols) { return leaf({cols, rows}).detach().t().detach().requires_grad_(); }
 Tensor ids(std::vector<int64_t> v, Shape s = {}) { return from_vector(v, s); }
@@ -118,6 +119,19 @@ const std::vector<Case> kCases = {
                          [](const TL& in) { return rms_norm(in[0], {5}, in[1], 1e-6); }},
   {"rms_norm no weight", [] { return TL{X({2, 4})}; },
                          [](const TL& in) { return rms_norm(in[0], {4}); }},
+  // ---- Sinkhorn: both domains, square and not, 1 to 20 iterations, batched and transposed inputs ----
+  {"sinkhorn 1 iter",         [] { return TL{L({3, 3})}; },       [](const TL& in) { return sinkhorn(in[0], 1); }},
+  {"sinkhorn 3 iters 3x5",    [] { return TL{L({3, 5})}; },       [](const TL& in) { return sinkhorn(in[0], 3); }},
+  {"sinkhorn 20 iters batch", [] { return TL{L({2, 3, 4, 4})}; }, [](const TL& in) { return sinkhorn(in[0], 20); }},
+  {"sinkhorn 3 iters 5x2 transposed", [] { return TL{Xt(5, 2)}; }, [](const TL& in) { return sinkhorn(in[0], 3); }},
+  {"sinkhorn log 1 iter",     [] { return TL{L({4, 4})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 1, SinkhornDomain::Log); }},
+  {"sinkhorn log 3 iters 4x2", [] { return TL{L({4, 2})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 3, SinkhornDomain::Log); }},
+  {"sinkhorn log 20 iters batch", [] { return TL{L({3, 4, 4})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 20, SinkhornDomain::Log); }},
+  {"sinkhorn log 3 iters 2x6", [] { return TL{L({2, 2, 6})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 3, SinkhornDomain::Log); }},
   // ---- views and copies ----
   {"view",       [] { return TL{X({2, 6})}; },    [](const TL& in) { return in[0].view({3, 4}) * 2.0; }},
   {"reshape",    [] { return TL{Xt(3, 4)}; },     [](const TL& in) { return in[0].reshape({-1}) * 2.0; }},
@@ -186,4 +200,44 @@ TEST_CASE("gradcheck catches a wrong gradient") {
   auto r = autograd::gradcheck(broken, {X({3})});
   CHECK_FALSE(r.ok);
   CHECK(r.message.find("analytic") != std::string::npos);
+}
+
+TEST_CASE("sinkhorn backward equals autograd through the unrolled loop of primitive ops") {
+  // The loop of core/ops.h written with exp, max, sum, abs, clamp and log_softmax: autograd then
+  // differentiates every iteration on its own, which is what the fused backward must reproduce.
+  auto unrolled = [](const Tensor& logits, int iters, SinkhornDomain domain) {
+    if (domain == SinkhornDomain::Log) {
+      Tensor l = logits;
+      for (int t = 0; t < iters; ++t) l = log_softmax(log_softmax(l, -2), -1);
+      return exp(l);
+    }
+    Tensor a = exp(logits - max(logits, {-2}, true).detach());
+    for (int t = 0; t < iters; ++t) {
+      a = a / clamp(sum(abs(a), {-2}, true), 1e-12, std::nullopt);
+      a = a / clamp(sum(abs(a), {-1}, true), 1e-12, std::nullopt);
+    }
+    return a;
+  };
+  // Row 0 of the second matrix is 40 below the rest: its sums fall under the 1e-12 floor, so the
+  // clamped branch of the backward runs too.
+  Tensor base = leaf({2, 3, 4}, -2.0, 2.0).detach();
+  {
+    autograd::NoGradGuard no_grad;
+    base.select(0, 1).select(0, 0).add_(-40.0);
+  }
+  Tensor cotangent = leaf({2, 3, 4}).detach();
+  for (SinkhornDomain domain : {SinkhornDomain::Linear, SinkhornDomain::Log})
+    for (int iters : {1, 3, 20}) {
+      CAPTURE(iters);
+      CAPTURE(domain == SinkhornDomain::Log);
+      Tensor fused_in = base.clone().detach().requires_grad_(), unrolled_in = base.clone().detach().requires_grad_();
+      Tensor fused = sinkhorn(fused_in, iters, domain), reference = unrolled(unrolled_in, iters, domain);
+      CHECK(close(fused, {2, 3, 4}, values(reference), 1e-12));
+      fused.backward(cotangent);
+      reference.backward(cotangent);
+      std::vector<double> expected = values(unrolled_in.grad());
+      double scale = 0;
+      for (double v : expected) scale = std::max(scale, std::abs(v));
+      CHECK(close(fused_in.grad(), {2, 3, 4}, expected, 1e-10 * std::max(scale, 1.0)));
+    }
 }

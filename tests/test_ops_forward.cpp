@@ -29,6 +29,51 @@ Tensor seq(const Shape& shape, DType dtype = DType::Float32) {
   return arange(0.0, static_cast<double>(numel(shape)), 1.0, {.dtype = dtype}).reshape(shape);
 }
 
+// Sinkhorn-Knopp of one row-major [M, N] matrix, straight from the definition (core/ops.h), in double.
+std::vector<double> naive_sinkhorn(const std::vector<double>& logits, int64_t M, int64_t N, int iters,
+                                   SinkhornDomain domain) {
+  std::vector<std::vector<double>> a(M, std::vector<double>(N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) a[i][j] = logits[i * N + j];
+  if (domain == SinkhornDomain::Log) {
+    for (int t = 0; t < iters; ++t) {
+      for (int64_t j = 0; j < N; ++j) {  // log_softmax down each column
+        double lse = 0;
+        for (int64_t i = 0; i < M; ++i) lse += std::exp(a[i][j]);
+        for (int64_t i = 0; i < M; ++i) a[i][j] -= std::log(lse);
+      }
+      for (int64_t i = 0; i < M; ++i) {  // then along each row
+        double lse = 0;
+        for (int64_t j = 0; j < N; ++j) lse += std::exp(a[i][j]);
+        for (int64_t j = 0; j < N; ++j) a[i][j] -= std::log(lse);
+      }
+    }
+    for (auto& row : a)
+      for (double& v : row) v = std::exp(v);
+  } else {
+    for (int64_t j = 0; j < N; ++j) {
+      double column_max = a[0][j];
+      for (int64_t i = 1; i < M; ++i) column_max = std::max(column_max, a[i][j]);
+      for (int64_t i = 0; i < M; ++i) a[i][j] = std::exp(a[i][j] - column_max);
+    }
+    for (int t = 0; t < iters; ++t) {
+      for (int64_t j = 0; j < N; ++j) {
+        double column_sum = 0;
+        for (int64_t i = 0; i < M; ++i) column_sum += a[i][j];
+        for (int64_t i = 0; i < M; ++i) a[i][j] /= std::max(column_sum, 1e-12);
+      }
+      for (int64_t i = 0; i < M; ++i) {
+        double row_sum = 0;
+        for (int64_t j = 0; j < N; ++j) row_sum += a[i][j];
+        for (int64_t j = 0; j < N; ++j) a[i][j] /= std::max(row_sum, 1e-12);
+      }
+    }
+  }
+  std::vector<double> flat;
+  for (const auto& row : a) flat.insert(flat.end(), row.begin(), row.end());
+  return flat;
+}
+
 }  // namespace
 
 TEST_CASE("binary ops broadcast like NumPy") {
@@ -295,4 +340,90 @@ TEST_CASE("layer_norm and rms_norm match their definitions") {
   Tensor y = layer_norm(x.reshape({5, 2, 4}), {2, 4});
   CHECK(close(mean(y, {1, 2}), {5}, std::vector<double>(5, 0.0), 1e-6));
   CHECK(close(mean(y * y, {1, 2}), {5}, std::vector<double>(5, 1.0), 1e-4));
+}
+
+TEST_CASE("sinkhorn matches a naive double implementation, in both domains and dtypes") {
+  // Logits in [-2, 2), batch [2, 3] of non-square 4x5 matrices; inputs small enough that exp needs no shift.
+  Tensor x = data32({2, 3, 4, 5}, -2, 2);
+  std::vector<double> xv = values(x);
+  for (SinkhornDomain domain : {SinkhornDomain::Linear, SinkhornDomain::Log}) {
+    for (int iters : {1, 3, 20}) {
+      CAPTURE(iters);
+      CAPTURE(domain == SinkhornDomain::Log);
+      std::vector<double> expected;
+      for (int b = 0; b < 6; ++b) {
+        std::vector<double> matrix(xv.begin() + b * 20, xv.begin() + (b + 1) * 20);
+        std::vector<double> result = naive_sinkhorn(matrix, 4, 5, iters, domain);
+        expected.insert(expected.end(), result.begin(), result.end());
+      }
+      CHECK(close(sinkhorn(x.to(DType::Float64), iters, domain), {2, 3, 4, 5}, expected, 1e-13));
+      CHECK(close(sinkhorn(x, iters, domain), {2, 3, 4, 5}, expected, 1e-6));
+    }
+  }
+  // A transposed (non-contiguous) input is read through its strides: a 5x4 matrix.
+  Tensor xt = x.select(0, 1).select(0, 2).t();
+  std::vector<double> xtv = values(xt);
+  CHECK(close(sinkhorn(xt, 3), {5, 4}, naive_sinkhorn(xtv, 5, 4, 3, SinkhornDomain::Linear), 1e-6));
+}
+
+TEST_CASE("sinkhorn: rows sum to 1, columns converge, the domains and dtypes agree") {
+  Tensor x32 = data32({8, 6, 6}, -2, 2);
+  Tensor x64 = x32.to(DType::Float64);
+  const std::vector<double> ones_8x6(48, 1.0);
+  for (SinkhornDomain domain : {SinkhornDomain::Linear, SinkhornDomain::Log}) {
+    CAPTURE(domain == SinkhornDomain::Log);
+    // The last half-step normalises the rows: they sum to 1 after any number of iterations.
+    CHECK(close(sum(sinkhorn(x64, 2, domain), {-1}), {8, 6}, ones_8x6, 1e-14));
+    CHECK(close(sum(sinkhorn(x32, 2, domain), {-1}), {8, 6}, ones_8x6, 1e-6));
+    // Columns only approach 1; after 1 iteration they are visibly off, after 20 close.
+    CHECK(max_abs_diff(values(sum(sinkhorn(x64, 1, domain), {-2})), ones_8x6) > 1e-3);
+    CHECK(close(sum(sinkhorn(x64, 20, domain), {-2}), {8, 6}, ones_8x6, 1e-6));
+  }
+  // A non-square 4x2 matrix cannot be doubly stochastic: its columns approach M / N = 2.
+  // (Fixed values: how fast the columns converge depends on the input.)
+  Tensor wide = tensor({0.3, -1.2, 1.5, 0.4, -0.7, 0.9, 0.1, -0.5}, {4, 2}, {.dtype = DType::Float64});
+  CHECK(close(sum(sinkhorn(wide, 20), {0}), {2}, {2.0, 2.0}, 1e-6));
+  // Linear and log domain are the same iteration written two ways.
+  CHECK(close(sinkhorn(x64, 20), {8, 6, 6}, values(sinkhorn(x64, 20, SinkhornDomain::Log)), 1e-13));
+  CHECK(close(sinkhorn(x32, 20), {8, 6, 6}, values(sinkhorn(x32, 20, SinkhornDomain::Log)), 1e-6));
+  // float32 follows float64.
+  CHECK(close(sinkhorn(x32, 20), {8, 6, 6}, values(sinkhorn(x64, 20)), 1e-6));
+  CHECK(close(sinkhorn(x32, 20, SinkhornDomain::Log), {8, 6, 6}, values(sinkhorn(x64, 20, SinkhornDomain::Log)),
+              1e-6));
+}
+
+TEST_CASE("sinkhorn at mHC's init: logits 0 on the diagonal, -1 off it") {
+  // exp(I - 1) has diagonal 1 and off-diagonal 1/e; it is symmetric, so one column normalisation already
+  // makes it doubly stochastic: diagonal 1 / (1 + (S - 1) / e), off-diagonal (1 / e) / (1 + (S - 1) / e).
+  const int S = 4;
+  std::vector<double> logits(S * S, -1.0), expected(S * S);
+  for (int i = 0; i < S; ++i) logits[i * S + i] = 0.0;
+  const double diagonal = 1.0 / (1.0 + (S - 1) / std::exp(1.0)), off = diagonal / std::exp(1.0);
+  CHECK(diagonal == doctest::Approx(0.4753669).epsilon(1e-7));  // the values the spec quotes for S = 4
+  CHECK(off == doctest::Approx(0.1748777).epsilon(1e-7));
+  for (int k = 0; k < S * S; ++k) expected[k] = k % (S + 1) == 0 ? diagonal : off;
+  Tensor x = from_vector(logits, {S, S}).to(DType::Float32);
+  for (SinkhornDomain domain : {SinkhornDomain::Linear, SinkhornDomain::Log})
+    for (int iters : {1, 20}) {
+      CAPTURE(iters);
+      CHECK(close(sinkhorn(x, iters, domain), {S, S}, expected, 1e-6));
+    }
+}
+
+TEST_CASE("sinkhorn gives the same bits on 1 and 4 threads, forward and backward") {
+  Tensor x = data32({2048, 4, 4}, -2, 2).requires_grad_();
+  Tensor cotangent = data32({2048, 4, 4});
+  auto run = [&] {
+    x.zero_grad();
+    Tensor y = sinkhorn(x, 20);
+    y.backward(cotangent);
+    std::vector<float> result = y.to_vector<float>(), grad = x.grad().to_vector<float>();
+    result.insert(result.end(), grad.begin(), grad.end());
+    return result;
+  };
+  set_num_threads(1);
+  std::vector<float> one_thread = run();
+  set_num_threads(4);
+  CHECK(run() == one_thread);
+  set_num_threads(0);
 }

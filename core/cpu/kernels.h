@@ -77,4 +77,11 @@ void rms_norm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, cons
 void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_y, const Tensor& x,
                        const Tensor& weight, const Tensor& rstd);
 
+// ---- Sinkhorn (core/cpu/sinkhorn.cpp); logits, out, grads: contiguous [B, M, N], one matrix each ----
+// out = the Sinkhorn-Knopp iteration of each matrix (the formulas in core/ops/sinkhorn.cpp).
+void sinkhorn_forward(const Tensor& out, const Tensor& logits, int64_t iters, bool log_domain);
+// grad_logits = the vector-Jacobian product through all iterations, recomputed from the logits.
+void sinkhorn_backward(const Tensor& grad_logits, const Tensor& logits, const Tensor& grad_out, int64_t iters,
+                       bool log_domain);
+
 }  // namespace hcgrad::cpu
