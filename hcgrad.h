@@ -14,6 +14,7 @@
 #include "nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
 #include "nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
 #include "nn/hyper_connections.h"  // defines: HyperConnections, ScaledRMSNorm
+#include "nn/mhc.h"         // defines: ManifoldHyperConnections
 #include "nn/layers.h"      // defines: Linear, Embedding, LayerNorm, RMSNorm, Dropout
 #include "nn/module.h"      // defines: Module, ModuleList
 #include "nn/named_tensors.h"  // defines: NamedTensors

@@ -25,10 +25,10 @@ void GPTConfig::validate() const {
   HC_CHECK(dim % heads == 0, Error, "GPT: heads (", heads, ") must divide dim (", dim, ")");
   HC_CHECK(dropout >= 0 && dropout < 1, Error, "GPT: dropout must be in [0, 1), got ", dropout);
   HC_CHECK(is_floating(dtype), DTypeError, "GPT: dtype must be floating, got ", dtype);
-  HC_CHECK(connection == "residual" || connection == "hc", Error, "GPT: connection must be residual or hc, got '",
-           connection, "'");
+  HC_CHECK(connection == "residual" || connection == "hc" || connection == "mhc", Error,
+           "GPT: connection must be residual, hc or mhc, got '", connection, "'");
   HC_CHECK(streams >= 1, Error, "GPT: streams must be >= 1, got ", streams);
-  HC_CHECK(connection == "hc" || streams == 1, Error, "GPT: streams = ", streams, " needs connection hc");
+  HC_CHECK(connection != "residual" || streams == 1, Error, "GPT: streams = ", streams, " needs connection hc or mhc");
 }
 
 std::string GPTConfig::describe() const {
@@ -65,19 +65,34 @@ Block::Block(const GPTConfig& config, int64_t index, Generator& init, Generator&
     };
     hc_attn = register_module("hc_attn", hc(2 * index));
     hc_mlp = register_module("hc_mlp", hc(2 * index + 1));
+  } else if (config.connection == "mhc") {
+    auto mhc = [&](int64_t layer_index) {
+      return std::make_shared<ManifoldHyperConnections>(
+          config.streams,
+          ManifoldHyperConnectionsOptions{.dim = config.dim, .layer_index = layer_index, .dtype = config.dtype});
+    };
+    mhc_attn = register_module("hc_attn", mhc(2 * index));
+    mhc_mlp = register_module("hc_mlp", mhc(2 * index + 1));
   }
 }
 
+namespace {
+// One connection around one branch: the branch reads the width connection's mix of the streams, and its
+// output is merged back by the depth connection.
+template <class Connection, class Branch>
+Tensor connect(const Connection& connection, const Tensor& x, const Branch& branch) {
+  auto w = connection.width(x);
+  return connection.add_residual(w, branch(w.branch_input));
+}
+}  // namespace
+
 Tensor Block::forward(const Tensor& x) const {
-  if (!hc_attn) {
-    Tensor h = x + attn->forward(ln1->forward(x));
-    return h + mlp->forward(ln2->forward(h));
-  }
-  // The branch reads the width connection's mix of the streams; its output is merged back by the depth one.
-  auto w = hc_attn->width(x);
-  Tensor h = hc_attn->add_residual(w, attn->forward(ln1->forward(w.branch_input)));
-  w = hc_mlp->width(h);
-  return hc_mlp->add_residual(w, mlp->forward(ln2->forward(w.branch_input)));
+  auto attention = [&](const Tensor& u) { return attn->forward(ln1->forward(u)); };
+  auto feed_forward = [&](const Tensor& u) { return mlp->forward(ln2->forward(u)); };
+  if (hc_attn) return connect(*hc_mlp, connect(*hc_attn, x, attention), feed_forward);
+  if (mhc_attn) return connect(*mhc_mlp, connect(*mhc_attn, x, attention), feed_forward);
+  Tensor h = x + attention(x);
+  return h + feed_forward(h);
 }
 
 // ---- GPT ----

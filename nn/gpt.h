@@ -13,6 +13,7 @@
 
 #include "nn/attention.h"
 #include "nn/hyper_connections.h"
+#include "nn/mhc.h"
 
 namespace hcgrad::nn {
 
@@ -26,8 +27,9 @@ struct GPTConfig {
   double dropout = 0.0;
   bool bias = true;
   DType dtype = DType::Float32;
-  // How a block's branches (attention, MLP) join the residual: "residual" (x + f(x)) or "hc" (hyper-connections
-  // over `streams` residual streams: expanded once after the embeddings, reduced once before ln_f).
+  // How a block's branches (attention, MLP) join the residual: "residual" (x + f(x)), "hc" (hyper-connections)
+  // or "mhc" (manifold-constrained hyper-connections) over `streams` residual streams, expanded once after the
+  // embeddings and reduced once before ln_f.
   std::string connection = "residual";
   int64_t streams = 1;
 
@@ -57,7 +59,8 @@ class Block : public Module {
   std::shared_ptr<LayerNorm> ln1, ln2;
   std::shared_ptr<SelfAttention> attn;
   std::shared_ptr<MLP> mlp;
-  std::shared_ptr<HyperConnections> hc_attn, hc_mlp;  // null for the plain residual
+  std::shared_ptr<HyperConnections> hc_attn, hc_mlp;             // connection "hc"
+  std::shared_ptr<ManifoldHyperConnections> mhc_attn, mhc_mlp;  // connection "mhc" (registered as hc_attn, hc_mlp)
 };
 
 class GPT : public Module {

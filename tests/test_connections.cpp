@@ -189,3 +189,86 @@ TEST_CASE("connections hc: bad input names the module and the shapes") {
                        doctest::Contains("branch output [1,3,4] must have the branch input's shape [1,2,4]"), ShapeError);
   CHECK_THROWS_WITH_AS(hc.forward(zeros({3, 2, 4})), doctest::Contains("forward() needs a branch"), Error);
 }
+
+// ---- mHC ----
+
+namespace {
+ManifoldHyperConnectionsOptions mhc64(int64_t dim, int64_t layer_index, bool v1 = true, int64_t proposals = 1) {
+  return {.dim = dim, .layer_index = layer_index, .streams_in_batch = v1, .num_dynamic_alpha_proposals = proposals,
+          .dtype = DType::Float64};
+}
+}  // namespace
+
+TEST_CASE("connections mhc: the init numbers of connections-reference.md (e) 6") {
+  const int64_t S = 4, B = 2, N = 3, D = 8;
+  ManifoldHyperConnections mhc(S, mhc64(D, 1));
+  Tensor x = leaf({B, N, D}).detach();
+  Tensor equal_streams = x.unsqueeze(1).expand({B, S, N, D}).reshape({B * S, N, D});
+  auto w = mhc.width(equal_streams);
+  const double sigma1 = 1 / (1 + std::exp(-1.0));
+  for (int64_t s = 0; s < S; ++s) CHECK(values(w.h_pre)[s] == doctest::Approx(s == 1 ? sigma1 : 0.5).epsilon(1e-12));
+  const double diag = 1 / (1 + (S - 1) / std::exp(1.0)), off = diag / std::exp(1.0);
+  CHECK(diag == doctest::Approx(0.4753669).epsilon(1e-6));
+  std::vector<double> h = values(w.h_res);
+  for (int64_t i = 0; i < S; ++i)
+    for (int64_t j = 0; j < S; ++j) CHECK(h[i * S + j] == doctest::Approx(i == j ? diag : off).epsilon(1e-9));
+  for (double b : values(w.beta)) CHECK(b == doctest::Approx(2 * sigma1).epsilon(1e-12));
+  // Equal streams: u = (σ(1) + (S-1)/2) x and each new stream is x + 2σ(1) y.
+  CHECK(max_abs_diff(values(w.branch_input), values(x * (sigma1 + (S - 1) / 2.0))) < 1e-12);
+  Tensor y = leaf({B, N, D}).detach();
+  Tensor expected = (x + y * (2 * sigma1)).unsqueeze(1).expand({B, S, N, D}).reshape({B * S, N, D});
+  CHECK(max_abs_diff(values(mhc.add_residual(w, y)), values(expected)) < 1e-12);
+}
+
+TEST_CASE("connections mhc: H_res rows sum to 1; v1 and v2 layouts agree; identical proposals equal one") {
+  const int64_t S = 3, B = 2, N = 4, D = 6;
+  ManifoldHyperConnections v1(S, mhc64(D, 2)), v2(S, mhc64(D, 2, false)), p2(S, mhc64(D, 2, true, 2));
+  perturb(v1, 5);
+  {
+    autograd::NoGradGuard no_grad;
+    const std::vector<Tensor> from = v1.parameters(), to_v2 = v2.parameters(), to_p2 = p2.parameters();
+    for (size_t i = 0; i < from.size(); ++i) {
+      Tensor(to_v2[i]).copy_(from[i]);
+      Tensor(to_p2[i]).copy_(from[i].dim() == 3 ? from[i].expand({2, D, S + 1}) : from[i]);  // both proposals = v1's one
+    }
+  }
+  Tensor x1 = leaf({B * S, N, D}).detach();  // v1: [B·S, N, D]
+  Tensor x2 = x1.reshape({B, S, N, D}).permute({0, 2, 1, 3}).contiguous();  // v2: [B, N, S, D]
+  auto w1 = v1.width(x1), w2 = v2.width(x2), wp = p2.width(x1);
+  std::vector<double> row_sums = values(sum(w1.h_res, {-1}));
+  CHECK(max_abs_diff(row_sums, std::vector<double>(row_sums.size(), 1.0)) < 1e-14);
+  Tensor y = leaf({B, N, D}).detach();
+  Tensor out1 = v1.add_residual(w1, y), out2 = v2.add_residual(w2, y);
+  CHECK(max_abs_diff(values(out1.reshape({B, S, N, D}).permute({0, 2, 1, 3})), values(out2)) < 1e-14);
+  CHECK(max_abs_diff(values(p2.add_residual(wp, y)), values(out1)) < 1e-14);
+}
+
+TEST_CASE("connections mhc gradcheck: both layouts, two proposals, log-domain Sinkhorn") {
+  for (bool layout_v1 : {true, false}) {
+    ManifoldHyperConnectionsOptions options = mhc64(4, 1, layout_v1, 2);
+    options.sinkhorn_iters = 5;
+    options.sinkhorn_domain = layout_v1 ? SinkhornDomain::Linear : SinkhornDomain::Log;
+    ManifoldHyperConnections mhc(3, options);
+    perturb(mhc, 13);
+    std::vector<Tensor> inputs = {layout_v1 ? leaf({6, 2, 4}) : leaf({2, 2, 3, 4})};
+    for (const Tensor& p : mhc.parameters()) inputs.push_back(p);
+    auto result = gradcheck(
+        [&](const TensorList& in) {
+          auto w = mhc.width(in[0]);
+          return mhc.add_residual(w, tanh(w.branch_input) * 1.5);
+        },
+        inputs);
+    CHECK_MESSAGE(result.ok, result.message);
+  }
+}
+
+TEST_CASE("connections mhc: bad input names the module and the shapes") {
+  CHECK_THROWS_WITH_AS(ManifoldHyperConnections(4, {.dim = 8, .sinkhorn_iters = 0}),
+                       doctest::Contains("sinkhorn_iters must be >= 1, got 0"), Error);
+  ManifoldHyperConnections v2(4, mhc64(8, 0, false));
+  CHECK_THROWS_WITH_AS(v2.width(zeros({2, 3, 3, 8}, {.dtype = DType::Float64})),
+                       doctest::Contains("residuals [2,3,3,8] must be [B, ..., 4, 8]"), ShapeError);
+  ManifoldHyperConnections v1(4, mhc64(8, 0));
+  CHECK_THROWS_WITH_AS(v1.width(zeros({6, 3, 8}, {.dtype = DType::Float64})),
+                       doctest::Contains("residuals [6,3,8] must be [B·S, ..., 8]"), ShapeError);
+}

@@ -279,5 +279,18 @@ TEST_CASE("nn gpt with hyper-connections: at init it computes the residual GPT; 
     }
   check_module_gradients(b, [&](const TensorList&) { return b.loss(ids, targets); }, {});
   plain.streams = 2;
-  CHECK_THROWS_WITH_AS(GPT(plain, 0), doctest::Contains("streams = 2 needs connection hc"), Error);
+  CHECK_THROWS_WITH_AS(GPT(plain, 0), doctest::Contains("streams = 2 needs connection hc or mhc"), Error);
+}
+
+TEST_CASE("nn gpt with mHC: runs, trains its connection parameters, gradients check") {
+  GPTConfig config = tiny_config();
+  config.connection = "mhc";
+  config.streams = 3;
+  GPT model(config, 22);
+  Tensor ids = tensor({1, 5, 9, 2, 3, 10, 0, 4}, {2, 4}, {.dtype = DType::Int64});
+  Tensor targets = tensor({5, 9, 2, 3, 10, 0, 4, 7}, {2, 4}, {.dtype = DType::Int64});
+  bool has_sinkhorn_weights = false;
+  for (const auto& [name, p] : model.named_parameters()) has_sinkhorn_weights |= name.ends_with("hc_mlp.residual_scale");
+  CHECK(has_sinkhorn_weights);
+  check_module_gradients(model, [&](const TensorList&) { return model.loss(ids, targets); }, {});
 }

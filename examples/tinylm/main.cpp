@@ -1,7 +1,7 @@
 // tinylm: train a byte-level GPT on text, and sample from it.
 //
 //   tinylm train  [--data FILE] [--steps N] [--layers L --dim D --heads H --ctx T --batch B]
-//                 [--connection residual|hc --streams S]
+//                 [--connection residual|hc|mhc --streams S]
 //                 [--lr X --warmup N --weight-decay X --clip X] [--seed S] [--threads N]
 //                 [--eval-every N] [--out DIR] [--resume DIR] [--stop-at N]
 //   tinylm sample --checkpoint FILE|DIR [--prompt STR] [--tokens N] [--temperature X] [--top-k K] [--seed S]
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dim", train.model.dim, "model width")->capture_default_str();
   train_cmd->add_option("--heads", train.model.heads, "attention heads (must divide --dim)")->capture_default_str();
   train_cmd->add_option("--ctx", train.model.context, "context length in bytes")->capture_default_str();
-  train_cmd->add_option("--connection", train.model.connection, "residual | hc (hyper-connections)")
+  train_cmd->add_option("--connection", train.model.connection, "residual | hc (hyper-connections) | mhc (manifold-constrained)")
       ->capture_default_str();
   train_cmd->add_option("--streams", train.model.streams, "residual streams for --connection hc")
       ->capture_default_str();
