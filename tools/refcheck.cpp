@@ -101,6 +101,43 @@ Comparison run_sinkhorn(const json& c, double tol) {
   return result;
 }
 
+// Runs one connection module (HyperConnections or ManifoldHyperConnections) on a case: the width outputs,
+// the depth output, and for a gradient case (input G) the branch z -> tanh(z) + y with loss sum(out * G).
+template <class Connection>
+Comparison check_connection(const Connection& connection, const json& c, double tol) {
+  const json& inputs = c.at("inputs");
+  const json& outputs = c.at("outputs");
+  Tensor residuals = tensor_of(inputs.at("residuals")), y = tensor_of(inputs.at("branch_output"));
+  Comparison result;
+  {
+    autograd::NoGradGuard no_grad;
+    auto w = connection.width(residuals);
+    compare(result, "branch_input", w.branch_input, outputs.at("branch_input"), tol);
+    compare(result, "residuals_after_width", w.residuals, outputs.at("residuals_after_width"), tol);
+    if (outputs.contains("beta")) compare(result, "beta", w.beta, outputs.at("beta"), tol);
+    compare(result, "out", connection.add_residual(w, y), outputs.at("out"), tol);
+  }
+  if (inputs.contains("G")) {
+    residuals.requires_grad_();
+    y.requires_grad_();
+    auto w = connection.width(residuals);
+    Tensor out = connection.add_residual(w, tanh(w.branch_input) + y);
+    compare(result, "grad_case_out", out, outputs.at("grad_case_out"), tol);
+    sum(out * tensor_of(inputs.at("G"))).backward();
+    for (auto& [key, ref] : c.at("grads").items()) {
+      Tensor grad;
+      if (key == "input.residuals") grad = residuals.grad();
+      else if (key == "input.branch_output") grad = y.grad();
+      else
+        for (const auto& [name, p] : connection.named_parameters())
+          if (key == "param." + name) grad = p.grad();
+      HC_CHECK(grad.defined(), Error, "refcheck: no gradient for '", key, "'");
+      compare(result, key, grad, ref, tol);
+    }
+  }
+  return result;
+}
+
 nn::HyperConnectionsOptions hc_options(const json& config) {
   return {.dim = config.at("dim").get<int64_t>(),
           .layer_index = config.at("layer_index").get<int64_t>(),
@@ -116,37 +153,7 @@ Comparison run_hc(const json& c, double tol) {
   if (config.value("num_fracs", int64_t{1}) != 1) throw NotRunYet{"Frac-Connections (num_fracs > 1) are not built yet"};
   nn::HyperConnections hc(config.at("num_residual_streams").get<int64_t>(), hc_options(config));
   load_params(c.at("params"), hc.named_parameters());
-  const json& inputs = c.at("inputs");
-  const json& outputs = c.at("outputs");
-  Tensor residuals = tensor_of(inputs.at("residuals")), y = tensor_of(inputs.at("branch_output"));
-  Comparison result;
-  {
-    autograd::NoGradGuard no_grad;
-    auto w = hc.width(residuals);
-    compare(result, "branch_input", w.branch_input, outputs.at("branch_input"), tol);
-    compare(result, "residuals_after_width", w.residuals, outputs.at("residuals_after_width"), tol);
-    if (outputs.contains("beta")) compare(result, "beta", w.beta, outputs.at("beta"), tol);
-    compare(result, "out", hc.add_residual(w, y), outputs.at("out"), tol);
-  }
-  if (inputs.contains("G")) {  // gradient case: branch z -> tanh(z) + y, loss = sum(out * G)
-    residuals.requires_grad_();
-    y.requires_grad_();
-    auto w = hc.width(residuals);
-    Tensor out = hc.add_residual(w, tanh(w.branch_input) + y);
-    compare(result, "grad_case_out", out, outputs.at("grad_case_out"), tol);
-    sum(out * tensor_of(inputs.at("G"))).backward();
-    for (auto& [key, ref] : c.at("grads").items()) {
-      Tensor grad;
-      if (key == "input.residuals") grad = residuals.grad();
-      else if (key == "input.branch_output") grad = y.grad();
-      else
-        for (const auto& [name, p] : hc.named_parameters())
-          if (key == "param." + name) grad = p.grad();
-      HC_CHECK(grad.defined(), Error, "refcheck: no gradient for '", key, "'");
-      compare(result, key, grad, ref, tol);
-    }
-  }
-  return result;
+  return check_connection(hc, c, tol);
 }
 
 // mHC v1 (streams in the batch) and v2 (streams next to the features), one fraction, no stream mixing.
@@ -163,37 +170,7 @@ Comparison run_mhc(const json& c, double tol) {
        .sinkhorn_domain = config.value("log_domain_sinkhorn", false) ? SinkhornDomain::Log : SinkhornDomain::Linear,
        .num_dynamic_alpha_proposals = config.value("num_dynamic_alpha_proposals", int64_t{1})});
   load_params(c.at("params"), mhc.named_parameters());
-  const json& inputs = c.at("inputs");
-  const json& outputs = c.at("outputs");
-  Tensor residuals = tensor_of(inputs.at("residuals")), y = tensor_of(inputs.at("branch_output"));
-  Comparison result;
-  {
-    autograd::NoGradGuard no_grad;
-    auto w = mhc.width(residuals);
-    compare(result, "branch_input", w.branch_input, outputs.at("branch_input"), tol);
-    compare(result, "residuals_after_width", w.residuals, outputs.at("residuals_after_width"), tol);
-    compare(result, "beta", w.beta, outputs.at("beta"), tol);
-    compare(result, "out", mhc.add_residual(w, y), outputs.at("out"), tol);
-  }
-  if (inputs.contains("G")) {  // gradient case: branch z -> tanh(z) + y, loss = sum(out * G)
-    residuals.requires_grad_();
-    y.requires_grad_();
-    auto w = mhc.width(residuals);
-    Tensor out = mhc.add_residual(w, tanh(w.branch_input) + y);
-    compare(result, "grad_case_out", out, outputs.at("grad_case_out"), tol);
-    sum(out * tensor_of(inputs.at("G"))).backward();
-    for (auto& [key, ref] : c.at("grads").items()) {
-      Tensor grad;
-      if (key == "input.residuals") grad = residuals.grad();
-      else if (key == "input.branch_output") grad = y.grad();
-      else
-        for (const auto& [name, p] : mhc.named_parameters())
-          if (key == "param." + name) grad = p.grad();
-      HC_CHECK(grad.defined(), Error, "refcheck: no gradient for '", key, "'");
-      compare(result, key, grad, ref, tol);
-    }
-  }
-  return result;
+  return check_connection(mhc, c, tol);
 }
 
 // expand(S) -> `layers` HC layers at init, each wrapping a Linear(D, D) branch -> reduce; and the plain
