@@ -132,14 +132,18 @@ FortuneCorpus load_fortunes(const std::string& directory) {
 
 }  // namespace
 
-std::string default_corpus(const std::string& directory) { return load_fortunes(directory).text; }
+Corpus load_default_corpus(const std::string& directory) {
+  FortuneCorpus corpus = load_fortunes(directory);
+  std::ostringstream description;
+  description << "Debian fortunes (" << corpus.files << " files, " << corpus.fortunes << " fortunes, " << std::fixed
+              << std::setprecision(1) << static_cast<double>(corpus.text.size()) / 1e6 << " MB)";
+  return {std::move(corpus.text), description.str()};
+}
+
+std::string default_corpus(const std::string& directory) { return load_default_corpus(directory).text; }
 
 std::string default_corpus_description(const std::string& directory) {
-  FortuneCorpus corpus = load_fortunes(directory);
-  std::ostringstream out;
-  out << "Debian fortunes (" << corpus.files << " files, " << corpus.fortunes << " fortunes, " << std::fixed
-      << std::setprecision(1) << static_cast<double>(corpus.text.size()) / 1e6 << " MB)";
-  return out.str();
+  return load_default_corpus(directory).description;
 }
 
 // ---- train / validation split ----

@@ -46,8 +46,14 @@ inline constexpr const char* kFortunesDirectory = "/usr/share/games/fortunes";
 // run. Missing files are skipped; with none found it throws an Error that says to install the package or
 // to pass a text file with --data FILE. `directory` is there for tests.
 std::string default_corpus(const std::string& directory = kFortunesDirectory);
-// One line for logs, e.g. "Debian fortunes (28 files, 11188 fortunes, 2.0 MB)".
+// One line for logs, e.g. "Debian fortunes (28 files, 9794 fortunes, 2.2 MB)".
 std::string default_corpus_description(const std::string& directory = kFortunesDirectory);
+// Both at once, reading the files once (what a training run wants).
+struct Corpus {
+  std::string text;
+  std::string description;
+};
+Corpus load_default_corpus(const std::string& directory = kFortunesDirectory);
 
 // The tokens of a text, split into a training part and a validation tail.
 class TextDataset {

@@ -198,8 +198,9 @@ TrainResult train(const TrainOptions& requested) {
   if (o.threads > 0) set_num_threads(o.threads);
 
   // 1. Data: bytes of the corpus, 90% to train on, the last 10% to validate.
-  const std::string text = o.data.empty() ? nn::default_corpus() : nn::read_text_file(o.data);
-  const std::string source = o.data.empty() ? nn::default_corpus_description() : o.data;
+  const nn::Corpus corpus = o.data.empty() ? nn::load_default_corpus() : nn::Corpus{nn::read_text_file(o.data), o.data};
+  const std::string& text = corpus.text;
+  const std::string& source = corpus.description;
   const std::string data_fingerprint = fingerprint(text);
   if (resumed) {
     const std::string& saved = resumed->state.settings.at("train.data_fingerprint");
@@ -254,6 +255,7 @@ TrainResult train(const TrainOptions& requested) {
   const int64_t end_step = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
   double train_seconds = 0, window_seconds = 0, window_loss = 0;
   int64_t window_steps = 0, last_saved = resumed ? start_step : -1;
+  const std::vector<Tensor> parameters = model.parameters();  // for clipping, once rather than every step
   const Clock::time_point run_start = Clock::now();
 
   for (int64_t step = start_step; step < end_step; ++step) {
@@ -265,7 +267,7 @@ TrainResult train(const TrainOptions& requested) {
     const double loss_value = loss.item();
     optimizer.zero_grad();
     loss.backward();
-    const double grad_norm = o.clip > 0 ? nn::clip_grad_norm_(model.parameters(), o.clip) : 0.0;
+    const double grad_norm = o.clip > 0 ? nn::clip_grad_norm_(parameters, o.clip) : 0.0;
     if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
       const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
                                                                 ") is kept in ", checkpoint_file)
