@@ -27,6 +27,7 @@
 #include <unordered_map>
 
 #include "autograd/grad_mode.h"
+#include "core/fnv1a.h"
 
 // Safetensors stores little-endian values and this file copies them as raw bytes.
 static_assert(std::endian::native == std::endian::little, "checkpoint.cpp assumes a little-endian host");
@@ -119,28 +120,6 @@ std::vector<const Entry*> in_data_order(const std::vector<Entry>& entries) {
   });
   return sorted;
 }
-
-// FNV-1a, 64-bit (http://www.isthe.com/chongo/tech/comp/fnv/): a short, well-known hash that catches
-// corruption (flipped bits, truncation, mixed-up files). Not a defence against deliberate tampering.
-class Fnv1a64 {
- public:
-  void update(const uint8_t* bytes, size_t count) {
-    for (size_t i = 0; i < count; ++i) hash_ = (hash_ ^ bytes[i]) * 0x100000001b3ULL;
-  }
-  void update_u64(uint64_t value) {  // as 8 little-endian bytes
-    uint8_t bytes[8];
-    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(value >> (8 * i));
-    update(bytes, 8);
-  }
-  void update_string(const std::string& text) {  // length first, so "ab","c" differs from "a","bc"
-    update_u64(text.size());
-    update(reinterpret_cast<const uint8_t*>(text.data()), text.size());
-  }
-  uint64_t digest() const { return hash_; }
-
- private:
-  uint64_t hash_ = 0xcbf29ce484222325ULL;
-};
 
 // The checksum's canonical form of the tensor table: for each tensor in data order, as u64 little-endian
 // integers and length-prefixed strings:

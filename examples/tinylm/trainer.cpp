@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/fnv1a.h"
 #include "hcgrad.h"
 #include "progress.h"
 #include "run_checkpoint.h"
@@ -30,10 +31,10 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 // FNV-1a, 64 bit: a fingerprint of the training text, so a resumed run can tell it is given the same data.
 std::string fingerprint(std::string_view text) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
+  Fnv1a64 hash;
+  hash.update(text);
   char buffer[20];
-  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(hash));
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(hash.digest()));
   return buffer;
 }
 
