@@ -1,7 +1,6 @@
 // Saving and restoring a tinylm run; layout in run_checkpoint.h.
 #include "run_checkpoint.h"
 
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 
@@ -14,26 +13,21 @@ namespace {
 
 const std::string kOptimizerPrefix = "optimizer.";
 
-std::string exact(double value) {  // shortest text that parses back to the same double
-  char buffer[32];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
-  return std::string(buffer, end);
-}
-
 // Reads metadata[key] as a T, with a message naming the key when it is missing or malformed.
 template <class T>
 T read_key(const std::map<std::string, std::string>& metadata, const std::string& key, const std::string& file) {
   auto it = metadata.find(key);
   HC_CHECK(it != metadata.end(), Error, "checkpoint ", file, ": metadata key '", key, "' is missing");
-  T value{};
-  const std::string& text = it->second;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  HC_CHECK(ec == std::errc() && end == text.data() + text.size(), Error, "checkpoint ", file, ": metadata '", key,
-           "' = '", text, "' is not a valid number");
-  return value;
+  return parse_number<T>(it->second, "checkpoint " + file + ": metadata '" + key + "'");
 }
 
 }  // namespace
+
+std::string format_number(double value) {
+  char buffer[32];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, end);
+}
 
 std::string checkpoint_path(const std::string& path) {
   return std::filesystem::is_directory(path) ? (std::filesystem::path(path) / kCheckpointFile).string() : path;
@@ -54,7 +48,7 @@ void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgra
   metadata["model.dim"] = std::to_string(m.dim);
   metadata["model.heads"] = std::to_string(m.heads);
   metadata["model.mlp_ratio"] = std::to_string(m.mlp_ratio);
-  metadata["model.dropout"] = exact(m.dropout);
+  metadata["model.dropout"] = format_number(m.dropout);
   metadata["model.bias"] = std::to_string(m.bias ? 1 : 0);
   metadata["model.connection"] = m.connection;
   metadata["model.streams"] = std::to_string(m.streams);

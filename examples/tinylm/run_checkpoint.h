@@ -5,6 +5,7 @@
 // as it is (the weights load into an equivalent torch module by name).
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -26,6 +27,18 @@ struct RunState {
   uint64_t data_rng_offset = 0;                 // the batch generator's position
   uint64_t dropout_rng_offset = 0;              // the model's dropout generator's position
 };
+
+// Metadata holds text. Numbers go in as the shortest text that reads back to the same value, and come back
+// strictly: the whole text must be the number, else an Error "<what> = '<text>' is not a valid number".
+std::string format_number(double value);
+template <class T>
+T parse_number(const std::string& text, const std::string& what) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  HC_CHECK(ec == std::errc() && end == text.data() + text.size(), hcgrad::Error, what, " = '", text,
+           "' is not a valid number");
+  return value;
+}
 
 // A file path: `path` itself, or path/checkpoint.safetensors when it is a directory.
 std::string checkpoint_path(const std::string& path);

@@ -4,14 +4,12 @@
 //   4. the final validation loss and a sample.
 #include "trainer.h"
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/fnv1a.h"
 #include "hcgrad.h"
@@ -38,23 +36,16 @@ std::string fingerprint(std::string_view text) {
   return buffer;
 }
 
-std::string number(double value) {
-  std::ostringstream out;
-  out.precision(17);
-  out << value;
-  return out.str();
-}
-
 // The settings a checkpoint records and a resumed run must keep, as text: flag name -> value.
 std::map<std::string, std::string> settings_of(const TrainOptions& o, const std::string& data_fingerprint) {
   return {{"train.data", o.data.empty() ? "default" : o.data},
           {"train.data_fingerprint", data_fingerprint},
           {"train.steps", std::to_string(o.steps)},
           {"train.batch", std::to_string(o.batch)},
-          {"train.lr", number(o.lr)},
+          {"train.lr", format_number(o.lr)},
           {"train.warmup", std::to_string(o.warmup)},
-          {"train.weight_decay", number(o.weight_decay)},
-          {"train.clip", number(o.clip)},
+          {"train.weight_decay", format_number(o.weight_decay)},
+          {"train.clip", format_number(o.clip)},
           {"train.seed", std::to_string(o.seed)},
           {"train.eval_every", std::to_string(o.eval_every)},
           {"train.eval_batches", std::to_string(o.eval_batches)},
@@ -76,18 +67,12 @@ TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
     HC_CHECK(it != saved.settings.end(), Error, "--resume: the checkpoint lacks the setting train.", key);
     return it->second;
   };
-  // A saved number, parsed strictly (the whole text must be the number).
-  auto setting_number = [&]<class T>(const std::string& key, T value) {
-    const std::string text = setting(key);
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    HC_CHECK(ec == std::errc() && end == text.data() + text.size(), Error, "--resume: the checkpoint's setting train.",
-             key, " = '", text, "' is not a number");
-    return value;
+  auto int_setting = [&](const std::string& key) {
+    return parse_number<int64_t>(setting(key), "--resume: the checkpoint's setting train." + key);
   };
-  auto int_setting = [&](const std::string& key) { return setting_number(key, int64_t{0}); };
   auto keep_double = [&](const std::string& flag, double& field, const std::string& key) {
-    const double saved_value = setting_number(key, 0.0);
-    if (o.given.count(flag) && field != saved_value) mismatch(flag, number(field), number(saved_value));
+    const double saved_value = parse_number<double>(setting(key), "--resume: the checkpoint's setting train." + key);
+    if (o.given.count(flag) && field != saved_value) mismatch(flag, format_number(field), format_number(saved_value));
     field = saved_value;
   };
   keep_int("layers", o.model.layers, saved.model.layers);
@@ -204,7 +189,9 @@ TrainResult train(const TrainOptions& requested) {
   const std::string& source = corpus.description;
   const std::string data_fingerprint = fingerprint(text);
   if (resumed) {
-    const std::string& saved = resumed->state.settings.at("train.data_fingerprint");
+    auto it = resumed->state.settings.find("train.data_fingerprint");
+    HC_CHECK(it != resumed->state.settings.end(), Error, "--resume: the checkpoint lacks the setting train.data_fingerprint");
+    const std::string& saved = it->second;
     HC_CHECK(saved == data_fingerprint, Error, "--resume: the training text (", source,
              ") is not the text the checkpoint was trained on (fingerprint ", data_fingerprint, " vs ", saved, ")");
   }
