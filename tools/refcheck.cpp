@@ -193,18 +193,16 @@ Comparison run_hc_pipeline(const json& c, double tol) {
   load_params(c.at("params"), destinations);
   autograd::NoGradGuard no_grad;
   Tensor x = tensor_of(c.at("inputs").at("x"));
-  const int64_t B = x.shape()[0];
-  Shape folded = x.shape();
-  folded[0] = B * S;
-  Tensor streams = x.unsqueeze(1).expand([&] { Shape s = x.shape(); s.insert(s.begin() + 1, S); return s; }()).reshape(folded);
+  Shape split = x.shape(), folded = x.shape();  // [B, S, N*, D] and [B·S, N*, D]
+  split.insert(split.begin() + 1, S);
+  folded[0] *= S;
+  Tensor streams = x.unsqueeze(1).expand(split).reshape(folded);
   Tensor plain = x;
   for (int64_t i = 0; i < L; ++i) {
     auto w = layers[i]->width(streams);
     streams = layers[i]->add_residual(w, branches[i]->forward(w.branch_input));
     plain = plain + branches[i]->forward(plain);
   }
-  Shape split = x.shape();
-  split.insert(split.begin() + 1, S);
   Comparison result;
   compare(result, "out", streams.reshape(split).sum({1}), c.at("outputs").at("out"), tol);
   compare(result, "plain_residual_out", plain, c.at("outputs").at("plain_residual_out"), tol);
