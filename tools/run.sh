@@ -44,21 +44,24 @@ apt-get install ${missing[*]}"
   fi
 }
 
-# build DIR [cmake options...]
+# build DIR [cmake options...] [-- targets...]: configure DIR, then build the targets (default: all).
 build() {
-  local dir=$1
+  local dir=$1 options=() targets=()
   shift
-  cmake -S . -B "$dir" "$@" >/dev/null || die "cmake could not configure $dir (see the messages above)"
-  cmake --build "$dir" -j "$jobs" || die "the build in $dir failed (see the messages above)"
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    options+=("$1")
+    shift
+  done
+  [ $# -gt 0 ] && shift  # the "--"
+  [ $# -gt 0 ] && targets=(--target "$@")
+  cmake -S . -B "$dir" "${options[@]}" >/dev/null || die "cmake could not configure $dir (see the messages above)"
+  cmake --build "$dir" -j "$jobs" "${targets[@]}" || die "the build in $dir failed (see the messages above)"
 }
 
 # The Release build in build/ that every job but sanitize runs from; arguments name the targets (default all).
 release_build() {
   ensure_packages
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null || die "cmake could not configure build/ (see above)"
-  local targets=()
-  [ $# -gt 0 ] && targets=(--target "$@")
-  cmake --build build -j "$jobs" "${targets[@]}" || die "the build in build/ failed (see the messages above)"
+  build build -DCMAKE_BUILD_TYPE=Release -- "$@"
 }
 
 job=${1:-}
