@@ -13,8 +13,16 @@
 #include "nn/checkpoint.h"  // defines: save_safetensors, load_safetensors, parse_safetensors, copy_into
 #include "nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
 #include "nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
+#include "nn/connection.h"  // defines: ConnectionModule, Connection, Residual, DepthResidual, Transform
 #include "nn/hyper_connections.h"  // defines: HyperConnections, ScaledRMSNorm
+#include "nn/hyper_connections_channel_first.h"  // defines: ChannelFirstHyperConnections
+#include "nn/hyper_connections_factory.h"  // defines: hyper_connections, manifold_hyper_connections
+#include "nn/hyper_connections_multi_branch.h"  // defines: MultiBranchHyperConnections
+#include "nn/hyper_connections_multi_input.h"  // defines: MultiInputHyperConnections
 #include "nn/mhc.h"         // defines: ManifoldHyperConnections
+#include "nn/mhc_paper.h"   // defines: PaperManifoldHyperConnections
+#include "nn/residuals.h"   // defines: GatedResidual, GRUGatedResidual, OrthogonalResidualUpdate, MVSplitResidualUpdate
+#include "nn/streams.h"     // defines: ExpandStreams, ReduceStreams, AttentionPoolReduceStream
 #include "nn/layers.h"      // defines: Linear, Embedding, LayerNorm, RMSNorm, Dropout
 #include "nn/module.h"      // defines: Module, ModuleList
 #include "nn/named_tensors.h"  // defines: NamedTensors

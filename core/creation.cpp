@@ -10,6 +10,16 @@ namespace hcgrad {
 
 Tensor empty(const Shape& shape, TensorOptions options) { return Tensor::empty(shape, options); }
 
+Tensor eye(int64_t n, TensorOptions options) {
+  HC_CHECK(n >= 0, ShapeError, "eye: n must be >= 0, got ", n);
+  std::vector<double> values(static_cast<size_t>(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) values[i * n + i] = 1.0;
+  const bool requires_grad = options.requires_grad;
+  Tensor t = from_vector(values, {n, n}).to(options.dtype);
+  if (requires_grad) t.requires_grad_(true);
+  return t;
+}
+
 Tensor full(const Shape& shape, double value, TensorOptions options) {
   bool requires_grad = options.requires_grad;
   options.requires_grad = false;  // fill first: a leaf that requires grad refuses in-place writes in grad mode

@@ -18,6 +18,8 @@ Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);
+// The n x n identity matrix.
+Tensor eye(int64_t n, TensorOptions options = {});
 // A 0-d tensor holding `value`.
 Tensor scalar_tensor(double value, TensorOptions options = {});
 

@@ -39,6 +39,22 @@ Shape concat_shape(std::initializer_list<int64_t> head, const Shape& middle, std
   return out;
 }
 
+// Moves dim 1 (the features of a channel-first tensor) to the end, and back.
+Tensor features_last(const Tensor& t) {
+  Shape order{0};
+  for (int64_t i = 2; i < t.dim(); ++i) order.push_back(i);
+  order.push_back(1);
+  return t.permute(order);
+}
+Tensor features_first(const Tensor& t, int64_t at = 1) {  // the last dim moves to `at`
+  Shape order;
+  for (int64_t i = 0; i < t.dim() - 1; ++i) {
+    if (i == at) order.push_back(t.dim() - 1);
+    order.push_back(i);
+  }
+  return t.permute(order);
+}
+
 }  // namespace
 
 HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch branch)
@@ -47,15 +63,14 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
       num_fracs(o.num_fracs),
       num_input_views(o.num_input_views),
       tanh(o.tanh),
-      branch_(std::move(branch)) {
+      channel_first(o.channel_first),
+      depth_residual_fn_(o.depth_residual_fn) {
+  branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "HyperConnections: num_streams must be >= 1, got ", S);
   HC_CHECK(o.dim > 0, Error, "HyperConnections: dim must be positive, got ", o.dim);
   HC_CHECK(o.num_input_views >= 1, Error, "HyperConnections: num_input_views must be >= 1, got ", o.num_input_views);
   HC_CHECK(o.num_fracs >= 1 && o.dim % o.num_fracs == 0, ShapeError, "HyperConnections: dim (", o.dim,
            ") must be divisible by num_fracs (", o.num_fracs, ")");
-  // Frac-Connections (F > 1) need the paper's per-fraction depth weights, which the library's parameter
-  // layout cannot express at init (connections-reference.md b.3.4, papers.md 4.4): not built yet.
-  HC_CHECK(o.num_fracs == 1, Error, "HyperConnections: num_fracs > 1 (Frac-Connections) is not implemented yet");
   HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
            "HyperConnections: dropout > 0 needs options.dropout_generator");
   const int64_t F = o.num_fracs, V = o.num_input_views, d = o.dim / F, C = V * F + S * F;
@@ -75,17 +90,30 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
   dynamic_alpha_fn = register_parameter("dynamic_alpha_fn", zeros({d, C}, options));
   dynamic_alpha_scale = register_parameter("dynamic_alpha_scale", full({}, 0.01, options));
   if (o.add_branch_out_to_residual) {
-    static_beta = register_parameter("static_beta", ones({S * F}, options));
+    // F = 1: β_s; F > 1: β[f1·S + s, f2] = δ(f1, f2), the Frac paper's diagonal write.
+    static_beta = register_parameter(
+        "static_beta", F == 1 ? ones({S}, options) : eye(F, options).reshape({F, 1, F}).expand({F, S, F}).reshape({F * S, F}));
     dynamic_beta_fn = register_parameter("dynamic_beta_fn", zeros(F == 1 ? Shape{d} : Shape{d, F}, options));
     dynamic_beta_scale = register_parameter("dynamic_beta_scale", full({}, 0.01, options));
   }
   norm = register_module("norm", std::make_shared<ScaledRMSNorm>(d, o.dtype));
+  if (depth_residual_fn_) register_module("depth_residual_fn", depth_residual_fn_);
   dropout_ = std::make_shared<Dropout>(o.dropout, o.dropout_generator ? *o.dropout_generator : unused_generator_);
   register_module("dropout", dropout_);
 }
 
-HyperConnections::Width HyperConnections::width(const Tensor& residuals) const {
+HyperConnections::Width HyperConnections::width(const Tensor& input) const {
   const int64_t S = num_streams, F = num_fracs, V = num_input_views, D = dim, d = D / F;
+  if (channel_first) {
+    HC_CHECK(input.dim() >= 3 && input.shape()[1] == D && input.shape()[0] % S == 0, ShapeError,
+             "HyperConnections: channel-first residuals ", input.shape(), " must be [B·S, ", D,
+             ", ...] with the first dim a multiple of num_streams = ", S);
+    Width w = width(features_last(input));
+    w.branch_input = features_first(w.branch_input, V == 1 ? 1 : 2);  // [B, D, N*] or [V, B, D, N*]
+    w.residuals = features_first(w.residuals);
+    return w;
+  }
+  const Tensor& residuals = input;
   HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == D && residuals.shape()[0] % S == 0, ShapeError,
            "HyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", D, "] with the first dim a ",
            "multiple of num_streams = ", S);
@@ -107,7 +135,7 @@ HyperConnections::Width HyperConnections::width(const Tensor& residuals) const {
   if (static_beta.defined()) {
     // β[f1, s, f2] = bβ[s·F + f2] + sβ φ(x̂[f1, s] · Wβ[:, f2]): [B, N, F·S, F] -> [B, N, F, S, F]
     Tensor w_beta = F == 1 ? dynamic_beta_fn.reshape({d, 1}) : dynamic_beta_fn;
-    Tensor b_beta = static_beta.reshape({1, S, F}).expand({F, S, F}).reshape({F * S, F});
+    Tensor b_beta = static_beta.reshape({F * S, F});
     out.beta = (b_beta + dynamic_beta_scale * phi(matmul(x_hat, w_beta))).reshape({B, N, F, S, F});
   }
   return out;
@@ -115,6 +143,16 @@ HyperConnections::Width HyperConnections::width(const Tensor& residuals) const {
 
 Tensor HyperConnections::add_residual(const Width& w, const Tensor& y) const {
   if (!static_beta.defined()) return y;  // add_branch_out_to_residual = false
+  if (channel_first) {
+    HC_CHECK(y.dim() >= 3, ShapeError, "HyperConnections: channel-first branch output ", y.shape(),
+             " must be [B, ", dim, ", ...]");
+    Width last{.branch_input = {}, .residuals = features_last(w.residuals), .beta = w.beta};
+    return features_first(depth(last, features_last(y)));
+  }
+  return depth(w, y);
+}
+
+Tensor HyperConnections::depth(const Width& w, const Tensor& y) const {
   const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
   const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
   const Shape middle = middle_dims(w.residuals);
@@ -123,14 +161,8 @@ Tensor HyperConnections::add_residual(const Width& w, const Tensor& y) const {
   // o[s, f2] = Σ_f1 β[f1, s, f2] y[f1]: [B, N, S·F, F] @ [B, N, F, d] -> [B, N, S, D] -> [B·S, N*, D]
   Tensor beta = w.beta.reshape({B, N, F, S * F}).transpose(-1, -2);
   Tensor o = matmul(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D}).permute({0, 2, 1, 3});
-  return dropout_->forward(o.reshape(concat_shape({B * S}, middle, {D})) + w.residuals);
-}
-
-Tensor HyperConnections::forward(const Tensor& residuals) const {
-  HC_CHECK(static_cast<bool>(branch_), Error,
-           "HyperConnections: forward() needs a branch; without one use width() and add_residual()");
-  Width w = width(residuals);
-  return add_residual(w, branch_(w.branch_input));
+  o = o.reshape(concat_shape({B * S}, middle, {D}));
+  return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
 }
 
 }  // namespace hcgrad::nn

@@ -15,15 +15,21 @@
 // Initialisation: the branch reads the home stream k = layer_index mod S and every stream keeps itself
 // (A = [e_k | I] per fraction), all β = 1, dynamic weights 0, scales 0.01. So at init each stream becomes
 // x_t + branch(x_k), and expand -> L layers -> reduce is S times the plain residual network.
-// For F > 1 the library's init re-reads its [VF | SF] layout as F blocks of V+S columns, which scrambles
-// the fractions (connections-reference.md b.3.4); hcgrad uses the identity-like init of the Frac paper:
-// branch fraction f reads fraction f of the home stream, residual fraction f of stream s keeps itself.
-// The forward equations, and so the results on given parameters, are the library's.
+//
+// Frac-Connections (F > 1, Frac paper eq. 8 and App. A): hcgrad starts from the paper's identity-like
+// weights — branch fraction f reads fraction f of the home stream, residual fraction f of stream s keeps
+// itself, and output fraction f gets β·y[f] (a diagonal write). The library's F > 1 init re-reads its
+// [VF | SF] layout as F blocks of V+S columns, which scrambles the fractions, and its static β[s·F + f2] is
+// shared by every input fraction f1, so each output fraction receives the sum of all branch fractions
+// (connections-reference.md b.3.4, a documented library bug). hcgrad keeps the library's forward
+// equations above, but stores the static β per (f1, s, f2) — [F·S, F], init δ(f1, f2) — which holds both:
+// the paper's diagonal write at init, and the library's weights exactly (broadcast over f1).
 #pragma once
 
 #include <functional>
 #include <memory>
 
+#include "nn/connection.h"
 #include "nn/layers.h"
 
 namespace hcgrad::nn {
@@ -46,42 +52,46 @@ struct HyperConnectionsOptions {
   bool add_branch_out_to_residual = true;  // false: add_residual(y) returns y (no depth connection)
   int64_t num_input_views = 1;             // V: branch inputs (V > 1: u is [V, B, N*, D])
   int64_t num_fracs = 1;                   // F: Frac-Connections
+  bool channel_first = false;              // residuals [B·S, D, N*] (conv feature maps); branch input [B, D, N*]
+  // How β·y joins the mixed residual: null is o + r; GatedResidual etc. in nn/residuals.h. Called with the
+  // features last ([B·S, N*, D]) also when channel_first.
+  std::shared_ptr<DepthResidual> depth_residual_fn = nullptr;
   DType dtype = DType::Float32;
   Generator* dropout_generator = nullptr;  // needed when dropout > 0
 };
 
-class HyperConnections : public Module {
+class HyperConnections : public ConnectionModule {
  public:
-  using Branch = std::function<Tensor(const Tensor&)>;
-
   // `branch` (optional) is what forward() wraps; the manual form width()/add_residual() needs none.
   HyperConnections(int64_t num_streams, HyperConnectionsOptions options, Branch branch = {});
 
   // The width connection's results for one call: what the branch reads, the mixed residual streams and the
   // depth weights to merge the branch output with.
   struct Width {
-    Tensor branch_input;  // [B, N*, D] (V = 1) or [V, B, N*, D]
-    Tensor residuals;     // [B·S, N*, D]: the mixed streams r
+    Tensor branch_input;  // [B, N*, D] (V = 1) or [V, B, N*, D]  (channel_first: [B, D, N*], [V, B, D, N*])
+    Tensor residuals;     // [B·S, N*, D]: the mixed streams r  (channel_first: [B·S, D, N*])
     Tensor beta;          // [B, N, F, S, F] (N = product of N*): β[f1, s, f2]
   };
   Width width(const Tensor& residuals) const;
   // new streams [B·S, N*, D] from the branch output y [B, N*, D] (the depth connection).
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
-  // The wrapped form: add_residual(width(x), branch(branch_input)).
-  Tensor forward(const Tensor& residuals) const;
+  ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
+  std::string name() const override { return "HyperConnections"; }
 
   int64_t num_streams, dim, num_fracs, num_input_views;
-  bool tanh;
+  bool tanh, channel_first;
   Tensor static_alpha;         // [S·F, V·F + S·F]  (rows f1·S + s, columns f2·(V+S) + t)
   Tensor dynamic_alpha_fn;     // [d, V·F + S·F]
   Tensor dynamic_alpha_scale;  // []
-  Tensor static_beta;          // [S·F]  (index s·F + f2)
+  Tensor static_beta;          // [S] (F = 1) or [F·S, F] (row f1·S + s, column f2): see Frac-Connections above
   Tensor dynamic_beta_fn;      // [d] (F = 1) or [d, F]
   Tensor dynamic_beta_scale;   // []
   std::shared_ptr<ScaledRMSNorm> norm;
 
  private:
-  Branch branch_;
+  Tensor depth(const Width& width, const Tensor& branch_output) const;  // add_residual, features last
+
+  std::shared_ptr<DepthResidual> depth_residual_fn_;
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;  // for a dropout of 0, which never draws
 };

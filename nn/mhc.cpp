@@ -12,14 +12,16 @@ ManifoldHyperConnections::ManifoldHyperConnections(int64_t S, ManifoldHyperConne
       sinkhorn_iters(o.sinkhorn_iters),
       proposals(o.num_dynamic_alpha_proposals),
       streams_in_batch(o.streams_in_batch),
-      sinkhorn_domain(o.sinkhorn_domain),
-      branch_(std::move(branch)) {
+      sinkhorn_domain(o.sinkhorn_domain) {
+  branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "ManifoldHyperConnections: num_streams must be >= 1, got ", S);
   HC_CHECK(o.dim > 0, Error, "ManifoldHyperConnections: dim must be positive, got ", o.dim);
   HC_CHECK(o.sinkhorn_iters >= 1, Error, "ManifoldHyperConnections: sinkhorn_iters must be >= 1, got ",
            o.sinkhorn_iters, " (the library's results for 0 differ between its versions and are not doubly stochastic)");
   HC_CHECK(o.num_dynamic_alpha_proposals >= 1, Error,
            "ManifoldHyperConnections: num_dynamic_alpha_proposals must be >= 1, got ", o.num_dynamic_alpha_proposals);
+  HC_CHECK(o.num_fracs == 1, Error, "ManifoldHyperConnections: num_fracs > 1 is not implemented yet");
+  HC_CHECK(!o.residual_transform, Error, "ManifoldHyperConnections: residual_transform is not implemented yet");
   HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
            "ManifoldHyperConnections: dropout > 0 needs options.dropout_generator");
   const int64_t C = 1 + S, home = ((o.layer_index % S) + S) % S;
@@ -92,11 +94,9 @@ Tensor ManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) c
   return dropout_->forward(o.reshape(w.residuals.shape()) + w.residuals);
 }
 
-Tensor ManifoldHyperConnections::forward(const Tensor& residuals) const {
-  HC_CHECK(static_cast<bool>(branch_), Error,
-           "ManifoldHyperConnections: forward() needs a branch; without one use width() and add_residual()");
-  Width w = width(residuals);
-  return add_residual(w, branch_(w.branch_input));
+std::shared_ptr<ConnectionModule> make_manifold_hyper_connections(int64_t S, ManifoldHyperConnectionsOptions o,
+                                                                  Branch branch) {
+  return std::make_shared<ManifoldHyperConnections>(S, std::move(o), std::move(branch));
 }
 
 }  // namespace hcgrad::nn

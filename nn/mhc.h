@@ -28,14 +28,15 @@ struct ManifoldHyperConnectionsOptions {
   int64_t sinkhorn_iters = 20;
   SinkhornDomain sinkhorn_domain = SinkhornDomain::Linear;
   int64_t num_dynamic_alpha_proposals = 1;  // P
+  int64_t num_fracs = 1;                    // F
+  std::shared_ptr<Transform> residual_transform = nullptr;  // applied to the input before everything (null: identity)
   double dropout = 0.0;
   DType dtype = DType::Float32;
   Generator* dropout_generator = nullptr;
 };
 
-class ManifoldHyperConnections : public Module {
+class ManifoldHyperConnections : public ConnectionModule {
  public:
-  using Branch = HyperConnections::Branch;
   ManifoldHyperConnections(int64_t num_streams, ManifoldHyperConnectionsOptions options, Branch branch = {});
 
   struct Width {
@@ -47,7 +48,8 @@ class ManifoldHyperConnections : public Module {
   };
   Width width(const Tensor& residuals) const;
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
-  Tensor forward(const Tensor& residuals) const;
+  ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
+  std::string name() const override { return "ManifoldHyperConnections"; }
 
   int64_t num_streams, dim, sinkhorn_iters, proposals;
   bool streams_in_batch;
@@ -64,9 +66,13 @@ class ManifoldHyperConnections : public Module {
  private:
   Tensor streams_last(const Tensor& residuals, int64_t& B, Shape& middle) const;  // -> [B, N, S, D]
 
-  Branch branch_;
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;
 };
+
+// Builds the mHC module the options select (the factory's init_hc for mHC).
+std::shared_ptr<ConnectionModule> make_manifold_hyper_connections(int64_t num_streams,
+                                                                  ManifoldHyperConnectionsOptions options,
+                                                                  Branch branch = {});
 
 }  // namespace hcgrad::nn

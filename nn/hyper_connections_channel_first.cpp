@@ -1,0 +1,1 @@
+#include "nn/hyper_connections_channel_first.h"

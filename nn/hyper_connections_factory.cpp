@@ -1,0 +1,68 @@
+// hyper_connections() / manifold_hyper_connections(): nn/hyper_connections_factory.h.
+#include "nn/hyper_connections_factory.h"
+
+namespace hcgrad::nn {
+
+namespace {
+
+// The expand / reduce pair of a factory (identity when disabled).
+std::pair<StreamFunction, StreamFunction> expand_and_reduce(int64_t S, const HyperConnectionsFactoryOptions& o,
+                                                            bool disabled) {
+  if (disabled) {
+    auto identity = std::make_shared<TransformFn>([](const Tensor& x) { return x; });
+    return {StreamFunction(identity), StreamFunction(identity)};
+  }
+  HC_CHECK(!(o.add_stream_embed || o.add_attn_pool_reduce_stream) || o.dim > 0, Error,
+           "hyper_connections: add_stream_embed / add_attn_pool_reduce_stream need the factory's dim, got ", o.dim);
+  auto expand = std::make_shared<ExpandStreams>(
+      S, ExpandStreamsOptions{.layout = o.layout, .dim = o.dim, .stream_embed = o.add_stream_embed, .dtype = o.dtype});
+  std::shared_ptr<Transform> reduce;
+  if (o.add_attn_pool_reduce_stream)
+    reduce = std::make_shared<AttentionPoolReduceStream>(S, o.dim, AttentionPoolOptions{.layout = o.layout, .dtype = o.dtype});
+  else
+    reduce = std::make_shared<ReduceStreams>(S, o.layout);
+  return {StreamFunction(expand), StreamFunction(reduce)};
+}
+
+bool is_disabled(int64_t S, const HyperConnectionsFactoryOptions& o) {
+  HC_CHECK(S >= 1, Error, "hyper_connections: num_streams must be >= 1, got ", S);
+  HC_CHECK(o.num_fracs >= 1, Error, "hyper_connections: num_fracs must be >= 1, got ", o.num_fracs);
+  return o.disable.value_or(S == 1 && o.num_fracs == 1);
+}
+
+// The factory sets num_fracs; a connection's own options may repeat it but not contradict it.
+int64_t fracs_for(const char* factory, int64_t from_factory, int64_t from_options) {
+  HC_CHECK(from_options == 1 || from_options == from_factory, Error, factory, ": init_hc got num_fracs = ",
+           from_options, " but the factory was made with num_fracs = ", from_factory);
+  return from_factory;
+}
+
+}  // namespace
+
+ConnectionFactory<HyperConnectionsOptions> hyper_connections(int64_t S, HyperConnectionsFactoryOptions o) {
+  const bool disabled = is_disabled(S, o);
+  HC_CHECK(o.layout == StreamLayout::InBatch, Error,
+           "hyper_connections: HyperConnections keeps the streams in the batch (layout InBatch)");
+  auto [expand, reduce] = expand_and_reduce(S, o, disabled);
+  auto make = [S, o, disabled](HyperConnectionsOptions options, Branch branch) {
+    if (disabled) return Connection(std::make_shared<Residual>(std::move(branch)));
+    options.num_fracs = fracs_for("hyper_connections", o.num_fracs, options.num_fracs);
+    return Connection(std::make_shared<HyperConnections>(S, options, std::move(branch)));
+  };
+  return {ConnectionInit<HyperConnectionsOptions>(make), expand, reduce};
+}
+
+ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(int64_t S,
+                                                                              HyperConnectionsFactoryOptions o) {
+  const bool disabled = is_disabled(S, o);
+  auto [expand, reduce] = expand_and_reduce(S, o, disabled);
+  auto make = [S, o, disabled](ManifoldHyperConnectionsOptions options, Branch branch) {
+    if (disabled) return Connection(std::make_shared<Residual>(std::move(branch), options.residual_transform));
+    options.num_fracs = fracs_for("manifold_hyper_connections", o.num_fracs, options.num_fracs);
+    options.streams_in_batch = o.layout == StreamLayout::InBatch;
+    return Connection(make_manifold_hyper_connections(S, options, std::move(branch)));
+  };
+  return {ConnectionInit<ManifoldHyperConnectionsOptions>(make), expand, reduce};
+}
+
+}  // namespace hcgrad::nn

@@ -1,0 +1,67 @@
+// The factory of the `hyper-connections` library's README, one call per model:
+//
+//   auto [init_hc, expand_stream, reduce_stream] = hcgrad::nn::hyper_connections(4, {.num_fracs = 1});
+//   Connection attn_hc = init_hc({.dim = 512, .layer_index = 0}, attention);   // wraps a branch
+//   x = expand_stream(x);                   // [B, T, D] -> [B·4, T, D], once after the embeddings
+//   x = attn_hc(x);                         // per block: the branch runs inside the connection
+//   x = reduce_stream(x);                   // [B·4, T, D] -> [B, T, D], once before the final norm
+//
+// `disable = true` (the default when num_streams == 1 and num_fracs == 1) turns the same code into the plain
+// residual network: init_hc builds Residual (branch(x) + x) and expand / reduce are the identity, so a model
+// compares connections without changing code. manifold_hyper_connections() is the same for mHC.
+#pragma once
+
+#include <optional>
+
+#include "nn/hyper_connections.h"
+#include "nn/mhc.h"
+#include "nn/streams.h"
+
+namespace hcgrad::nn {
+
+struct HyperConnectionsFactoryOptions {
+  int64_t num_fracs = 1;
+  std::optional<bool> disable;  // default: num_streams == 1 && num_fracs == 1
+  // Where the streams live: HC always folds them into the batch; mHC takes either layout.
+  StreamLayout layout = StreamLayout::InBatch;
+  int64_t dim = 0;  // D: needed by the learned expand / reduce below
+  bool add_stream_embed = false;             // expand adds a learned per-stream vector (init 0)
+  bool add_attn_pool_reduce_stream = false;  // reduce by attention pooling over the streams instead of a sum
+  DType dtype = DType::Float32;
+};
+
+// expand_stream / reduce_stream: a callable handle to the Transform, which may hold parameters (register
+// module() in your model to train them).
+class StreamFunction {
+ public:
+  explicit StreamFunction(std::shared_ptr<Transform> module) : module_(std::move(module)) {}
+  Tensor operator()(const Tensor& x) const { return module_->forward(x); }
+  const std::shared_ptr<Transform>& module() const { return module_; }
+
+ private:
+  std::shared_ptr<Transform> module_;
+};
+
+// init_hc(options, branch = {}): builds one connection; the factory fills in num_streams and num_fracs.
+template <class Options>
+class ConnectionInit {
+ public:
+  explicit ConnectionInit(std::function<Connection(Options, Branch)> make) : make_(std::move(make)) {}
+  Connection operator()(Options options, Branch branch = {}) const { return make_(std::move(options), std::move(branch)); }
+
+ private:
+  std::function<Connection(Options, Branch)> make_;
+};
+
+template <class Options>
+struct ConnectionFactory {
+  ConnectionInit<Options> init_hc;
+  StreamFunction expand_stream, reduce_stream;
+};
+
+ConnectionFactory<HyperConnectionsOptions> hyper_connections(int64_t num_streams,
+                                                              HyperConnectionsFactoryOptions options = {});
+ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(
+    int64_t num_streams, HyperConnectionsFactoryOptions options = {});
+
+}  // namespace hcgrad::nn

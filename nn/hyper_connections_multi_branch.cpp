@@ -1,0 +1,1 @@
+#include "nn/hyper_connections_multi_branch.h"

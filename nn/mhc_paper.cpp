@@ -1,0 +1,1 @@
+#include "nn/mhc_paper.h"
