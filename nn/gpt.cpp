@@ -25,10 +25,16 @@ void GPTConfig::validate() const {
   HC_CHECK(dim % heads == 0, Error, "GPT: heads (", heads, ") must divide dim (", dim, ")");
   HC_CHECK(dropout >= 0 && dropout < 1, Error, "GPT: dropout must be in [0, 1), got ", dropout);
   HC_CHECK(is_floating(dtype), DTypeError, "GPT: dtype must be floating, got ", dtype);
-  HC_CHECK(connection == "residual" || connection == "hc" || connection == "mhc", Error,
-           "GPT: connection must be residual, hc or mhc, got '", connection, "'");
+  HC_CHECK(connection == "residual" || connection == "hc" || connection == "frac" || connection == "mhc" ||
+               connection == "mhc-paper",
+           Error, "GPT: connection must be residual, hc, frac, mhc or mhc-paper, got '", connection, "'");
   HC_CHECK(streams >= 1, Error, "GPT: streams must be >= 1, got ", streams);
-  HC_CHECK(connection != "residual" || streams == 1, Error, "GPT: streams = ", streams, " needs connection hc or mhc");
+  HC_CHECK(fracs >= 1 && dim % fracs == 0, Error, "GPT: fracs (", fracs, ") must be >= 1 and divide dim (", dim, ")");
+  HC_CHECK(connection != "residual" || (streams == 1 && fracs == 1), Error, "GPT: streams = ", streams,
+           " and fracs = ", fracs, " need a connection other than residual");
+  HC_CHECK(connection != "frac" || fracs > 1, Error, "GPT: connection frac needs fracs > 1, got ", fracs);
+  HC_CHECK(!connection.starts_with("mhc") || fracs == 1 || connection == "mhc", Error,
+           "GPT: connection mhc-paper has no fractions (fracs = ", fracs, ")");
 }
 
 std::string GPTConfig::describe() const {
@@ -36,6 +42,7 @@ std::string GPTConfig::describe() const {
   out << layers << " layers, dim " << dim << ", " << heads << " heads, context " << context << ", vocab "
       << vocab_size;
   if (connection != "residual") out << ", " << connection << " with " << streams << " streams";
+  if (fracs > 1) out << " x " << fracs << " fractions";
   return out.str();
 }
 
@@ -50,7 +57,8 @@ MLP::MLP(const GPTConfig& config, Generator& init, Generator& masks) {
 
 Tensor MLP::forward(const Tensor& x) const { return dropout->forward(proj->forward(gelu(fc->forward(x)))); }
 
-Block::Block(const GPTConfig& config, int64_t index, Generator& init, Generator& masks) {
+Block::Block(const GPTConfig& config, int64_t index, Generator& init, Generator& masks,
+             const ConnectionBuilder& init_hc) {
   const NormOptions norm{.bias = config.bias, .dtype = config.dtype};
   const SelfAttentionOptions attention{
       .dropout = config.dropout, .bias = config.bias, .dtype = config.dtype, .dropout_generator = &masks};
@@ -58,41 +66,20 @@ Block::Block(const GPTConfig& config, int64_t index, Generator& init, Generator&
   attn = register_module("attn", std::make_shared<SelfAttention>(config.dim, config.heads, init, attention));
   ln2 = register_module("ln2", std::make_shared<LayerNorm>(config.dim, norm));
   mlp = register_module("mlp", std::make_shared<MLP>(config, init, masks));
-  if (config.connection == "hc") {
-    auto hc = [&](int64_t layer_index) {
-      return std::make_shared<HyperConnections>(
-          config.streams, HyperConnectionsOptions{.dim = config.dim, .layer_index = layer_index, .dtype = config.dtype});
-    };
-    hc_attn = register_module("hc_attn", hc(2 * index));
-    hc_mlp = register_module("hc_mlp", hc(2 * index + 1));
-  } else if (config.connection == "mhc") {
-    auto mhc = [&](int64_t layer_index) {
-      return std::make_shared<ManifoldHyperConnections>(
-          config.streams,
-          ManifoldHyperConnectionsOptions{.dim = config.dim, .layer_index = layer_index, .dtype = config.dtype});
-    };
-    mhc_attn = register_module("hc_attn", mhc(2 * index));
-    mhc_mlp = register_module("hc_mlp", mhc(2 * index + 1));
-  }
+  // The branches see one residual [B, T, C]; the connections own the streams around them.
+  const ConnectionBuilder plain = [](int64_t, Branch branch) {
+    return Connection(std::make_shared<Residual>(std::move(branch)));
+  };
+  const ConnectionBuilder& connect = init_hc ? init_hc : plain;
+  hc_attn = connect(2 * index, [this](const Tensor& u) { return attn->forward(ln1->forward(u)); });
+  hc_mlp = connect(2 * index + 1, [this](const Tensor& u) { return mlp->forward(ln2->forward(u)); });
+  register_module("hc_attn", hc_attn.module());
+  register_module("hc_mlp", hc_mlp.module());
 }
-
-namespace {
-// One connection around one branch: the branch reads the width connection's mix of the streams, and its
-// output is merged back by the depth connection.
-template <class Connection, class Branch>
-Tensor connect(const Connection& connection, const Tensor& x, const Branch& branch) {
-  auto w = connection.width(x);
-  return connection.add_residual(w, branch(w.branch_input));
-}
-}  // namespace
 
 Tensor Block::forward(const Tensor& x) const {
-  auto attention = [&](const Tensor& u) { return attn->forward(ln1->forward(u)); };
-  auto feed_forward = [&](const Tensor& u) { return mlp->forward(ln2->forward(u)); };
-  if (hc_attn) return connect(*hc_mlp, connect(*hc_attn, x, attention), feed_forward);
-  if (mhc_attn) return connect(*mhc_mlp, connect(*mhc_attn, x, attention), feed_forward);
-  Tensor h = x + attention(x);
-  return h + feed_forward(h);
+  Tensor h = hc_attn(x);  // x + attn(ln1(x)) for the plain residual
+  return hc_mlp(h);       // h + mlp(ln2(h))
 }
 
 // ---- GPT ----
@@ -110,9 +97,39 @@ GPT::GPT(const GPTConfig& config, uint64_t seed)
   const EmbeddingOptions embedding{.dtype = config.dtype};
   wte = register_module("wte", std::make_shared<Embedding>(config.vocab_size, config.dim, init, embedding));
   wpe = register_module("wpe", std::make_shared<Embedding>(config.context, config.dim, init, embedding));
+  // One factory call decides the connection of every block (README of the hyper-connections library).
+  const HyperConnectionsFactoryOptions factory{.num_fracs = config.fracs,
+                                               .disable = config.connection == "residual",
+                                               .layout = StreamLayout::InBatch,
+                                               .dim = config.dim,
+                                               .dtype = config.dtype};
+  ConnectionBuilder init_hc;
+  if (config.connection == "hc" || config.connection == "frac" || config.connection == "residual") {
+    auto made = hyper_connections(config.streams, factory);
+    init_hc = [made, config](int64_t layer_index, Branch branch) {
+      return made.init_hc({.dim = config.dim, .layer_index = layer_index, .dtype = config.dtype}, std::move(branch));
+    };
+    expand_stream = made.expand_stream.module();
+    reduce_stream = made.reduce_stream.module();
+  } else {
+    auto made = manifold_hyper_connections(config.streams, factory);
+    const MhcVariant variant = config.connection == "mhc-paper" ? MhcVariant::Paper : MhcVariant::Library;
+    init_hc = [made, config, variant](int64_t layer_index, Branch branch) {
+      ManifoldHyperConnectionsOptions options;
+      options.dim = config.dim;
+      options.layer_index = layer_index;
+      options.variant = variant;
+      options.dtype = config.dtype;
+      return made.init_hc(options, std::move(branch));
+    };
+    expand_stream = made.expand_stream.module();
+    reduce_stream = made.reduce_stream.module();
+  }
+  register_module("expand_stream", expand_stream);
+  register_module("reduce_stream", reduce_stream);
   blocks = register_module("blocks", std::make_shared<ModuleList>());
   for (int64_t i = 0; i < config.layers; ++i)
-    block_list_.push_back(blocks->push_back(std::make_shared<Block>(config, i, init, dropout_gen_)));
+    block_list_.push_back(blocks->push_back(std::make_shared<Block>(config, i, init, dropout_gen_, init_hc)));
   ln_f = register_module("ln_f", std::make_shared<LayerNorm>(config.dim, NormOptions{.bias = config.bias,
                                                                                      .dtype = config.dtype}));
   // The layers above drew PyTorch's default init; GPT-2's replaces it, from the same stream.
@@ -147,10 +164,9 @@ Tensor GPT::forward(const Tensor& ids) const {
            config_.context, "] (ids ", ids.shape(), ")");
   Tensor positions = arange(T, {.dtype = DType::Int64, .device = ids.device()});
   Tensor x = wte->forward(ids) + wpe->forward(positions);  // [B, T, C] + [T, C]
-  const int64_t B = ids.shape()[0], S = config_.streams, C = config_.dim;
-  if (S > 1) x = x.unsqueeze(1).expand({B, S, T, C}).reshape({B * S, T, C});  // expand: a copy per stream
+  x = expand_stream->forward(x);  // [B, T, C] -> [B·S, T, C]: a copy per stream (identity for "residual")
   for (const auto& block : block_list_) x = block->forward(x);
-  if (S > 1) x = x.reshape({B, S, T, C}).sum({1});  // reduce: the sum of the streams
+  x = reduce_stream->forward(x);  // the sum of the streams: [B, T, C]
   x = ln_f->forward(x);
   return matmul(x, wte->weight.t());  // tied head: [B, T, C] @ [C, V]
 }
@@ -166,8 +182,12 @@ GPT::DecaySplit GPT::decay_split() const {
   DecaySplit split;
   for (const auto& [name, p] : named_parameters()) {
     const bool embedding = name.starts_with("wte.") || name.starts_with("wpe.");
-    // The HC authors advise against decaying the static connection weights (they start at identity-like values).
-    const bool static_connection = name.find(".static_") != std::string::npos;
+    // The HC authors advise against decaying the static connection weights (they start at identity-like
+    // values): static_alpha / static_beta, and the biases b_pre / b_post / b_res of the paper's mHC.
+    const size_t last_dot = name.rfind('.');
+    const std::string leaf = name.substr(last_dot + 1);
+    const bool static_connection = name.find(".hc_") != std::string::npos &&
+                                   (leaf.starts_with("static_") || leaf.starts_with("b_"));
     (p.dim() >= 2 && !embedding && !static_connection ? split.decay : split.no_decay).push_back(p);
   }
   return split;

@@ -12,8 +12,7 @@
 #include <vector>
 
 #include "nn/attention.h"
-#include "nn/hyper_connections.h"
-#include "nn/mhc.h"
+#include "nn/hyper_connections_factory.h"
 
 namespace hcgrad::nn {
 
@@ -27,11 +26,14 @@ struct GPTConfig {
   double dropout = 0.0;
   bool bias = true;
   DType dtype = DType::Float32;
-  // How a block's branches (attention, MLP) join the residual: "residual" (x + f(x)), "hc" (hyper-connections)
-  // or "mhc" (manifold-constrained hyper-connections) over `streams` residual streams, expanded once after the
-  // embeddings and reduced once before ln_f.
+  // How a block's branches (attention, MLP) join the residual stream, built by the hyper-connections factory
+  // (nn/hyper_connections_factory.h): "residual" (x + f(x)), "hc" (hyper-connections over `streams` streams),
+  // "frac" (Frac-Connections: the width split into `fracs` fractions, on `streams` streams, default 1), "mhc"
+  // (manifold-constrained HC as the reference library computes it) or "mhc-paper" (mHC as the paper writes
+  // it). The streams are expanded once after the embeddings and reduced once before ln_f.
   std::string connection = "residual";
   int64_t streams = 1;
+  int64_t fracs = 1;
 
   // Throws a clear Error for non-positive sizes or heads not dividing dim.
   void validate() const;
@@ -49,18 +51,23 @@ class MLP : public Module {
   std::shared_ptr<Dropout> dropout;
 };
 
-// One pre-norm transformer block. With hyper-connections each branch is wrapped by its own HyperConnections
-// (layer_index 2i and 2i + 1 for block i) and x holds the streams folded into the batch.
+// Builds the connection around one branch of the model: init_hc(layer_index, branch).
+using ConnectionBuilder = std::function<Connection(int64_t layer_index, Branch branch)>;
+
+// One pre-norm transformer block. Each branch is wrapped by its own connection (layer_index 2i and 2i + 1 for
+// block i): x + attn(ln1(x)) for the plain residual, the width / depth connections of HC, Frac or mHC otherwise,
+// where x holds all streams in the connection's layout.
 class Block : public Module {
  public:
-  Block(const GPTConfig& config, int64_t index, Generator& init, Generator& masks);
-  Tensor forward(const Tensor& x) const;  // [B, T, C] -> [B, T, C]  (hc: [B·S, T, C])
+  // Without a builder the branches join a plain residual.
+  Block(const GPTConfig& config, int64_t index, Generator& init, Generator& masks,
+        const ConnectionBuilder& init_hc = {});
+  Tensor forward(const Tensor& x) const;
 
   std::shared_ptr<LayerNorm> ln1, ln2;
   std::shared_ptr<SelfAttention> attn;
   std::shared_ptr<MLP> mlp;
-  std::shared_ptr<HyperConnections> hc_attn, hc_mlp;             // connection "hc"
-  std::shared_ptr<ManifoldHyperConnections> mhc_attn, mhc_mlp;  // connection "mhc" (registered as hc_attn, hc_mlp)
+  Connection hc_attn, hc_mlp;  // registered as "hc_attn", "hc_mlp"
 };
 
 class GPT : public Module {
@@ -96,6 +103,7 @@ class GPT : public Module {
   std::shared_ptr<Embedding> wte, wpe;
   std::shared_ptr<ModuleList> blocks;  // of Block
   std::shared_ptr<LayerNorm> ln_f;
+  std::shared_ptr<Transform> expand_stream, reduce_stream;  // [B, T, C] <-> the streams (identity for "residual")
 
  private:
   GPTConfig config_;

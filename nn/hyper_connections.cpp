@@ -103,17 +103,21 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
 }
 
 HyperConnections::Width HyperConnections::width(const Tensor& input) const {
-  const int64_t S = num_streams, F = num_fracs, V = num_input_views, D = dim, d = D / F;
+  const int64_t S = num_streams, V = num_input_views, D = dim;
   if (channel_first) {
     HC_CHECK(input.dim() >= 3 && input.shape()[1] == D && input.shape()[0] % S == 0, ShapeError,
              "HyperConnections: channel-first residuals ", input.shape(), " must be [B·S, ", D,
              ", ...] with the first dim a multiple of num_streams = ", S);
-    Width w = width(features_last(input));
+    Width w = width_features_last(features_last(input));
     w.branch_input = features_first(w.branch_input, V == 1 ? 1 : 2);  // [B, D, N*] or [V, B, D, N*]
     w.residuals = features_first(w.residuals);
     return w;
   }
-  const Tensor& residuals = input;
+  return width_features_last(input);
+}
+
+HyperConnections::Width HyperConnections::width_features_last(const Tensor& residuals) const {
+  const int64_t S = num_streams, F = num_fracs, V = num_input_views, D = dim, d = D / F;
   HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == D && residuals.shape()[0] % S == 0, ShapeError,
            "HyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", D, "] with the first dim a ",
            "multiple of num_streams = ", S);

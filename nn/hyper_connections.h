@@ -89,7 +89,8 @@ class HyperConnections : public ConnectionModule {
   std::shared_ptr<ScaledRMSNorm> norm;
 
  private:
-  Tensor depth(const Width& width, const Tensor& branch_output) const;  // add_residual, features last
+  Width width_features_last(const Tensor& residuals) const;             // width(), features last
+  Tensor depth(const Width& width, const Tensor& branch_output) const;  // add_residual(), features last
 
   std::shared_ptr<DepthResidual> depth_residual_fn_;
   std::shared_ptr<Dropout> dropout_;

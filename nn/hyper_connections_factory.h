@@ -21,7 +21,7 @@ namespace hcgrad::nn {
 
 struct HyperConnectionsFactoryOptions {
   int64_t num_fracs = 1;
-  std::optional<bool> disable;  // default: num_streams == 1 && num_fracs == 1
+  std::optional<bool> disable = std::nullopt;  // default: num_streams == 1 && num_fracs == 1
   // Where the streams live: HC always folds them into the batch; mHC takes either layout.
   StreamLayout layout = StreamLayout::InBatch;
   int64_t dim = 0;  // D: needed by the learned expand / reduce below

@@ -1,101 +1,147 @@
 // ManifoldHyperConnections: equations and layouts in nn/mhc.h. Shapes: B batch, N the middle dims N*
-// flattened, S streams, D width, P proposals, C = 1 + S columns (pre, then one per target stream).
+// flattened, S streams, F fractions of width d = D / F, P proposals, C = F + S·F columns (pre, then residual).
 #include "nn/mhc.h"
 
 #include "core/creation.h"
+#include "nn/mhc_paper.h"
 
 namespace hcgrad::nn {
+
+// ---- StreamMixing ----
+
+StreamMixing::StreamMixing(int64_t S, DType dtype) : num_streams(S) {
+  weight = register_parameter("weight", eye(S, {.dtype = dtype}).reshape({S, S, 1, 1}));
+}
+
+Tensor StreamMixing::forward(const Tensor& x) const {
+  // [S', S] @ [..., S, D] -> [..., S', D]
+  return matmul(weight.reshape({num_streams, num_streams}), x);
+}
+
+// ---- ManifoldHyperConnections ----
 
 ManifoldHyperConnections::ManifoldHyperConnections(int64_t S, ManifoldHyperConnectionsOptions o, Branch branch)
     : num_streams(S),
       dim(o.dim),
+      num_fracs(o.num_fracs),
       sinkhorn_iters(o.sinkhorn_iters),
       proposals(o.num_dynamic_alpha_proposals),
       streams_in_batch(o.streams_in_batch),
-      sinkhorn_domain(o.sinkhorn_domain) {
+      sinkhorn_domain(o.sinkhorn_domain),
+      residual_transform_(o.residual_transform),
+      constraint_(o.residual_mix_constraint_fn),
+      depth_residual_fn_(o.depth_residual_fn) {
   branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "ManifoldHyperConnections: num_streams must be >= 1, got ", S);
   HC_CHECK(o.dim > 0, Error, "ManifoldHyperConnections: dim must be positive, got ", o.dim);
-  HC_CHECK(o.sinkhorn_iters >= 1, Error, "ManifoldHyperConnections: sinkhorn_iters must be >= 1, got ",
+  HC_CHECK(o.num_fracs >= 1 && o.dim % o.num_fracs == 0, ShapeError, "ManifoldHyperConnections: dim (", o.dim,
+           ") must be divisible by num_fracs (", o.num_fracs, ")");
+  HC_CHECK(constraint_ || o.sinkhorn_iters >= 1, Error, "ManifoldHyperConnections: sinkhorn_iters must be >= 1, got ",
            o.sinkhorn_iters, " (the library's results for 0 differ between its versions and are not doubly stochastic)");
   HC_CHECK(o.num_dynamic_alpha_proposals >= 1, Error,
            "ManifoldHyperConnections: num_dynamic_alpha_proposals must be >= 1, got ", o.num_dynamic_alpha_proposals);
-  HC_CHECK(o.num_fracs == 1, Error, "ManifoldHyperConnections: num_fracs > 1 is not implemented yet");
-  HC_CHECK(!o.residual_transform, Error, "ManifoldHyperConnections: residual_transform is not implemented yet");
+  // The library builds V > 1 but its scale vector has F + S·F entries for V·F + S·F columns, so it crashes
+  // (b.8 / b.9); there is no reference behaviour to match.
+  HC_CHECK(o.num_input_views == 1, Error, "ManifoldHyperConnections: num_input_views must be 1, got ",
+           o.num_input_views, " (the reference library does not support several branch-input views for mHC)");
   HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
            "ManifoldHyperConnections: dropout > 0 needs options.dropout_generator");
-  const int64_t C = 1 + S, home = ((o.layer_index % S) + S) % S;
+  const int64_t F = o.num_fracs, d = o.dim / F, SF = S * F, C = F + SF, home = ((o.layer_index % S) + S) % S;
   const TensorOptions options{.dtype = o.dtype};
-  std::vector<double> alpha(static_cast<size_t>(S * C), 0.0);
-  alpha[home * C] = 1.0;                                  // the branch reads the home stream
-  for (int64_t s = 0; s < S; ++s) alpha[s * C + 1 + s] = 1.0;  // each stream keeps itself
-  static_alpha = register_parameter("static_alpha", from_vector(alpha, {S, C}).to(o.dtype));
-  dynamic_alpha_fn = register_parameter("dynamic_alpha_fn", zeros({proposals, o.dim, C}, options));
+
+  // A = [row `home` all ones | I_SF] (the library's v2 construction, rows r = s·F + f).
+  std::vector<double> alpha(static_cast<size_t>(SF * C), 0.0);
+  for (int64_t f2 = 0; f2 < F; ++f2) alpha[home * C + f2] = 1.0;
+  for (int64_t r = 0; r < SF; ++r) alpha[r * C + F + r] = 1.0;
+  if (residual_transform_) register_module("residual_transform", residual_transform_);
+  static_alpha = register_parameter("static_alpha", from_vector(alpha, {SF, C}).to(o.dtype));
+  dynamic_alpha_fn = register_parameter("dynamic_alpha_fn", zeros({proposals, d, C}, options));
   pre_branch_scale = register_parameter("pre_branch_scale", full({1}, 0.01, options));
   residual_scale = register_parameter("residual_scale", full({1}, 0.01, options));
-  static_beta = register_parameter("static_beta", ones({S}, options));
-  dynamic_beta_fn = register_parameter("dynamic_beta_fn", zeros({o.dim}, options));
-  h_post_scale = register_parameter("h_post_scale", full({}, 0.01, options));
-  norm = register_module("norm", std::make_shared<ScaledRMSNorm>(o.dim, o.dtype));
+  if (o.add_branch_out_to_residual) {
+    static_beta = register_parameter("static_beta", ones(F == 1 ? Shape{S} : Shape{S, F, 1}, options));
+    dynamic_beta_fn = register_parameter("dynamic_beta_fn", zeros(F == 1 ? Shape{d} : Shape{d, F}, options));
+    h_post_scale = register_parameter("h_post_scale", full({}, 0.01, options));
+  }
+  norm = register_module("norm", std::make_shared<ScaledRMSNorm>(d, o.dtype));
+  if (o.mix_streams_before_norm)
+    mix_streams = register_module("maybe_mix_streams", std::make_shared<StreamMixing>(S, o.dtype));
+  if (depth_residual_fn_) register_module("depth_residual_fn", depth_residual_fn_);
   dropout_ = std::make_shared<Dropout>(o.dropout, o.dropout_generator ? *o.dropout_generator : unused_generator_);
   register_module("dropout", dropout_);
 }
 
-Tensor ManifoldHyperConnections::streams_last(const Tensor& residuals, int64_t& B, Shape& middle) const {
-  const int64_t S = num_streams, D = dim;
+Tensor mhc_streams_last(const char* module, const Tensor& residuals, int64_t S, int64_t D, bool streams_in_batch,
+                        int64_t& B, Shape& middle) {
   if (streams_in_batch) {
     HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == D && residuals.shape()[0] % S == 0, ShapeError,
-             "ManifoldHyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", D,
+             module, ": residuals ", residuals.shape(), " must be [B·S, ..., ", D,
              "] with the first dim a multiple of num_streams = ", S);
     B = residuals.shape()[0] / S;
     middle = Shape(residuals.shape().begin() + 1, residuals.shape().end() - 1);
     return residuals.reshape({B, S, numel(middle), D}).permute({0, 2, 1, 3});
   }
   HC_CHECK(residuals.dim() >= 3 && residuals.shape().back() == D && residuals.shape()[residuals.dim() - 2] == S,
-           ShapeError, "ManifoldHyperConnections: residuals ", residuals.shape(), " must be [B, ..., ", S, ", ", D,
+           ShapeError, module, ": residuals ", residuals.shape(), " must be [B, ..., ", S, ", ", D,
            "] (streams next to the features)");
   B = residuals.shape()[0];
   middle = Shape(residuals.shape().begin() + 1, residuals.shape().end() - 2);
   return residuals.reshape({B, numel(middle), S, D});
 }
 
-ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& residuals) const {
-  const int64_t S = num_streams, D = dim;
+ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& input) const {
+  const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F, SF = S * F;
+  const Tensor residuals = residual_transform_ ? residual_transform_->forward(input) : input;
   int64_t B = 0;
   Shape middle;
-  Tensor x = streams_last(residuals, B, middle);  // [B, N, S, D]
-  const int64_t N = x.shape()[1];
-  Tensor x_hat = norm->forward(x);
+  Tensor streams = mhc_streams_last(name().c_str(), residuals, S, D, streams_in_batch, B, middle);  // [B, N, S, D]
+  const int64_t N = streams.shape()[1];
+  Tensor x = streams.reshape({B, N, SF, d});            // row s·F + f: fraction f of stream s
+  Tensor x_hat = norm->forward(mix_streams ? mix_streams->forward(streams).reshape({B, N, SF, d}) : x);
 
-  // α_p = A + scale ⊙ (x̂ W_p): [B, N, 1, S, D] @ [P, D, C] -> [B, N, P, S, C]
-  Tensor scale = cat({pre_branch_scale, residual_scale.expand({S})}, 0);  // [C]
+  // α_p = A + scale ⊙ (x̂ W_p): [B, N, 1, SF, d] @ [P, d, C] -> [B, N, P, SF, C]
+  Tensor scale = cat({pre_branch_scale.expand({F}), residual_scale.expand({SF})}, 0);  // [C]
   Tensor alpha = static_alpha + scale * matmul(x_hat.unsqueeze(2), dynamic_alpha_fn);
+  Tensor res_logits = alpha.narrow(-1, F, SF);  // [B, N, P, SF, SF]
+  Tensor h_res = constraint_ ? constraint_(res_logits) : sinkhorn(res_logits, sinkhorn_iters, sinkhorn_domain);
+  HC_CHECK(h_res.shape() == res_logits.shape(), ShapeError, "ManifoldHyperConnections: residual_mix_constraint_fn ",
+           "returned ", h_res.shape(), " for logits ", res_logits.shape(), " (it must keep the shape)");
   Width out;
-  out.h_pre = mean(sigmoid(alpha.narrow(-1, 0, 1)), {2}).reshape({B, N, S});
-  out.h_res = mean(sinkhorn(alpha.narrow(-1, 1, S), sinkhorn_iters, sinkhorn_domain), {2});  // [B, N, S, S]
+  out.h_pre = mean(sigmoid(alpha.narrow(-1, 0, F)), {2});  // [B, N, SF, F]
+  out.h_res = mean(h_res, {2});                            // [B, N, SF, SF]
 
-  // u = Σ_s H_pre[s] x_s;  r_t = Σ_s H_res[s, t] x_s
+  // u[f2] = Σ_r H_pre[r, f2] x[r] -> [B, N, F, d] = [B, N*, D];  m[c'] = Σ_r H_res[r, c'] x[r] -> [B, N, S, D]
   Shape branch_shape = middle;
   branch_shape.insert(branch_shape.begin(), B);
   branch_shape.push_back(D);
-  out.branch_input = matmul(out.h_pre.unsqueeze(2), x).reshape(branch_shape);
-  Tensor r = matmul(out.h_res.transpose(-1, -2), x);  // [B, N, S, D]
-  out.residuals = streams_in_batch ? r.permute({0, 2, 1, 3}).reshape(residuals.shape()) : r.reshape(residuals.shape());
-  out.beta = 2.0 * sigmoid(static_beta + h_post_scale * matmul(x_hat, dynamic_beta_fn));  // [B, N, S]
+  out.branch_input = matmul(out.h_pre.transpose(-1, -2), x).reshape(branch_shape);
+  Tensor m = matmul(out.h_res.transpose(-1, -2), x).reshape({B, N, S, D});
+  out.residuals = streams_in_batch ? m.permute({0, 2, 1, 3}).reshape(residuals.shape()) : m.reshape(residuals.shape());
+  if (static_beta.defined()) {
+    // β[s, f1, f2] = 2σ(bβ[s, f1] + h_post_scale x̂[s, f1] · Wβ[:, f2]): [B, N, SF, F] -> [B, N, S, F, F]
+    Tensor w_beta = dynamic_beta_fn.reshape({d, F}), b_beta = static_beta.reshape({SF, 1});
+    out.beta = (2.0 * sigmoid(b_beta + h_post_scale * matmul(x_hat, w_beta))).reshape({B, N, S, F, F});
+  }
   return out;
 }
 
 Tensor ManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) const {
-  const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1], D = dim;
+  if (!static_beta.defined()) return y;  // add_branch_out_to_residual = false
+  const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
+  const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
   HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "ManifoldHyperConnections: branch output ", y.shape(),
            " must have the branch input's shape ", w.branch_input.shape());
-  Tensor o = w.beta.unsqueeze(-1) * y.reshape({B, N, 1, D});  // [B, N, S, D]
+  // o[s, f2] = Σ_f1 β[s, f1, f2] y[f1]: [B, N, S, F2, F1] @ [B, N, 1, F, d] -> [B, N, S, F, d] = [B, N, S, D]
+  Tensor o = matmul(w.beta.transpose(-1, -2), y.reshape({B, N, 1, F, d})).reshape({B, N, S, D});
   if (streams_in_batch) o = o.permute({0, 2, 1, 3});
-  return dropout_->forward(o.reshape(w.residuals.shape()) + w.residuals);
+  o = o.reshape(w.residuals.shape());
+  return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
 }
 
 std::shared_ptr<ConnectionModule> make_manifold_hyper_connections(int64_t S, ManifoldHyperConnectionsOptions o,
                                                                   Branch branch) {
+  if (o.variant == MhcVariant::Paper)
+    return std::make_shared<PaperManifoldHyperConnections>(S, std::move(o), std::move(branch));
   return std::make_shared<ManifoldHyperConnections>(S, std::move(o), std::move(branch));
 }
 

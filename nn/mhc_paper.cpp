@@ -1,1 +1,94 @@
+// PaperManifoldHyperConnections: equations, orientation and init in nn/mhc_paper.h. Shapes: B batch, N the
+// middle dims N* flattened, S = n streams, D = C features.
 #include "nn/mhc_paper.h"
+
+#include "core/creation.h"
+
+namespace hcgrad::nn {
+
+PaperManifoldHyperConnections::PaperManifoldHyperConnections(int64_t S, ManifoldHyperConnectionsOptions o,
+                                                             Branch branch)
+    : num_streams(S),
+      dim(o.dim),
+      sinkhorn_iters(o.sinkhorn_iters),
+      streams_in_batch(o.streams_in_batch),
+      sinkhorn_domain(o.sinkhorn_domain),
+      residual_transform_(o.residual_transform),
+      constraint_(o.residual_mix_constraint_fn),
+      depth_residual_fn_(o.depth_residual_fn) {
+  branch_ = std::move(branch);
+  HC_CHECK(S >= 1, Error, "PaperManifoldHyperConnections: num_streams must be >= 1, got ", S);
+  HC_CHECK(o.dim > 0, Error, "PaperManifoldHyperConnections: dim must be positive, got ", o.dim);
+  HC_CHECK(o.num_fracs == 1, Error, "PaperManifoldHyperConnections: num_fracs must be 1, got ", o.num_fracs,
+           " (the paper's mHC has no fractions; use variant Library for num_fracs > 1)");
+  HC_CHECK(o.num_input_views == 1, Error, "PaperManifoldHyperConnections: num_input_views must be 1, got ",
+           o.num_input_views);
+  HC_CHECK(o.num_dynamic_alpha_proposals == 1, Error,
+           "PaperManifoldHyperConnections: num_dynamic_alpha_proposals must be 1, got ", o.num_dynamic_alpha_proposals,
+           " (proposals are a library option)");
+  HC_CHECK(!o.mix_streams_before_norm && o.add_branch_out_to_residual, Error,
+           "PaperManifoldHyperConnections: mix_streams_before_norm and add_branch_out_to_residual = false are "
+           "library options (use variant Library)");
+  HC_CHECK(constraint_ || o.sinkhorn_iters >= 1, Error,
+           "PaperManifoldHyperConnections: sinkhorn_iters must be >= 1, got ", o.sinkhorn_iters);
+  HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
+           "PaperManifoldHyperConnections: dropout > 0 needs options.dropout_generator");
+  const int64_t home = ((o.layer_index % S) + S) % S;
+  const TensorOptions options{.dtype = o.dtype};
+  std::vector<double> one_hot(static_cast<size_t>(S), 0.0);
+  one_hot[home] = 1.0;
+
+  if (residual_transform_) register_module("residual_transform", residual_transform_);
+  norm = register_module("norm", std::make_shared<ScaledRMSNorm>(S * o.dim, o.dtype));
+  phi = register_parameter("phi", zeros({S * o.dim, 2 * S + S * S}, options));
+  alpha_pre = register_parameter("alpha_pre", full({}, 0.01, options));
+  alpha_post = register_parameter("alpha_post", full({}, 0.01, options));
+  alpha_res = register_parameter("alpha_res", full({}, 0.01, options));
+  b_pre = register_parameter("b_pre", from_vector(one_hot, {S}).to(o.dtype));
+  b_post = register_parameter("b_post", ones({S}, options));
+  b_res = register_parameter("b_res", eye(S, options));
+  if (depth_residual_fn_) register_module("depth_residual_fn", depth_residual_fn_);
+  dropout_ = std::make_shared<Dropout>(o.dropout, o.dropout_generator ? *o.dropout_generator : unused_generator_);
+  register_module("dropout", dropout_);
+}
+
+PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const Tensor& input) const {
+  const int64_t S = num_streams, D = dim;
+  const Tensor residuals = residual_transform_ ? residual_transform_->forward(input) : input;
+  int64_t B = 0;
+  Shape middle;
+  Tensor x = mhc_streams_last(name().c_str(), residuals, S, D, streams_in_batch, B, middle);  // [B, N, S, D]
+  const int64_t N = x.shape()[1];
+
+  // eq. 7: x⃗' = RMSNorm(vec(x_l)) [B, N, S·D]; one projection [B, N, 2S + S²]
+  Tensor projection = matmul(norm->forward(x.reshape({B, N, S * D})), phi);
+  Width out;
+  out.h_pre = sigmoid(alpha_pre * projection.narrow(-1, 0, S) + b_pre);               // eq. 8
+  out.h_post = 2.0 * sigmoid(alpha_post * projection.narrow(-1, S, S) + b_post);
+  Tensor res_logits = alpha_res * projection.narrow(-1, 2 * S, S * S).reshape({B, N, S, S}) + b_res;  // [t, s]
+  out.h_res = constraint_ ? constraint_(res_logits) : sinkhorn(res_logits, sinkhorn_iters, sinkhorn_domain);  // eq. 9
+  HC_CHECK(out.h_res.shape() == res_logits.shape(), ShapeError, "PaperManifoldHyperConnections: ",
+           "residual_mix_constraint_fn returned ", out.h_res.shape(), " for logits ", res_logits.shape());
+
+  // eq. 3: u = H_pre x_l = Σ_s H_pre[s] x_s;  r_t = (H_res x_l)_t = Σ_s H_res[t, s] x_s
+  Shape branch_shape = middle;
+  branch_shape.insert(branch_shape.begin(), B);
+  branch_shape.push_back(D);
+  out.branch_input = matmul(out.h_pre.unsqueeze(-2), x).reshape(branch_shape);
+  Tensor r = matmul(out.h_res, x);  // [B, N, S, D]
+  out.residuals = streams_in_batch ? r.permute({0, 2, 1, 3}).reshape(residuals.shape()) : r.reshape(residuals.shape());
+  return out;
+}
+
+Tensor PaperManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) const {
+  const int64_t D = dim, B = w.h_post.shape()[0], N = w.h_post.shape()[1];
+  HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "PaperManifoldHyperConnections: branch output ",
+           y.shape(), " must have the branch input's shape ", w.branch_input.shape());
+  // eq. 3: H_post^T F(u): stream t gets H_post[t] · y   [B, N, S, 1] * [B, N, 1, D]
+  Tensor o = w.h_post.unsqueeze(-1) * y.reshape({B, N, 1, D});
+  if (streams_in_batch) o = o.permute({0, 2, 1, 3});
+  o = o.reshape(w.residuals.shape());
+  return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
+}
+
+}  // namespace hcgrad::nn

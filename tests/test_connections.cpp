@@ -1,6 +1,8 @@
 // Hyper-connections: the invariants of connections-reference.md (e), a forward check against loops written
 // from the equations, gradchecks with perturbed parameters, and error messages.
 #include <cmath>
+#include <optional>
+#include <tuple>
 
 #include "helpers.h"
 
@@ -271,4 +273,258 @@ TEST_CASE("connections mhc: bad input names the module and the shapes") {
   ManifoldHyperConnections v1(4, mhc64(8, 0));
   CHECK_THROWS_WITH_AS(v1.width(zeros({6, 3, 8}, {.dtype = DType::Float64})),
                        doctest::Contains("residuals [6,3,8] must be [B·S, ..., 8]"), ShapeError);
+}
+
+// ---- Frac-Connections (HyperConnections with num_fracs > 1) ----
+
+namespace {
+HyperConnectionsOptions frac64(int64_t dim, int64_t fracs, int64_t layer_index, int64_t views = 1) {
+  return {.dim = dim, .layer_index = layer_index, .num_input_views = views, .num_fracs = fracs, .dtype = DType::Float64};
+}
+}  // namespace
+
+TEST_CASE("connections frac: at init the branch reads the home stream whole and every stream gets x_t + y") {
+  // The Frac paper's init (Y = I, A = I, diagonal β = 1): identity-like for any streams and fractions.
+  for (auto [S, F] : {std::pair<int64_t, int64_t>{1, 4}, {2, 2}, {3, 2}}) {
+    const int64_t B = 2, N = 3, D = 4 * F, layer = 1;
+    HyperConnections frac(S, frac64(D, F, layer));
+    Tensor x = leaf({B * S, N, D}).detach(), y = leaf({B, N, D}).detach();
+    auto w = frac.width(x);
+    const int64_t home = layer % S;
+    for (int64_t b = 0; b < B; ++b)
+      CHECK(max_abs_diff(values(w.branch_input.select(0, b)), values(x.select(0, b * S + home))) < 1e-15);
+    CHECK(max_abs_diff(values(w.residuals), values(x)) < 1e-15);
+    Tensor expected = x + y.unsqueeze(1).expand({B, S, N, D}).reshape({B * S, N, D});
+    CHECK(max_abs_diff(values(frac.add_residual(w, y)), values(expected)) < 1e-15);
+  }
+}
+
+TEST_CASE("connections frac: forward equals loops written from the equations (perturbed parameters)") {
+  // connections-reference.md b.3.2 / b.3.3 with hcgrad's static β per (f1, s, f2).
+  const int64_t S = 2, F = 2, V = 1, B = 2, N = 2, D = 6, d = D / F, C = V * F + S * F;
+  HyperConnections hc(S, frac64(D, F, 1));
+  perturb(hc, 17);
+  Tensor x = leaf({B * S, N, D}).detach(), y = leaf({B, N, D}).detach();
+  auto w = hc.width(x);
+  Tensor out = hc.add_residual(w, y);
+  auto X = values(x), Y = values(y), A = values(hc.static_alpha), Wa = values(hc.dynamic_alpha_fn),
+       Bb = values(hc.static_beta), Wb = values(hc.dynamic_beta_fn), G = values(hc.norm->gamma);
+  const double sa = hc.dynamic_alpha_scale.item(), sb = hc.dynamic_beta_scale.item();
+  std::vector<double> expected_u(static_cast<size_t>(B * N * D)), expected_out(static_cast<size_t>(B * S * N * D));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n) {
+      auto xf = [&](int64_t f, int64_t s, int64_t k) { return X[((b * S + s) * N + n) * D + f * d + k]; };
+      // x̂[f, s], α[f1, s, c], β[f1, s, f2]
+      std::vector<double> alpha(F * S * C), beta(F * S * F);
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t s = 0; s < S; ++s) {
+          double sq = 0;
+          for (int64_t k = 0; k < d; ++k) sq += xf(f, s, k) * xf(f, s, k);
+          std::vector<double> xh(d);
+          for (int64_t k = 0; k < d; ++k) xh[k] = xf(f, s, k) / std::sqrt(sq) * std::sqrt(double(d)) * (G[k] + 1);
+          for (int64_t c = 0; c < C; ++c) {
+            double dot = 0;
+            for (int64_t k = 0; k < d; ++k) dot += xh[k] * Wa[k * C + c];
+            alpha[(f * S + s) * C + c] = A[(f * S + s) * C + c] + sa * std::tanh(dot);
+          }
+          for (int64_t f2 = 0; f2 < F; ++f2) {
+            double dot = 0;
+            for (int64_t k = 0; k < d; ++k) dot += xh[k] * Wb[k * F + f2];
+            beta[(f * S + s) * F + f2] = Bb[(f * S + s) * F + f2] + sb * std::tanh(dot);
+          }
+        }
+      // m[f2, t] = Σ_{f1, s} α[f1, s, f2·(V+S) + t] x[f1, s]
+      auto m = [&](int64_t f2, int64_t t, int64_t k) {
+        double v = 0;
+        for (int64_t f1 = 0; f1 < F; ++f1)
+          for (int64_t s = 0; s < S; ++s) v += alpha[(f1 * S + s) * C + f2 * (V + S) + t] * xf(f1, s, k);
+        return v;
+      };
+      for (int64_t f2 = 0; f2 < F; ++f2)
+        for (int64_t k = 0; k < d; ++k) {
+          expected_u[(b * N + n) * D + f2 * d + k] = m(f2, 0, k);
+          for (int64_t s = 0; s < S; ++s) {
+            double o = 0;
+            for (int64_t f1 = 0; f1 < F; ++f1) o += beta[(f1 * S + s) * F + f2] * Y[(b * N + n) * D + f1 * d + k];
+            expected_out[((b * S + s) * N + n) * D + f2 * d + k] = m(f2, V + s, k) + o;
+          }
+        }
+    }
+  CHECK(close(w.branch_input, {B, N, D}, expected_u, 1e-12));
+  CHECK(close(out, {B * S, N, D}, expected_out, 1e-12));
+}
+
+TEST_CASE("connections frac gradcheck: fractions alone and mixed with streams and views") {
+  for (auto [S, F, V] : {std::tuple<int64_t, int64_t, int64_t>{1, 3, 1}, {2, 2, 1}, {2, 2, 2}}) {
+    HyperConnections hc(S, frac64(2 * F, F, 1, V));
+    perturb(hc, 19);
+    std::vector<Tensor> inputs = {leaf({2 * S, 2, 2 * F})};
+    for (const Tensor& p : hc.parameters()) inputs.push_back(p);
+    auto result = gradcheck(
+        [&](const TensorList& in) {
+          auto w = hc.width(in[0]);
+          Tensor u = V == 1 ? w.branch_input : w.branch_input.sum({0});
+          return hc.add_residual(w, tanh(u) * 1.5);
+        },
+        inputs);
+    CHECK_MESSAGE(result.ok, result.message);
+  }
+}
+
+// ---- the factory and the common connection interface ----
+
+TEST_CASE("connections factory: disable gives exactly the plain residual, with identity expand and reduce") {
+  auto branch = [](const Tensor& u) { return tanh(u) * 0.5 + 1.0; };
+  for (std::optional<bool> disable : {std::optional<bool>(true), std::optional<bool>()}) {
+    // Explicitly disabled with 4 streams, or by default with 1 stream and 1 fraction.
+    const int64_t S = disable ? 4 : 1;
+    auto [init_hc, expand_stream, reduce_stream] = hyper_connections(S, {.disable = disable});
+    Connection hc = init_hc({.dim = 4}, branch);
+    CHECK(hc->name() == "Residual");
+    CHECK(hc->named_parameters().empty());
+    Tensor x = leaf({2, 3, 4}).detach();
+    CHECK(expand_stream(x).same(x));
+    Tensor out = reduce_stream(hc(x));
+    CHECK(max_abs_diff(values(out), values(branch(x) + x)) == 0);
+  }
+  auto [init_hc, expand_stream, reduce_stream] = hyper_connections(1, {.num_fracs = 2});  // fractions: not disabled
+  CHECK(init_hc({.dim = 4})->name() == "HyperConnections");
+}
+
+TEST_CASE("connections factory: wrapped, manual, decorate_branch and forward give the same streams") {
+  const int64_t S = 3, D = 4;
+  auto [init_hc, expand_stream, reduce_stream] = hyper_connections(S);
+  auto branch = [](const Tensor& u) { return tanh(u) * 1.5; };
+  Connection wrapped = init_hc({.dim = D, .layer_index = 1, .dtype = DType::Float64}, branch);
+  Connection manual = init_hc({.dim = D, .layer_index = 1, .dtype = DType::Float64});
+  perturb(*wrapped, 23);
+  {
+    autograd::NoGradGuard no_grad;
+    const std::vector<Tensor> from = wrapped->parameters(), to = manual->parameters();
+    for (size_t i = 0; i < from.size(); ++i) Tensor(to[i]).copy_(from[i]);
+  }
+  Tensor x = expand_stream(leaf({2, 5, D}).detach());
+  CHECK(x.shape() == Shape{2 * S, 5, D});
+  Tensor out_wrapped = wrapped(x);
+  auto [branch_input, add_residual] = manual(x);
+  Tensor out_manual = add_residual(branch(branch_input));
+  Tensor out_decorated = manual->decorate_branch(branch)(x);
+  CHECK(max_abs_diff(values(out_wrapped), values(out_manual)) == 0);
+  CHECK(max_abs_diff(values(out_decorated), values(out_manual)) == 0);
+  CHECK(max_abs_diff(values(wrapped->forward(x)), values(out_manual)) == 0);
+  CHECK(reduce_stream(out_wrapped).shape() == Shape{2, 5, D});
+
+  // Misuse is explained, not crashed on.
+  auto unwrapped_result = [&] { Tensor t = manual(x); };
+  CHECK_THROWS_WITH_AS(unwrapped_result(), doctest::Contains("HyperConnections: this connection has no branch"), Error);
+  CHECK_THROWS_WITH_AS(wrapped->decorate_branch(branch), doctest::Contains("built without a branch"), Error);
+  CHECK_THROWS_WITH_AS(hyper_connections(0), doctest::Contains("num_streams must be >= 1, got 0"), Error);
+  auto [frac_init, frac_expand, frac_reduce] = hyper_connections(2, {.num_fracs = 2});
+  CHECK_THROWS_WITH_AS(frac_init({.dim = 8, .num_fracs = 4}),
+                       doctest::Contains("init_hc got num_fracs = 4 but the factory was made with num_fracs = 2"), Error);
+  CHECK_THROWS_WITH_AS(frac_init({.dim = 7}), doctest::Contains("dim (7) must be divisible by num_fracs (2)"),
+                       ShapeError);
+}
+
+TEST_CASE("connections factory: expand, Frac layers at init, reduce is S times the plain residual network") {
+  const int64_t S = 2, F = 2, B = 2, N = 3, D = 8, L = 3;
+  auto [init_hc, expand_stream, reduce_stream] = hyper_connections(S, {.num_fracs = F});
+  Generator gen(3);
+  std::vector<std::shared_ptr<Linear>> branches;
+  std::vector<Connection> layers;
+  for (int64_t i = 0; i < L; ++i) {
+    branches.push_back(std::make_shared<Linear>(D, D, gen, LinearOptions{.dtype = DType::Float64}));
+    auto linear = branches.back();
+    layers.push_back(init_hc({.dim = D, .layer_index = i, .dtype = DType::Float64},
+                             [linear](const Tensor& u) { return tanh(linear->forward(u)); }));
+  }
+  Tensor x = leaf({B, N, D}).detach(), plain = x, streams = expand_stream(x);
+  for (int64_t i = 0; i < L; ++i) {
+    plain = plain + tanh(branches[i]->forward(plain));
+    streams = layers[i](streams);
+  }
+  CHECK(max_abs_diff(values(reduce_stream(streams)), values(plain * double(S))) < 1e-12);
+}
+
+TEST_CASE("connections hc: channel_first equals channel-last on permuted data; a custom depth_residual_fn") {
+  const int64_t S = 2, B = 2, D = 4, H = 2, W = 3;
+  HyperConnectionsOptions first = f64(D, 1), last = f64(D, 1);
+  first.channel_first = true;
+  HyperConnections cf(S, first), cl(S, last);
+  perturb(cf, 29);
+  {
+    autograd::NoGradGuard no_grad;
+    const std::vector<Tensor> from = cf.parameters(), to = cl.parameters();
+    for (size_t i = 0; i < from.size(); ++i) Tensor(to[i]).copy_(from[i]);
+  }
+  Tensor x_last = leaf({B * S, H, W, D}).detach(), y_last = leaf({B, H, W, D}).detach();
+  Tensor x_first = x_last.permute({0, 3, 1, 2}), y_first = y_last.permute({0, 3, 1, 2});  // [B·S, D, H, W]
+  auto wf = cf.width(x_first);
+  auto wl = cl.width(x_last);
+  CHECK(wf.branch_input.shape() == Shape{B, D, H, W});
+  CHECK(max_abs_diff(values(wf.branch_input), values(wl.branch_input.permute({0, 3, 1, 2}))) < 1e-14);
+  CHECK(max_abs_diff(values(wf.residuals), values(wl.residuals.permute({0, 3, 1, 2}))) < 1e-14);
+  CHECK(max_abs_diff(values(cf.add_residual(wf, y_first)), values(cl.add_residual(wl, y_last).permute({0, 3, 1, 2}))) <
+        1e-14);
+  CHECK_THROWS_WITH_AS(cf.width(zeros({4, 3, 2, 2}, {.dtype = DType::Float64})),
+                       doctest::Contains("channel-first residuals [4,3,2,2] must be [B·S, 4, ...]"), ShapeError);
+
+  // depth_residual_fn replaces o + r (here 2·o + r, checked against the default's pieces).
+  HyperConnectionsOptions custom = f64(D, 1);
+  custom.depth_residual_fn = std::make_shared<DepthResidualFn>([](const Tensor& o, const Tensor& r) { return o * 2.0 + r; });
+  HyperConnections doubled(S, custom);
+  HyperConnections plain(S, f64(D, 1));  // both at init: r = x, o = β·y = y per stream
+  auto wd = doubled.width(x_last);
+  auto wp = plain.width(x_last);
+  Tensor o = plain.add_residual(wp, y_last) - wp.residuals;
+  CHECK(max_abs_diff(values(doubled.add_residual(wd, y_last)), values(o * 2.0 + wp.residuals)) < 1e-14);
+}
+
+// ---- the GPT with each connection ----
+
+TEST_CASE("connections gpt: each connection builds, trains a step, and starts where the plain residual starts") {
+  GPTConfig base{.vocab_size = 32, .context = 8, .layers = 2, .dim = 16, .heads = 2, .dtype = DType::Float64};
+  Tensor ids = from_vector(std::vector<int64_t>{1, 5, 7, 2, 9, 3, 4, 8, 2, 6, 1, 0}, {2, 6});
+  GPT residual(base, 7);
+  std::vector<double> reference = values(residual.forward(ids));
+  struct Case {
+    std::string connection;
+    int64_t streams, fracs;
+    // Frac on one stream starts exactly as the residual network; hc's final LayerNorm sees S·x, which it
+    // normalises like x only up to its epsilon (1e-5 against the small variance of a fresh model).
+    double tol;
+  };
+  for (const Case& c : {Case{"hc", 4, 1, 2e-2}, Case{"frac", 1, 4, 1e-12}, Case{"hc", 2, 2, 2e-2},
+                        Case{"mhc", 4, 1, -1}, Case{"mhc-paper", 4, 1, -1}}) {
+    CAPTURE(c.connection);
+    GPTConfig config = base;
+    config.connection = c.connection;
+    config.streams = c.streams;
+    config.fracs = c.fracs;
+    GPT model(config, 7);
+    Tensor logits = model.forward(ids);
+    CHECK(logits.shape() == Shape{2, 6, 32});
+    if (c.tol > 0) CHECK(max_abs_diff(values(logits), reference) < c.tol);  // HC and Frac start as the residual
+    bool has_static = false;
+    const std::string probe = c.connection == "mhc-paper" ? "blocks.0.hc_attn.b_res" : "blocks.0.hc_attn.static_";
+    for (const auto& [name, p] : model.named_parameters()) has_static |= name.starts_with(probe);
+    CHECK(has_static);
+    // Static connection weights (and the paper mHC's biases) are not decayed.
+    for (const Tensor& p : model.decay_split().decay)
+      for (const auto& [name, q] : model.named_parameters())
+        if (q.same(p)) {
+          const bool connection_static = name.find("static_") != std::string::npos || name.find(".b_") != std::string::npos;
+          CHECK_MESSAGE(!connection_static, name);
+        }
+    Tensor loss = model.loss(ids, ids);
+    loss.backward();
+    for (const auto& [name, p] : model.named_parameters()) CHECK_MESSAGE(p.grad().defined(), name);
+  }
+  GPTConfig bad = base;
+  bad.connection = "frac";
+  CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("connection frac needs fracs > 1"), Error);
+  bad.fracs = 3;
+  CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("fracs (3) must be >= 1 and divide dim (16)"), Error);
+  bad.connection = "ladder";
+  CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("connection must be residual, hc, frac, mhc or mhc-paper"), Error);
 }

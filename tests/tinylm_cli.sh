@@ -37,8 +37,8 @@ expect_error "must be positive" train --data "$scratch/text.txt" --layers 0 --ou
 expect_error "must be positive" train --data "$scratch/text.txt" --batch -2 --out "$scratch/r6"
 expect_error "must be positive" train --data "$scratch/text.txt" --ctx 0 --out "$scratch/r7"
 expect_error "--lr must be positive" train --data "$scratch/text.txt" --lr -1 --out "$scratch/r8"
-expect_error "connection must be residual, hc or mhc" train --data "$scratch/text.txt" --connection bogus --out "$scratch/r9"
-expect_error "streams = 2 needs connection hc or mhc" train --data "$scratch/text.txt" --streams 2 --out "$scratch/r10"
+expect_error "connection must be residual, hc, frac, mhc or mhc-paper" train --data "$scratch/text.txt" --connection bogus --out "$scratch/r9"
+expect_error "streams = 2 and fracs = 1 need a connection other than residual" train --data "$scratch/text.txt" --streams 2 --out "$scratch/r10"
 expect_error "--bogus" train --bogus
 expect_error "Could not convert" train --steps many
 expect_error "required" sample

@@ -1,7 +1,7 @@
 // tinylm: train a byte-level GPT on text, and sample from it.
 //
 //   tinylm train  [--data FILE] [--steps N] [--layers L --dim D --heads H --ctx T --batch B]
-//                 [--connection residual|hc|mhc --streams S]
+//                 [--connection residual|hc|frac|mhc|mhc-paper --streams S --fracs F]
 //                 [--lr X --warmup N --weight-decay X --clip X] [--seed S] [--threads N]
 //                 [--eval-every N] [--out DIR] [--resume DIR] [--stop-at N]
 //   tinylm sample --checkpoint FILE|DIR [--prompt STR] [--tokens N] [--temperature X] [--top-k K] [--seed S]
@@ -28,9 +28,14 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dim", train.model.dim, "model width")->capture_default_str();
   train_cmd->add_option("--heads", train.model.heads, "attention heads (must divide --dim)")->capture_default_str();
   train_cmd->add_option("--ctx", train.model.context, "context length in bytes")->capture_default_str();
-  train_cmd->add_option("--connection", train.model.connection, "residual | hc (hyper-connections) | mhc (manifold-constrained)")
+  train_cmd
+      ->add_option("--connection", train.model.connection,
+                   "residual | hc (hyper-connections) | frac (Frac-Connections) | mhc (manifold-constrained, as "
+                   "the reference library) | mhc-paper (mHC as the paper writes it)")
       ->capture_default_str();
-  train_cmd->add_option("--streams", train.model.streams, "residual streams for --connection hc")
+  train_cmd->add_option("--streams", train.model.streams, "residual streams (hc, frac, mhc, mhc-paper)")
+      ->capture_default_str();
+  train_cmd->add_option("--fracs", train.model.fracs, "fractions of the width (frac; also hc and mhc)")
       ->capture_default_str();
   train_cmd->add_option("--batch", train.batch, "sequences per step")->capture_default_str();
   train_cmd->add_option("--lr", train.lr, "peak learning rate")->capture_default_str();

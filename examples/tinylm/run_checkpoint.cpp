@@ -52,6 +52,7 @@ void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgra
   metadata["model.bias"] = std::to_string(m.bias ? 1 : 0);
   metadata["model.connection"] = m.connection;
   metadata["model.streams"] = std::to_string(m.streams);
+  metadata["model.fracs"] = std::to_string(m.fracs);
   metadata["state.step"] = std::to_string(state.step);
   metadata["state.data_rng_offset"] = std::to_string(state.data_rng_offset);
   metadata["state.dropout_rng_offset"] = std::to_string(state.dropout_rng_offset);
@@ -78,6 +79,8 @@ LoadedRun read_run(const std::string& file) {
   HC_CHECK(connection != metadata.end(), Error, "checkpoint ", file, ": metadata key 'model.connection' is missing");
   m.connection = connection->second;  // checked by validate() below
   m.streams = read_key<int64_t>(metadata, "model.streams", file);
+  // Checkpoints written before Frac-Connections existed have no fractions.
+  m.fracs = metadata.count("model.fracs") ? read_key<int64_t>(metadata, "model.fracs", file) : 1;
   try {
     m.validate();
   } catch (const Error& e) {

@@ -80,6 +80,7 @@ TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
   keep_int("heads", o.model.heads, saved.model.heads);
   keep_int("ctx", o.model.context, saved.model.context);
   keep_int("streams", o.model.streams, saved.model.streams);
+  keep_int("fracs", o.model.fracs, saved.model.fracs);
   if (o.given.count("connection") && o.model.connection != saved.model.connection)
     mismatch("connection", o.model.connection, saved.model.connection);
   o.model = saved.model;

@@ -1,4 +1,4 @@
-// Runners for the manifold-constrained hyper-connections (mHC v1 and v2 layouts).
+// Runners for the manifold-constrained hyper-connections (mHC v1 and v2 layouts, and the v2 pipeline).
 #include "refcheck.h"
 
 namespace refcheck {
@@ -6,22 +6,75 @@ namespace {
 
 using namespace hcgrad;
 
-// mHC v1 (streams in the batch) and v2 (streams next to the features).
+nn::ManifoldHyperConnectionsOptions mhc_options(const json& config, bool streams_in_batch, int64_t layer_index) {
+  return {.dim = config.at("dim").get<int64_t>(),
+          .layer_index = layer_index,
+          .streams_in_batch = streams_in_batch,
+          .sinkhorn_iters = config.at("sinkhorn_iters").get<int64_t>(),
+          .sinkhorn_domain = config.value("log_domain_sinkhorn", false) ? SinkhornDomain::Log : SinkhornDomain::Linear,
+          .num_dynamic_alpha_proposals = config.value("num_dynamic_alpha_proposals", int64_t{1}),
+          .num_fracs = config.value("num_fracs", int64_t{1}),
+          .mix_streams_before_norm = config.value("mix_streams_before_norm", false)};
+}
+
+// mHC v1 (streams in the batch) and v2 (streams next to the features). The parameters load by element count
+// (v1's static_beta (S,) and dynamic_beta_fn (d,), v2's (S, F, 1) and (d, F) hold the same values in the same
+// order as hcgrad's), and `beta` is compared by row-major values: hcgrad's [B, N, S, F, F] is the library's v2
+// β[s, f1, f2], and for F = 1 the same order as v1's (B, N, 1, S, 1). The library-bug cases (v1 F > 1, which
+// hcgrad computes with the v2 math; sinkhorn_iters = 0, which hcgrad rejects) are skipped.
 Comparison run_mhc(const json& c, double tol) {
   skip_library_bug(c);
   const json& config = c.at("config");
-  if (config.value("num_fracs", int64_t{1}) != 1) throw Skip{"mHC with num_fracs > 1 is not built yet"};
-  if (config.value("mix_streams_before_norm", false)) throw Skip{"mHC mix_streams_before_norm is not built yet"};
-  nn::ManifoldHyperConnections mhc(
-      config.at("num_residual_streams").get<int64_t>(),
-      {.dim = config.at("dim").get<int64_t>(),
-       .layer_index = config.at("layer_index").get<int64_t>(),
-       .streams_in_batch = c.at("kind").get<std::string>() == "mhc_v1",
-       .sinkhorn_iters = config.at("sinkhorn_iters").get<int64_t>(),
-       .sinkhorn_domain = config.value("log_domain_sinkhorn", false) ? SinkhornDomain::Log : SinkhornDomain::Linear,
-       .num_dynamic_alpha_proposals = config.value("num_dynamic_alpha_proposals", int64_t{1})});
+  const bool v1 = c.at("kind").get<std::string>() == "mhc_v1";
+  nn::ManifoldHyperConnections mhc(config.at("num_residual_streams").get<int64_t>(),
+                                   mhc_options(config, v1, config.at("layer_index").get<int64_t>()));
   load_params(c.at("params"), mhc.named_parameters());
   return check_connection(mhc, c, tol);
+}
+
+// v2 expand with stream embeddings -> `layers` mHC v2 layers wrapping Linear(D, D) branches -> attention-pool
+// reduce, every parameter the case's (state_dict "expand.*", "layers.<i>.*", "layers.<i>.branch.*", "reduce.*").
+Comparison run_mhc_v2_pipeline(const json& c, double tol) {
+  const json& config = c.at("config");
+  const int64_t S = config.at("num_residual_streams").get<int64_t>(), D = config.at("dim").get<int64_t>(),
+                L = config.at("layers").get<int64_t>();
+  HC_CHECK(config.value("add_stream_embed", false) && config.value("add_attn_pool_reduce_stream", false), Error,
+           "refcheck: mhc_v2_pipeline runs the stream-embed expand and the attention-pool reduce only");
+  const nn::StreamLayout layout = nn::StreamLayout::NextToFeatures;
+  auto expand = std::make_shared<nn::ExpandStreams>(
+      S, nn::ExpandStreamsOptions{.layout = layout, .dim = D, .stream_embed = true});
+  auto reduce = std::make_shared<nn::AttentionPoolReduceStream>(S, D, nn::AttentionPoolOptions{.layout = layout});
+  nn::NamedTensors destinations;
+  auto add_all = [&](const std::string& prefix, const nn::Module& module) {
+    for (auto& [name, p] : module.named_parameters()) destinations.emplace_back(prefix + name, p);
+  };
+  add_all("expand.", *expand);
+  Generator gen(0);
+  std::vector<std::shared_ptr<nn::Linear>> branches;
+  std::vector<std::shared_ptr<nn::ManifoldHyperConnections>> layers;
+  for (int64_t i = 0; i < L; ++i) {
+    branches.push_back(std::make_shared<nn::Linear>(D, D, gen));
+    auto branch = branches.back();
+    auto wrapped = [branch](const Tensor& u) { return branch->forward(u); };
+    layers.push_back(std::make_shared<nn::ManifoldHyperConnections>(S, mhc_options(config, false, i), wrapped));
+    const std::string prefix = "layers." + std::to_string(i) + ".";
+    add_all(prefix + "branch.", *branch);
+    add_all(prefix, *layers.back());
+  }
+  add_all("reduce.", *reduce);
+  load_params(c.at("params"), destinations);
+
+  autograd::NoGradGuard no_grad;
+  const json& outputs = c.at("outputs");
+  Comparison result;
+  Tensor streams = expand->forward(tensor_of(c.at("inputs").at("x")));
+  compare(result, "expanded", streams, outputs.at("expanded"), tol);
+  for (int64_t i = 0; i < L; ++i) {
+    streams = layers[i]->forward(streams);
+    compare(result, "after_layer" + std::to_string(i), streams, outputs.at("after_layer" + std::to_string(i)), tol);
+  }
+  compare(result, "out", reduce->forward(streams), outputs.at("out"), tol);
+  return result;
 }
 
 }  // namespace
@@ -29,6 +82,7 @@ Comparison run_mhc(const json& c, double tol) {
 void add_mhc_runners(RunnerTable& table) {
   table["mhc_v1"] = run_mhc;
   table["mhc_v2"] = run_mhc;
+  table["mhc_v2_pipeline"] = run_mhc_v2_pipeline;
 }
 
 }  // namespace refcheck
