@@ -41,8 +41,11 @@ std::string GPTConfig::describe() const {
   std::ostringstream out;
   out << layers << " layers, dim " << dim << ", " << heads << " heads, context " << context << ", vocab "
       << vocab_size;
-  if (connection != "residual") out << ", " << connection << " with " << streams << " streams";
-  if (fracs > 1) out << " x " << fracs << " fractions";
+  if (connection != "residual") {
+    out << ", " << connection << " with ";
+    if (streams > 1 || fracs == 1) out << streams << (streams == 1 ? " stream" : " streams") << (fracs > 1 ? " x " : "");
+    if (fracs > 1) out << fracs << " fractions";
+  }
   return out.str();
 }
 
