@@ -46,7 +46,7 @@ TEST_CASE("nn module: named parameters follow the module tree, once each") {
   CHECK(model.num_parameters() == 88 + 48 + 2 * (32 + 216 + 72 + 144 + 136) + 16);
 }
 
-TEST_CASE("nn module: train/eval reaches every submodule; zero_grad drops gradients") {
+TEST_CASE("nn module: train/eval reaches every submodule, zero_grad drops gradients") {
   GPT model(tiny_config(), 0);
   model.eval();
   CHECK_FALSE(model.is_training());
@@ -256,7 +256,7 @@ TEST_CASE("nn training: a tiny GPT learns a short string by heart (loss near zer
   CHECK(std::string(out.begin(), out.end()) == text);
 }
 
-TEST_CASE("nn gpt with hyper-connections: at init it computes the residual GPT; gradients check") {
+TEST_CASE("nn gpt with hyper-connections: at init it computes the residual GPT, gradients check") {
   GPTConfig plain = tiny_config();
   GPTConfig hc = plain;
   hc.connection = "hc";
@@ -279,7 +279,7 @@ TEST_CASE("nn gpt with hyper-connections: at init it computes the residual GPT; 
     }
   check_module_gradients(b, [&](const TensorList&) { return b.loss(ids, targets); }, {});
   plain.streams = 2;
-  CHECK_THROWS_WITH_AS(GPT(plain, 0), doctest::Contains("streams = 2 needs connection hc or mhc"), Error);
+  CHECK_THROWS_WITH_AS(GPT(plain, 0), doctest::Contains("streams = 2 and fracs = 1 need a connection other than residual"), Error);
 }
 
 TEST_CASE("nn gpt with mHC: runs, trains its connection parameters, gradients check") {

@@ -14,7 +14,7 @@ TEST_CASE("philox4x32-10 matches the Random123 known-answer vector") {
   CHECK(w[3] == 0x9b00dbd8u);
 }
 
-TEST_CASE("same seed, same numbers; the offset advances") {
+TEST_CASE("same seed, same numbers, the offset advances") {
   Generator g1(7), g2(7);
   Tensor a = randn({100}, {}, g1);
   Tensor b = randn({100}, {}, g2);

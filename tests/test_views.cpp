@@ -36,7 +36,7 @@ TEST_CASE("narrow, slice and select move the offset") {
   CHECK(close(x.narrow(0, -1, 1), {1, 5}, {15, 16, 17, 18, 19}));
 }
 
-TEST_CASE("expand repeats with stride 0; squeeze and unsqueeze") {
+TEST_CASE("expand repeats with stride 0, squeeze and unsqueeze") {
   Tensor col = tensor({1, 2, 3}, {3, 1});
   Tensor e = col.expand({2, 3, 4});
   CHECK(e.strides() == Strides{0, 1, 0});
