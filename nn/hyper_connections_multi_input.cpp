@@ -4,32 +4,16 @@
 
 #include "core/creation.h"
 #include "core/ops.h"
+#include "nn/layout.h"
 
 namespace hcgrad::nn {
 
+using layout::concat_shape;
+using layout::features_first;
+using layout::features_last;
+using layout::middle_dims;
+
 namespace {
-
-Shape middle_dims(const Tensor& t) { return Shape(t.shape().begin() + 1, t.shape().end() - 1); }
-
-Shape concat_shape(std::initializer_list<int64_t> head, const Shape& middle, std::initializer_list<int64_t> tail) {
-  Shape out(head);
-  out.insert(out.end(), middle.begin(), middle.end());
-  out.insert(out.end(), tail);
-  return out;
-}
-
-// Moves dim 1 (the features of a channel-first tensor) to the end, and back.
-Tensor features_last(const Tensor& t) {
-  Shape order{0};
-  for (int64_t i = 2; i < t.dim(); ++i) order.push_back(i);
-  order.push_back(1);
-  return t.permute(order);
-}
-Tensor features_first(const Tensor& t) {
-  Shape order{0, t.dim() - 1};
-  for (int64_t i = 1; i < t.dim() - 1; ++i) order.push_back(i);
-  return t.permute(order);
-}
 
 // [B·S, N*, D] -> [B, N, S, D]: per token, the S streams.
 Tensor streams_of(const Tensor& l1, int64_t S) {

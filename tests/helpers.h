@@ -69,4 +69,20 @@ inline Tensor data32(const Shape& shape, double lo = -1.0, double hi = 1.0) {
   return leaf(shape, lo, hi).detach().to(DType::Float32);
 }
 
+// Moves every parameter of `module` away from its init by N(0, scale²) noise: at init the dynamic weights of
+// the connection modules are zero, where a test would see only part of the computation.
+inline void perturb(nn::Module& module, uint64_t seed, double scale = 0.5) {
+  Generator gen(seed);
+  autograd::NoGradGuard no_grad;
+  for (const Tensor& p : module.parameters()) Tensor(p).add_(randn(p.shape(), p.options(), gen) * scale);
+}
+
+// Copies every parameter `to` shares by name with `from` (element counts must match).
+inline void copy_parameters(const nn::Module& from, const nn::Module& to) {
+  autograd::NoGradGuard no_grad;
+  for (const auto& [name, dest] : to.named_parameters())
+    for (const auto& [source_name, source] : from.named_parameters())
+      if (name == source_name) Tensor(dest).copy_(source.reshape(dest.shape()));
+}
+
 }  // namespace hctest

@@ -16,15 +16,6 @@ namespace {
 
 constexpr DType f64 = DType::Float64;
 
-// Moves every parameter away from its init (the dynamic parts are zero there).
-void perturb(Module& module, uint64_t seed) {
-  Generator gen(seed);
-  for (const Tensor& p : module.parameters()) {
-    autograd::NoGradGuard no_grad;
-    Tensor(p).add_(randn(p.shape(), p.options(), gen) * 0.5);
-  }
-}
-
 void copy_param(const Tensor& destination, const Tensor& source) {
   autograd::NoGradGuard no_grad;
   Tensor(destination).copy_(source.reshape(destination.shape()));

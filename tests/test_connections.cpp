@@ -17,15 +17,6 @@ HyperConnectionsOptions f64(int64_t dim, int64_t layer_index, bool tanh = true, 
   return {.dim = dim, .layer_index = layer_index, .tanh = tanh, .num_input_views = views, .dtype = DType::Float64};
 }
 
-// Moves every parameter away from its init (the dynamic parts are zero there).
-void perturb(Module& module, uint64_t seed) {
-  Generator gen(seed);
-  for (const Tensor& p : module.parameters()) {
-    autograd::NoGradGuard no_grad;
-    Tensor(p).add_(randn(p.shape(), p.options(), gen) * 0.5);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("connections hc: at init the branch reads the home stream and every stream keeps itself") {
@@ -222,7 +213,7 @@ TEST_CASE("connections mhc: the init numbers of connections-reference.md (e) 6")
   CHECK(max_abs_diff(values(mhc.add_residual(w, y)), values(expected)) < 1e-12);
 }
 
-TEST_CASE("connections mhc: H_res rows sum to 1; v1 and v2 layouts agree; identical proposals equal one") {
+TEST_CASE("connections mhc: H_res rows sum to 1, v1 and v2 layouts agree, identical proposals equal one") {
   const int64_t S = 3, B = 2, N = 4, D = 6;
   ManifoldHyperConnections v1(S, mhc64(D, 2)), v2(S, mhc64(D, 2, false)), p2(S, mhc64(D, 2, true, 2));
   perturb(v1, 5);
@@ -398,11 +389,7 @@ TEST_CASE("connections factory: wrapped, manual, decorate_branch and forward giv
   Connection wrapped = init_hc({.dim = D, .layer_index = 1, .dtype = DType::Float64}, branch);
   Connection manual = init_hc({.dim = D, .layer_index = 1, .dtype = DType::Float64});
   perturb(*wrapped, 23);
-  {
-    autograd::NoGradGuard no_grad;
-    const std::vector<Tensor> from = wrapped->parameters(), to = manual->parameters();
-    for (size_t i = 0; i < from.size(); ++i) Tensor(to[i]).copy_(from[i]);
-  }
+  copy_parameters(*wrapped, *manual);
   Tensor x = expand_stream(leaf({2, 5, D}).detach());
   CHECK(x.shape() == Shape{2 * S, 5, D});
   Tensor out_wrapped = wrapped(x);
@@ -446,17 +433,13 @@ TEST_CASE("connections factory: expand, Frac layers at init, reduce is S times t
   CHECK(max_abs_diff(values(reduce_stream(streams)), values(plain * double(S))) < 1e-12);
 }
 
-TEST_CASE("connections hc: channel_first equals channel-last on permuted data; a custom depth_residual_fn") {
+TEST_CASE("connections hc: channel_first equals channel-last on permuted data, a custom depth_residual_fn") {
   const int64_t S = 2, B = 2, D = 4, H = 2, W = 3;
   HyperConnectionsOptions first = f64(D, 1), last = f64(D, 1);
   first.channel_first = true;
   HyperConnections cf(S, first), cl(S, last);
   perturb(cf, 29);
-  {
-    autograd::NoGradGuard no_grad;
-    const std::vector<Tensor> from = cf.parameters(), to = cl.parameters();
-    for (size_t i = 0; i < from.size(); ++i) Tensor(to[i]).copy_(from[i]);
-  }
+  copy_parameters(cf, cl);
   Tensor x_last = leaf({B * S, H, W, D}).detach(), y_last = leaf({B, H, W, D}).detach();
   Tensor x_first = x_last.permute({0, 3, 1, 2}), y_first = y_last.permute({0, 3, 1, 2});  // [B·S, D, H, W]
   auto wf = cf.width(x_first);

@@ -18,20 +18,6 @@ ManifoldHyperConnectionsOptions opts(int64_t dim, int64_t layer_index, bool v1, 
   return {.dim = dim, .layer_index = layer_index, .streams_in_batch = v1, .num_fracs = fracs, .dtype = DType::Float64};
 }
 
-void perturb(Module& module, uint64_t seed, double scale = 0.5) {
-  Generator gen(seed);
-  autograd::NoGradGuard no_grad;
-  for (const Tensor& p : module.parameters()) Tensor(p).add_(randn(p.shape(), p.options(), gen) * scale);
-}
-
-// Copies every parameter `to` shares by name with `from` (element counts must match).
-void copy_parameters(const Module& from, const Module& to) {
-  autograd::NoGradGuard no_grad;
-  for (const auto& [name, dest] : to.named_parameters())
-    for (const auto& [source_name, source] : from.named_parameters())
-      if (name == source_name) Tensor(dest).copy_(source.reshape(dest.shape()));
-}
-
 bool has_parameter(const Module& module, const std::string& name) {
   for (const auto& [n, p] : module.named_parameters())
     if (n == name) return true;
@@ -202,7 +188,7 @@ TEST_CASE("mhc: P identical proposals equal one proposal, with fractions (refere
   CHECK(max_abs_diff(values(run(single, x)), values(run(triple, x))) < 1e-14);
 }
 
-TEST_CASE("mhc: mix_streams_before_norm with its identity init equals no mix; the mix feeds the norm only") {
+TEST_CASE("mhc: mix_streams_before_norm with its identity init equals no mix, the mix feeds the norm only") {
   const int64_t S = 3, D = 4;
   ManifoldHyperConnectionsOptions with_mix = opts(D, 1, false);
   with_mix.mix_streams_before_norm = true;

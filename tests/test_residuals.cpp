@@ -14,15 +14,6 @@ namespace {
 
 constexpr DType f64 = DType::Float64;
 
-// Moves every parameter away from its init (zero embeddings, identity pooling weights, ...).
-void perturb(Module& module, uint64_t seed) {
-  Generator gen(seed);
-  for (const Tensor& p : module.parameters()) {
-    autograd::NoGradGuard no_grad;
-    Tensor(p).add_(randn(p.shape(), p.options(), gen) * 0.5);
-  }
-}
-
 double sigmoid_of(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 
 // Gradcheck of a depth-residual function w.r.t. x, r and every parameter.
@@ -120,7 +111,7 @@ TEST_CASE("residuals orthogonal: only the part of x orthogonal to the residual i
   CHECK(close(OrthogonalResidualUpdate(false).forward(x, r), shape, values(update.forward(x, r)), 1e-12));
 }
 
-TEST_CASE("residuals mv split: forward equals the token-mean formula; init gains alpha 0, beta 0.03") {
+TEST_CASE("residuals mv split: forward equals the token-mean formula, init gains alpha 0, beta 0.03") {
   const int64_t B = 2, N = 4, D = 3;
   MVSplitResidualUpdate update(D, 0.0, 0.03, f64);
   CHECK(close(update.alpha, {D}, {0, 0, 0}));
@@ -246,7 +237,7 @@ TEST_CASE("streams: expand then reduce of plain copies is S times x, in each lay
               values(image * 3.0), 1e-14));
 }
 
-TEST_CASE("streams attention pool: forward equals loops; the layouts agree; equal streams at init give x") {
+TEST_CASE("streams attention pool: forward equals loops, the layouts agree, equal streams at init give x") {
   const int64_t B = 2, S = 3, N = 2, D = 4;
   AttentionPoolReduceStream pool(S, D, {.dtype = f64});
   CHECK(close(pool.to_attn_logits->weight, {D, D}, values(eye(D, {.dtype = f64}))));
