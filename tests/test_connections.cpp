@@ -499,6 +499,14 @@ TEST_CASE("connections gpt: each connection builds, trains a step, and starts wh
           const bool connection_static = name.find("static_") != std::string::npos || name.find(".b_") != std::string::npos;
           CHECK_MESSAGE(!connection_static, name);
         }
+    // Causal: changing the last token leaves the logits of every earlier position as they were (the
+    // connections mix streams and fractions within a token only).
+    Tensor changed = ids.clone();
+    {
+      autograd::NoGradGuard no_grad;
+      changed.narrow(1, 5, 1).fill_(31.0);
+    }
+    CHECK(max_abs_diff(values(model.forward(changed).narrow(1, 0, 5)), values(logits.narrow(1, 0, 5))) == 0);
     Tensor loss = model.loss(ids, ids);
     loss.backward();
     for (const auto& [name, p] : model.named_parameters()) CHECK_MESSAGE(p.grad().defined(), name);

@@ -2,6 +2,7 @@
 # Trains the default tiny GPT once per connection, for the same number of steps on the same data and seed,
 # and prints a Markdown table: parameters, final validation loss, training throughput.
 #
+#   bash tools/run.sh compare [steps] [extra tinylm train flags...]     (builds tinylm first)
 #   bash tools/compare_connections.sh [steps] [extra tinylm train flags...]
 #
 # Runs go to runs/compare-<connection>/ (replaced on each call). Throughput is the mean tokens/s of the
@@ -11,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 steps=${1:-600}
 shift || true
 tinylm=build/examples/tinylm
-[ -x "$tinylm" ] || { echo "compare_connections: build tinylm first (bash tools/run.sh train --help)" >&2; exit 1; }
+[ -x "$tinylm" ] || { echo "compare_connections: build tinylm first, or run bash tools/run.sh compare" >&2; exit 1; }
 
 connections=(
   "residual|--connection residual"

@@ -7,6 +7,7 @@
 #   bash tools/run.sh test           the whole test suite (CTest over the doctest cases and CLI checks)
 #   bash tools/run.sh sanitize       the suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   bash tools/run.sh fuzz [seconds] the libFuzzer target for the checkpoint loader (needs clang)
+#   bash tools/run.sh compare [steps] tinylm once per connection (residual, hc, frac, mhc, ...): a table
 #   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
 #   bash tools/run.sh bench          the GEMM benchmark (hcgrad matmul against plain Eigen)
 #
@@ -70,6 +71,10 @@ case "$job" in
     release_build tinylm
     build/examples/tinylm train "${@:2}"
     ;;
+  compare)
+    release_build tinylm
+    bash tools/compare_connections.sh "${@:2}"
+    ;;
   demo)
     release_build mlp_demo
     build/examples/mlp_demo "${@:2}"
@@ -96,7 +101,7 @@ case "$job" in
     bash bench/matmul.sh build "${@:2}"
     ;;
   *)
-    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|demo|bench" >&2
+    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|demo|bench" >&2
     exit 2
     ;;
 esac
