@@ -85,4 +85,21 @@ inline void copy_parameters(const nn::Module& from, const nn::Module& to) {
       if (name == source_name) Tensor(dest).copy_(source.reshape(dest.shape()));
 }
 
+// A connection's width and depth steps (width() / add_residual()) around the branch u -> 1.5·tanh(u), so
+// the depth step also carries u's gradient.
+template <class Connection>
+Tensor run_connection(const Connection& connection, const Tensor& residuals) {
+  auto w = connection.width(residuals);
+  return connection.add_residual(w, tanh(w.branch_input) * 1.5);
+}
+
+// Float64 finite-difference gradcheck of run_connection with respect to the residuals and every parameter.
+template <class Connection>
+autograd::GradcheckResult gradcheck_connection(const Connection& connection, const Tensor& residuals) {
+  std::vector<Tensor> inputs = {residuals};
+  for (const Tensor& p : connection.parameters()) inputs.push_back(p);
+  return autograd::gradcheck([&](const std::vector<Tensor>& in) { return run_connection(connection, in[0]); },
+                             inputs);
+}
+
 }  // namespace hctest

@@ -84,15 +84,8 @@ TEST_CASE("connection modules channel-first gradcheck: residuals, branch output 
     for (const Shape& shape : {Shape{6, 4, 2, 3}, Shape{6, 4, 5}}) {  // two spatial dims, or one
       ChannelFirstHyperConnections hc(3, {.dim = 4, .layer_index = 1, .tanh = use_tanh, .dtype = f64});
       perturb(hc, 5);
-      std::vector<Tensor> inputs = {leaf(shape)};
-      for (const Tensor& p : hc.parameters()) inputs.push_back(p);
-      CHECK(inputs.size() == 8);
-      auto result = gradcheck(
-          [&](const TensorList& in) {
-            auto w = hc.width(in[0]);
-            return hc.add_residual(w, tanh(w.branch_input) * 1.5);
-          },
-          inputs);
+      CHECK(hc.parameters().size() == 7);
+      auto result = gradcheck_connection(hc, leaf(shape));
       CHECK_MESSAGE(result.ok, result.message);
     }
 }
@@ -187,15 +180,8 @@ TEST_CASE("connection modules multi-branch gradcheck: residuals, branch output a
                                          .channel_first = channel_first,
                                          .dtype = f64});
       perturb(hc, 17);
-      std::vector<Tensor> inputs = {channel_first ? leaf({6, 4, 2}) : leaf({6, 2, 4})};
-      for (const Tensor& p : hc.parameters()) inputs.push_back(p);
-      CHECK(inputs.size() == 8);
-      auto result = gradcheck(
-          [&](const TensorList& in) {
-            auto w = hc.width(in[0]);
-            return hc.add_residual(w, tanh(w.branch_input) * 1.5);
-          },
-          inputs);
+      CHECK(hc.parameters().size() == 7);
+      auto result = gradcheck_connection(hc, channel_first ? leaf({6, 4, 2}) : leaf({6, 2, 4}));
       CHECK_MESSAGE(result.ok, result.message);
     }
 }

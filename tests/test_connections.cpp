@@ -243,14 +243,7 @@ TEST_CASE("connections mhc gradcheck: both layouts, two proposals, log-domain Si
     options.sinkhorn_domain = layout_v1 ? SinkhornDomain::Linear : SinkhornDomain::Log;
     ManifoldHyperConnections mhc(3, options);
     perturb(mhc, 13);
-    std::vector<Tensor> inputs = {layout_v1 ? leaf({6, 2, 4}) : leaf({2, 2, 3, 4})};
-    for (const Tensor& p : mhc.parameters()) inputs.push_back(p);
-    auto result = gradcheck(
-        [&](const TensorList& in) {
-          auto w = mhc.width(in[0]);
-          return mhc.add_residual(w, tanh(w.branch_input) * 1.5);
-        },
-        inputs);
+    auto result = gradcheck_connection(mhc, layout_v1 ? leaf({6, 2, 4}) : leaf({2, 2, 3, 4}));
     CHECK_MESSAGE(result.ok, result.message);
   }
 }

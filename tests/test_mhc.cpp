@@ -31,17 +31,9 @@ Tensor to_v1(const Tensor& x) {
 }
 
 template <class M>
-Tensor run(const M& module, const Tensor& x) {
-  auto w = module.width(x);
-  return module.add_residual(w, tanh(w.branch_input) * 1.5);
-}
-
-template <class M>
 void check_gradients(M& module, const Tensor& input) {
   perturb(module, 21, 0.3);
-  std::vector<Tensor> inputs = {input};
-  for (const Tensor& p : module.parameters()) inputs.push_back(p);
-  auto result = gradcheck([&](const TensorList& in) { return run(module, in[0]); }, inputs);
+  auto result = gradcheck_connection(module, input);
   CHECK_MESSAGE(result.ok, result.message);
 }
 
@@ -185,7 +177,7 @@ TEST_CASE("mhc: P identical proposals equal one proposal, with fractions (refere
         if (name == source_name) Tensor(p).copy_(source);  // dynamic_alpha_fn [1, d, C] broadcasts to [P, d, C]
   }
   Tensor x = leaf({2, 3, S, D}).detach();
-  CHECK(max_abs_diff(values(run(single, x)), values(run(triple, x))) < 1e-14);
+  CHECK(max_abs_diff(values(run_connection(single, x)), values(run_connection(triple, x))) < 1e-14);
 }
 
 TEST_CASE("mhc: mix_streams_before_norm with its identity init equals no mix, the mix feeds the norm only") {
@@ -198,7 +190,7 @@ TEST_CASE("mhc: mix_streams_before_norm with its identity init equals no mix, th
   perturb(plain, 11);
   copy_parameters(plain, mixed);
   Tensor x = leaf({2, 2, S, D}).detach();
-  CHECK(max_abs_diff(values(run(plain, x)), values(run(mixed, x))) < 1e-15);  // reference e.9
+  CHECK(max_abs_diff(values(run_connection(plain, x)), values(run_connection(mixed, x))) < 1e-15);  // reference e.9
   // A non-identity mix changes the weights, but the branch input is still Σ_r H_pre[r] x[r] of the unmixed x.
   perturb(*mixed.mix_streams, 12);
   auto w = mixed.width(x);
@@ -238,7 +230,7 @@ TEST_CASE("mhc: add_branch_out_to_residual = false, depth_residual_fn, residual_
   ManifoldHyperConnections transformed(S, o);
   CHECK(has_parameter(transformed, "residual_transform.weight"));
   copy_parameters(plain, transformed);
-  CHECK(max_abs_diff(values(run(transformed, x)), values(run(plain, transform->forward(x)))) < 1e-14);
+  CHECK(max_abs_diff(values(run_connection(transformed, x)), values(run_connection(plain, transform->forward(x)))) < 1e-14);
 }
 
 TEST_CASE("mhc: a custom residual_mix_constraint_fn replaces Sinkhorn") {
@@ -274,7 +266,7 @@ TEST_CASE("mhc paper: at init the same numbers as the library's module, in both 
     CHECK(max_abs_diff(values(wp.h_pre), values(wl.h_pre)) < 1e-15);
     CHECK(max_abs_diff(values(wp.h_post), values(wl.beta)) < 1e-15);
     CHECK(max_abs_diff(values(wp.h_res), values(wl.h_res.transpose(-1, -2))) < 1e-15);
-    CHECK(max_abs_diff(values(run(paper, x)), values(run(library, x))) < 1e-14);
+    CHECK(max_abs_diff(values(run_connection(paper, x)), values(run_connection(library, x))) < 1e-14);
   }
 }
 
@@ -286,7 +278,7 @@ TEST_CASE("mhc paper: the forward matches loops written from eq. 3 and 7-9 on pe
     PaperManifoldHyperConnections paper(S, o);
     perturb(paper, 8);
     Tensor x = leaf({B, N, S, D}).detach();
-    Tensor out = run(paper, v1 ? to_v1(x) : x);
+    Tensor out = run_connection(paper, v1 ? to_v1(x) : x);
     if (v1) out = out.reshape({B, S, N, D}).permute({0, 2, 1, 3});
     CHECK(max_abs_diff(values(out), paper_by_loops(paper, values(x), B * N)) < 1e-12);
     std::vector<double> rows = values(sum(paper.width(v1 ? to_v1(x) : x).h_res, {-1}));  // [t, s]: per destination

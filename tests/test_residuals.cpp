@@ -157,14 +157,7 @@ TEST_CASE("residuals hc: a GatedResidual depth step registers under depth_residu
   for (const auto& [name, p] : hc.named_parameters()) found = found || name == "depth_residual_fn.to_learned_mix.weight";
   CHECK(found);
   perturb(hc, 12);
-  TensorList inputs = {leaf({4, 3, 4})};
-  for (const Tensor& p : hc.parameters()) inputs.push_back(p);
-  auto result = gradcheck(
-      [&](const TensorList& in) {
-        auto w = hc.width(in[0]);
-        return hc.add_residual(w, tanh(w.branch_input) * 1.5);
-      },
-      inputs);
+  auto result = gradcheck_connection(hc, leaf({4, 3, 4}));
   CHECK_MESSAGE(result.ok, result.message);
 }
 
