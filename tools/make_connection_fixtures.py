@@ -34,6 +34,13 @@ import hyper_connections.hyper_connections_with_multi_branch_inputs as mb_mod
 import hyper_connections.hyper_connections_with_multi_input_streams as mi_mod
 import hyper_connections.residuals as res_mod
 
+# The reference this generator was written against (pinned also in tools/requirements-fixtures.txt): another
+# version may change a module's behaviour, so it is refused rather than silently recorded.
+LIBRARY_VERSION = "0.4.11"
+if version("hyper-connections") != LIBRARY_VERSION:
+    raise SystemExit(f"make_connection_fixtures: needs hyper-connections=={LIBRARY_VERSION}, "
+                     f"found {version('hyper-connections')} (pip install -r tools/requirements-fixtures.txt)")
+
 OUT_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "connections"
 
 DET_RULE = "det(shape, seed, scale, offset)[k] = float32(offset + scale*sin(0.731*k + 1.37*seed)), k row-major"
