@@ -55,57 +55,6 @@ TEST_CASE("connections hc: expand -> layers at init -> reduce is S times the pla
   CHECK(max_abs_diff(values(reduced), values(plain * double(S))) < 1e-12);
 }
 
-TEST_CASE("connections hc: forward equals loops written from the equations (perturbed parameters)") {
-  const int64_t S = 2, B = 2, N = 3, D = 4;
-  for (bool use_tanh : {true, false}) {
-    HyperConnections hc(S, f64(D, 1, use_tanh));
-    perturb(hc, 7);
-    Tensor x = leaf({B * S, N, D}).detach(), y = leaf({B, N, D}).detach();
-    auto w = hc.width(x);
-    Tensor out = hc.add_residual(w, y);
-
-    auto X = values(x), Y = values(y), A = values(hc.static_alpha), Wa = values(hc.dynamic_alpha_fn),
-         Bb = values(hc.static_beta), Wb = values(hc.dynamic_beta_fn), G = values(hc.norm->gamma);
-    const double sa = hc.dynamic_alpha_scale.item(), sb = hc.dynamic_beta_scale.item();
-    auto phi = [&](double v) { return use_tanh ? std::tanh(v) : v; };
-    const int64_t C = 1 + S;
-    std::vector<double> expected_u, expected_out(static_cast<size_t>(B * S * N * D));
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t n = 0; n < N; ++n) {
-        auto xs = [&](int64_t s, int64_t k) { return X[((b * S + s) * N + n) * D + k]; };
-        std::vector<std::vector<double>> alpha(S, std::vector<double>(C));
-        std::vector<double> beta(S);
-        for (int64_t s = 0; s < S; ++s) {
-          double sq = 0;
-          for (int64_t k = 0; k < D; ++k) sq += xs(s, k) * xs(s, k);
-          std::vector<double> xh(D);
-          for (int64_t k = 0; k < D; ++k) xh[k] = xs(s, k) / std::max(std::sqrt(sq), 1e-12) * std::sqrt(double(D)) * (G[k] + 1);
-          for (int64_t c = 0; c < C; ++c) {
-            double dot = 0;
-            for (int64_t k = 0; k < D; ++k) dot += xh[k] * Wa[k * C + c];
-            alpha[s][c] = A[s * C + c] + sa * phi(dot);
-          }
-          double dot = 0;
-          for (int64_t k = 0; k < D; ++k) dot += xh[k] * Wb[k];
-          beta[s] = Bb[s] + sb * phi(dot);
-        }
-        for (int64_t k = 0; k < D; ++k) {
-          double u = 0;
-          for (int64_t s = 0; s < S; ++s) u += alpha[s][0] * xs(s, k);
-          expected_u.push_back(u);
-        }
-        for (int64_t t = 0; t < S; ++t)
-          for (int64_t k = 0; k < D; ++k) {
-            double r = 0;
-            for (int64_t s = 0; s < S; ++s) r += alpha[s][1 + t] * xs(s, k);
-            expected_out[((b * S + t) * N + n) * D + k] = r + beta[t] * Y[(b * N + n) * D + k];
-          }
-      }
-    CHECK(close(w.branch_input, {B, N, D}, expected_u, 1e-12));
-    CHECK(close(out, {B * S, N, D}, expected_out, 1e-12));
-  }
-}
-
 TEST_CASE("connections hc: with zero dynamic scales the output ignores gamma and the dynamic weights") {
   HyperConnections hc(3, f64(4, 2));
   perturb(hc, 3);
@@ -283,59 +232,64 @@ TEST_CASE("connections frac: at init the branch reads the home stream whole and 
   }
 }
 
-TEST_CASE("connections frac: forward equals loops written from the equations (perturbed parameters)") {
-  // connections-reference.md b.3.2 / b.3.3 with hcgrad's static β per (f1, s, f2).
-  const int64_t S = 2, F = 2, V = 1, B = 2, N = 2, D = 6, d = D / F, C = V * F + S * F;
-  HyperConnections hc(S, frac64(D, F, 1));
-  perturb(hc, 17);
-  Tensor x = leaf({B * S, N, D}).detach(), y = leaf({B, N, D}).detach();
-  auto w = hc.width(x);
-  Tensor out = hc.add_residual(w, y);
-  auto X = values(x), Y = values(y), A = values(hc.static_alpha), Wa = values(hc.dynamic_alpha_fn),
-       Bb = values(hc.static_beta), Wb = values(hc.dynamic_beta_fn), G = values(hc.norm->gamma);
-  const double sa = hc.dynamic_alpha_scale.item(), sb = hc.dynamic_beta_scale.item();
-  std::vector<double> expected_u(static_cast<size_t>(B * N * D)), expected_out(static_cast<size_t>(B * S * N * D));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t n = 0; n < N; ++n) {
-      auto xf = [&](int64_t f, int64_t s, int64_t k) { return X[((b * S + s) * N + n) * D + f * d + k]; };
-      // x̂[f, s], α[f1, s, c], β[f1, s, f2]
-      std::vector<double> alpha(F * S * C), beta(F * S * F);
-      for (int64_t f = 0; f < F; ++f)
-        for (int64_t s = 0; s < S; ++s) {
-          double sq = 0;
-          for (int64_t k = 0; k < d; ++k) sq += xf(f, s, k) * xf(f, s, k);
-          std::vector<double> xh(d);
-          for (int64_t k = 0; k < d; ++k) xh[k] = xf(f, s, k) / std::sqrt(sq) * std::sqrt(double(d)) * (G[k] + 1);
-          for (int64_t c = 0; c < C; ++c) {
-            double dot = 0;
-            for (int64_t k = 0; k < d; ++k) dot += xh[k] * Wa[k * C + c];
-            alpha[(f * S + s) * C + c] = A[(f * S + s) * C + c] + sa * std::tanh(dot);
-          }
-          for (int64_t f2 = 0; f2 < F; ++f2) {
-            double dot = 0;
-            for (int64_t k = 0; k < d; ++k) dot += xh[k] * Wb[k * F + f2];
-            beta[(f * S + s) * F + f2] = Bb[(f * S + s) * F + f2] + sb * std::tanh(dot);
-          }
-        }
-      // m[f2, t] = Σ_{f1, s} α[f1, s, f2·(V+S) + t] x[f1, s]
-      auto m = [&](int64_t f2, int64_t t, int64_t k) {
-        double v = 0;
-        for (int64_t f1 = 0; f1 < F; ++f1)
-          for (int64_t s = 0; s < S; ++s) v += alpha[(f1 * S + s) * C + f2 * (V + S) + t] * xf(f1, s, k);
-        return v;
-      };
-      for (int64_t f2 = 0; f2 < F; ++f2)
-        for (int64_t k = 0; k < d; ++k) {
-          expected_u[(b * N + n) * D + f2 * d + k] = m(f2, 0, k);
+TEST_CASE("connections hc and frac: forward equals loops written from the equations (perturbed parameters)") {
+  // connections-reference.md b.3.2 / b.3.3 with hcgrad's static β per (f1, s, f2); F = 1 is textbook DHC.
+  for (auto [F, use_tanh] : {std::pair<int64_t, bool>{1, true}, {1, false}, {2, true}}) {
+    const int64_t S = 2, V = 1, B = 2, N = 2, D = 6, d = D / F, C = V * F + S * F;
+    HyperConnectionsOptions options = frac64(D, F, 1);
+    options.tanh = use_tanh;
+    HyperConnections hc(S, options);
+    perturb(hc, 17);
+    auto phi = [&](double v) { return use_tanh ? std::tanh(v) : v; };
+    Tensor x = leaf({B * S, N, D}).detach(), y = leaf({B, N, D}).detach();
+    auto w = hc.width(x);
+    Tensor out = hc.add_residual(w, y);
+    auto X = values(x), Y = values(y), A = values(hc.static_alpha), Wa = values(hc.dynamic_alpha_fn),
+         Bb = values(hc.static_beta), Wb = values(hc.dynamic_beta_fn), G = values(hc.norm->gamma);
+    const double sa = hc.dynamic_alpha_scale.item(), sb = hc.dynamic_beta_scale.item();
+    std::vector<double> expected_u(static_cast<size_t>(B * N * D)), expected_out(static_cast<size_t>(B * S * N * D));
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t n = 0; n < N; ++n) {
+        auto xf = [&](int64_t f, int64_t s, int64_t k) { return X[((b * S + s) * N + n) * D + f * d + k]; };
+        // x̂[f, s], α[f1, s, c], β[f1, s, f2]
+        std::vector<double> alpha(F * S * C), beta(F * S * F);
+        for (int64_t f = 0; f < F; ++f)
           for (int64_t s = 0; s < S; ++s) {
-            double o = 0;
-            for (int64_t f1 = 0; f1 < F; ++f1) o += beta[(f1 * S + s) * F + f2] * Y[(b * N + n) * D + f1 * d + k];
-            expected_out[((b * S + s) * N + n) * D + f2 * d + k] = m(f2, V + s, k) + o;
+            double sq = 0;
+            for (int64_t k = 0; k < d; ++k) sq += xf(f, s, k) * xf(f, s, k);
+            std::vector<double> xh(d);
+            for (int64_t k = 0; k < d; ++k) xh[k] = xf(f, s, k) / std::sqrt(sq) * std::sqrt(double(d)) * (G[k] + 1);
+            for (int64_t c = 0; c < C; ++c) {
+              double dot = 0;
+              for (int64_t k = 0; k < d; ++k) dot += xh[k] * Wa[k * C + c];
+              alpha[(f * S + s) * C + c] = A[(f * S + s) * C + c] + sa * phi(dot);
+            }
+            for (int64_t f2 = 0; f2 < F; ++f2) {
+              double dot = 0;
+              for (int64_t k = 0; k < d; ++k) dot += xh[k] * Wb[k * F + f2];
+              beta[(f * S + s) * F + f2] = Bb[(f * S + s) * F + f2] + sb * phi(dot);
+            }
           }
-        }
-    }
-  CHECK(close(w.branch_input, {B, N, D}, expected_u, 1e-12));
-  CHECK(close(out, {B * S, N, D}, expected_out, 1e-12));
+        // m[f2, t] = Σ_{f1, s} α[f1, s, f2·(V+S) + t] x[f1, s]
+        auto m = [&](int64_t f2, int64_t t, int64_t k) {
+          double v = 0;
+          for (int64_t f1 = 0; f1 < F; ++f1)
+            for (int64_t s = 0; s < S; ++s) v += alpha[(f1 * S + s) * C + f2 * (V + S) + t] * xf(f1, s, k);
+          return v;
+        };
+        for (int64_t f2 = 0; f2 < F; ++f2)
+          for (int64_t k = 0; k < d; ++k) {
+            expected_u[(b * N + n) * D + f2 * d + k] = m(f2, 0, k);
+            for (int64_t s = 0; s < S; ++s) {
+              double o = 0;
+              for (int64_t f1 = 0; f1 < F; ++f1) o += beta[(f1 * S + s) * F + f2] * Y[(b * N + n) * D + f1 * d + k];
+              expected_out[((b * S + s) * N + n) * D + f2 * d + k] = m(f2, V + s, k) + o;
+            }
+          }
+      }
+    CHECK(close(w.branch_input, {B, N, D}, expected_u, 1e-12));
+    CHECK(close(out, {B * S, N, D}, expected_out, 1e-12));
+  }
 }
 
 TEST_CASE("connections frac gradcheck: fractions alone and mixed with streams and views") {
