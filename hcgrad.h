@@ -9,6 +9,7 @@
 #include "core/parallel.h"       // defines: set_num_threads
 #include "core/random.h"         // defines: Generator, manual_seed
 #include "core/tensor.h"         // defines: Tensor, TensorOptions
+#include "cuda/runtime.h"         // defines: cuda::is_available, synchronize, memory_stats, set_allow_tf32
 #include "nn/attention.h"   // defines: SelfAttention
 #include "nn/checkpoint.h"  // defines: save_safetensors, load_safetensors, parse_safetensors, copy_into
 #include "nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus

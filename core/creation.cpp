@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/cpu/loops.h"
 #include "core/dispatch.h"
 
@@ -15,7 +15,7 @@ Tensor eye(int64_t n, TensorOptions options) {
   std::vector<double> values(static_cast<size_t>(n * n), 0.0);
   for (int64_t i = 0; i < n; ++i) values[i * n + i] = 1.0;
   const bool requires_grad = options.requires_grad;
-  Tensor t = from_vector(values, {n, n}).to(options.dtype);
+  Tensor t = from_vector(values, {n, n}).to(options.dtype).to(options.device);
   if (requires_grad) t.requires_grad_(true);
   return t;
 }
@@ -24,7 +24,7 @@ Tensor full(const Shape& shape, double value, TensorOptions options) {
   bool requires_grad = options.requires_grad;
   options.requires_grad = false;  // fill first: a leaf that requires grad refuses in-place writes in grad mode
   Tensor t = Tensor::empty(shape, options);
-  cpu::fill(t, value);
+  HC_KERNEL(fill, t, t, value);
   if (requires_grad) t.requires_grad_(true);
   return t;
 }
@@ -41,14 +41,13 @@ Tensor arange(double start, double end, double step, TensorOptions options) {
   HC_CHECK(step != 0, Error, "arange: step must be non-zero");
   HC_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), Error, "arange: bounds must be finite");
   auto count = static_cast<int64_t>(std::ceil((end - start) / step));
-  bool requires_grad = options.requires_grad;
-  options.requires_grad = false;
-  Tensor t = Tensor::empty({std::max<int64_t>(count, 0)}, options);
+  Tensor t = Tensor::empty({std::max<int64_t>(count, 0)}, {.dtype = options.dtype});  // filled on the CPU
   dispatch_all("arange", t.dtype(), [&]<class T>() {
     T* p = t.data<T>();
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
   });
-  if (requires_grad) t.requires_grad_(true);
+  t = t.to(options.device);
+  if (options.requires_grad) t.requires_grad_(true);
   return t;
 }
 
@@ -71,23 +70,18 @@ template Tensor from_vector(const std::vector<int64_t>&, Shape, bool);
 template Tensor from_vector(const std::vector<bool>&, Shape, bool);
 
 Tensor tensor(std::initializer_list<double> values, Shape shape, TensorOptions options) {
-  Tensor t = from_vector(std::vector<double>(values), std::move(shape));
-  bool requires_grad = options.requires_grad;
-  options.requires_grad = false;
-  Tensor out = Tensor::empty(t.shape(), options);
-  cpu::copy(out, t);
-  if (requires_grad) out.requires_grad_(true);
+  Tensor out = from_vector(std::vector<double>(values), std::move(shape)).to(options.dtype).to(options.device);
+  if (options.requires_grad) out.requires_grad_(true);
   return out;
 }
 
 namespace {
 // Fills a new tensor with draw(counter) for counters first, first+1, ... in row-major order. The
-// element-to-counter map is fixed, so the values do not depend on how oneTBB splits the work.
+// element-to-counter map is fixed, so the values do not depend on how oneTBB splits the work. The numbers
+// are drawn on the CPU and copied to the requested device: a seed gives the same tensor on every device.
 template <class Draw>
 Tensor fill_random(const char* op, const Shape& shape, TensorOptions options, Generator& gen, const Draw& draw) {
-  bool requires_grad = options.requires_grad;
-  options.requires_grad = false;
-  Tensor t = Tensor::empty(shape, options);
+  Tensor t = Tensor::empty(shape, {.dtype = options.dtype});
   const uint64_t first = gen.reserve(static_cast<uint64_t>(t.numel()));
   const uint64_t seed = gen.seed();
   dispatch_all(op, t.dtype(), [&]<class T>() {
@@ -96,7 +90,8 @@ Tensor fill_random(const char* op, const Shape& shape, TensorOptions options, Ge
       for (int64_t i = begin; i < end; ++i) p[i] = static_cast<T>(draw(first + static_cast<uint64_t>(i), seed));
     });
   });
-  if (requires_grad) t.requires_grad_(true);
+  t = t.to(options.device);
+  if (options.requires_grad) t.requires_grad_(true);
   return t;
 }
 }  // namespace

@@ -1,5 +1,5 @@
-// Where a tensor's memory lives. Only the CPU exists in this build; Device::cuda(i) names a GPU so
-// that code and error messages can already speak about devices ("add: devices cpu and cuda:0 differ").
+// Where a tensor's memory lives: the CPU, or GPU number i (Device::cuda(i), a CUDA build; see cuda/runtime.h).
+// Error messages name devices the same way: "add: devices cpu and cuda:0 differ".
 #pragma once
 
 #include <ostream>

@@ -61,9 +61,22 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // [..., n, k] @ [..., k, m] -> [..., n, m], batch dims broadcast; 1-d operands act as a row / column.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
+// ---- stream mixing, the hyper-connection modules' per-token mixes (core/ops/stream_mix.cpp) ----
+// weights [..., S, K], x [..., S, D] -> [..., K, D]: out[..., k, d] = sum_s weights[..., s, k] x[..., s, d],
+// i.e. matmul(weights^T, x) as one fused kernel. weights' leading dims broadcast to x's (e.g. static
+// weights [S, K] against x [B, N, S, D]); x's leading dims are the output's.
+Tensor stream_mix(const Tensor& weights, const Tensor& x);
+
 // ---- softmax over one dim (core/ops/softmax.cpp) ----
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
+
+// ---- fused attention (core/ops/attention.cpp) ----
+// q, k, v [B, H, T, hd] (float32 or float64, one shape, dtype and device) -> [B, H, T, hd]:
+//   softmax(q k^T * scale, keys j > i masked out when causal) v,   scale defaulting to 1 / sqrt(hd).
+// One kernel each way; backward recomputes the probabilities, so nothing of size T x T is kept.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true,
+                                    std::optional<double> scale = std::nullopt);
 
 // ---- joining and splitting (core/ops/join.cpp) ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);

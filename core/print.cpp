@@ -113,7 +113,8 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t) {
   if (t.numel() == 0) {
     out << "[]";
   } else {
-    Printer p{t, t.numel() > kSummarizeAbove, {}};
+    const Tensor host = t.detach().to(Device::cpu());  // GPU values are read from a copy
+    Printer p{host, t.numel() > kSummarizeAbove, {}};
     p.prepare();
     size_t cell = 0;
     p.print(out, 0, 0, cell, static_cast<int>(sizeof("tensor(") - 1));

@@ -3,6 +3,7 @@
 // expand, ...) only change shape, strides and offset; the bytes stay where they are.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <ostream>
@@ -42,5 +43,31 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 
 // Resolves a single -1 in a reshape target from the element count; checks the counts agree.
 Shape infer_reshape(const char* op, const Shape& target, int64_t numel, const Shape& from);
+
+// For elementwise loops over N operands of one shape (CPU and CUDA): drops size-1 dims and merges dim d into d+1 when, for every operand, stride[d] == stride[d+1] * size[d+1].
+// Leaves at least one dim so that a 0-d tensor becomes [1].
+template <size_t N>
+void coalesce_dims(Shape& shape, std::array<Strides, N>& strides) {
+  Shape new_shape;
+  std::array<Strides, N> new_strides;
+  for (int64_t d = 0; d < shape.ndim(); ++d) {
+    if (shape[d] == 1) continue;
+    bool mergeable = !new_shape.empty();
+    for (size_t k = 0; k < N && mergeable; ++k) mergeable = new_strides[k].back() == strides[k][d] * shape[d];
+    if (mergeable) {
+      new_shape.back() *= shape[d];
+      for (size_t k = 0; k < N; ++k) new_strides[k].back() = strides[k][d];
+    } else {
+      new_shape.push_back(shape[d]);
+      for (size_t k = 0; k < N; ++k) new_strides[k].push_back(strides[k][d]);
+    }
+  }
+  if (new_shape.empty()) {
+    new_shape.push_back(1);
+    for (size_t k = 0; k < N; ++k) new_strides[k].push_back(0);
+  }
+  shape = std::move(new_shape);
+  strides = std::move(new_strides);
+}
 
 }  // namespace hcgrad

@@ -3,6 +3,7 @@
 #include <new>
 
 #include "core/error.h"
+#include "cuda/runtime.h"
 
 namespace hcgrad {
 
@@ -10,13 +11,18 @@ namespace {
 constexpr std::align_val_t kAlignment{64};
 }
 
+// GPU memory comes from the CUDA caching allocator (cuda/allocator.cpp), which throws a DeviceError when
+// this build or this machine has no such device.
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  HC_CHECK(device.is_cpu(), DeviceError, "storage: device ", device, " is not available in this build");
-  if (nbytes > 0) data_ = ::operator new(nbytes, kAlignment);
+  if (nbytes == 0) return;
+  if (device.is_cuda()) data_ = cuda::allocate(nbytes, device.index);
+  else data_ = ::operator new(nbytes, kAlignment);
 }
 
 Storage::~Storage() {
-  if (data_) ::operator delete(data_, kAlignment);
+  if (!data_) return;
+  if (device_.is_cuda()) cuda::release(data_, nbytes_, device_.index);
+  else ::operator delete(data_, kAlignment);
 }
 
 }  // namespace hcgrad

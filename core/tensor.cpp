@@ -4,7 +4,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/creation.h"
 #include "core/dispatch.h"
 #include "core/ops.h"
@@ -35,7 +35,7 @@ template <class T>
 std::vector<T> Tensor::to_vector() const {
   HC_CHECK(dtype_of<T>() == dtype(), DTypeError, "to_vector: tensor has dtype ", dtype(), ", asked for ",
            dtype_name(dtype_of<T>()));
-  Tensor dense = contiguous();
+  Tensor dense = as_contiguous(to(Device::cpu()));
   const T* p = static_cast<const T*>(dense.raw_data());
   return std::vector<T>(p, p + dense.numel());
 }
@@ -46,7 +46,8 @@ template std::vector<bool> Tensor::to_vector<bool>() const;
 
 double Tensor::item() const {
   HC_CHECK(numel() == 1, ShapeError, "item: expected a one-element tensor, got shape ", shape());
-  return dispatch_all("item", dtype(), [&]<class T>() { return static_cast<double>(*static_cast<T*>(raw_data())); });
+  const Tensor host = to(Device::cpu());  // waits for the GPU when the value lives there
+  return dispatch_all("item", dtype(), [&]<class T>() { return static_cast<double>(*static_cast<T*>(host.raw_data())); });
 }
 
 // ---- autograd ----
@@ -128,11 +129,6 @@ Tensor Tensor::mean(const Shape& dims, bool keepdim) const { return hcgrad::mean
 Tensor Tensor::max(int64_t d, bool keepdim) const { return hcgrad::max(*this, {d}, keepdim); }
 Tensor Tensor::matmul(const Tensor& other) const { return hcgrad::matmul(*this, other); }
 
-Tensor Tensor::to(Device device) const {
-  HC_CHECK(device == this->device(), DeviceError, "to: device ", device, " is not available in this build");
-  return *this;
-}
-
 // ---- in-place updates ----
 
 namespace {
@@ -152,7 +148,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_floating("add_", *this);
   Tensor b = broadcast_view("add_", other, shape());
   check_in_place("add_", *this);
-  cpu::add_scaled(*this, *this, b, alpha);
+  HC_KERNEL(add_scaled, *this, *this, *this, b, alpha);
   return *this;
 }
 
@@ -162,7 +158,7 @@ Tensor& Tensor::mul_(const Tensor& other) {
   check_floating("mul_", *this);
   Tensor b = broadcast_view("mul_", other, shape());
   check_in_place("mul_", *this);
-  cpu::binary(BinaryOp::Mul, *this, *this, b);
+  HC_KERNEL(binary, *this, BinaryOp::Mul, *this, *this, b);
   return *this;
 }
 
@@ -171,16 +167,16 @@ Tensor& Tensor::mul_(double factor) { return mul_(scalar_tensor(factor, options(
 Tensor& Tensor::add_(double value) { return add_(scalar_tensor(value, options())); }
 
 Tensor& Tensor::copy_(const Tensor& src) {
-  check_same_device("copy_", *this, src);
-  Tensor b = broadcast_view("copy_", src, shape());
+  // Across devices (loading a CPU checkpoint into GPU parameters): move the source over first.
+  Tensor b = broadcast_view("copy_", src.device() == device() ? src : src.detach().to(device()), shape());
   check_in_place("copy_", *this);
-  cpu::copy(*this, b);
+  HC_KERNEL(copy, *this, *this, b);
   return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
   check_in_place("fill_", *this);
-  cpu::fill(*this, value);
+  HC_KERNEL(fill, *this, *this, value);
   return *this;
 }
 

@@ -69,16 +69,20 @@ class Tensor {
   bool is_contiguous() const { return hcgrad::is_contiguous(shape(), strides()); }
 
   // --- raw data ---
-  // Pointer to element (0,...,0); T must match the dtype. Walk it with strides() unless contiguous.
+  // Pointer to element (0,...,0) of a CPU tensor; T must match the dtype. Walk it with strides() unless
+  // contiguous. A GPU tensor's memory is not readable from the CPU: copy it with to(Device::cpu()).
   template <class T>
   T* data() const {
     HC_CHECK(dtype_of<T>() == dtype(), DTypeError, "data: tensor has dtype ", dtype(), ", asked for ",
              dtype_name(dtype_of<T>()));
+    HC_CHECK(device().is_cpu(), DeviceError, "data: tensor ", shape(), " is on ", device(),
+             "; copy it to the CPU first with .to(Device::cpu())");
     return static_cast<T*>(raw_data());
   }
+  // Address of element (0,...,0) on the tensor's device (a device pointer for GPU tensors; kernels use it).
   void* raw_data() const;
   const std::shared_ptr<Storage>& storage() const { return impl().storage; }
-  // Values in row-major order, whatever the strides. T must match the dtype.
+  // Values in row-major order, whatever the strides or the device. T must match the dtype.
   template <class T>
   std::vector<T> to_vector() const;
   // The value of a one-element tensor, converted to double.
@@ -116,7 +120,7 @@ class Tensor {
   // --- copies and conversions ---
   Tensor clone() const;             // a contiguous copy, differentiable
   Tensor to(DType dtype) const;     // differentiable between floating dtypes
-  Tensor to(Device device) const;
+  Tensor to(Device device) const;   // a copy on `device` (itself if already there), differentiable
 
   // --- reductions, as methods for convenience (core/ops.h has the full list) ---
   Tensor sum() const;
@@ -134,7 +138,7 @@ class Tensor {
   Tensor& mul_(const Tensor& other);
   Tensor& mul_(double factor);
   Tensor& add_(double value);
-  Tensor& copy_(const Tensor& src);  // broadcasts and converts dtype
+  Tensor& copy_(const Tensor& src);  // broadcasts, converts dtype, and copies across devices
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
 

@@ -7,28 +7,35 @@
 #include <cmath>
 #include <numbers>
 
+// The formulas compile for the GPU too (cuda/elementwise.cu): HC_HOST_DEVICE marks them for nvcc.
+#ifdef __CUDACC__
+#define HC_HOST_DEVICE __host__ __device__
+#else
+#define HC_HOST_DEVICE
+#endif
+
 namespace hcgrad {
 
 // GELU, tanh form (Hendrycks & Gimpel 2016; GPT-2): 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
 template <class T>
-inline T gelu_forward(T x) {
+HC_HOST_DEVICE inline T gelu_forward(T x) {
   const T k = T(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);  // sqrt(2/pi)
   return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
 }
 // d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
 template <class T>
-inline T gelu_derivative(T x) {
+HC_HOST_DEVICE inline T gelu_derivative(T x) {
   const T k = T(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
   const T t = std::tanh(k * (x + T(0.044715) * x * x * x));
   return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k * (T(1) + T(3 * 0.044715) * x * x);
 }
 template <class T>
-inline T sigmoid_forward(T x) {
+HC_HOST_DEVICE inline T sigmoid_forward(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 // d(x sigmoid(x))/dx = s (1 + x (1 - s)).
 template <class T>
-inline T silu_derivative(T x) {
+HC_HOST_DEVICE inline T silu_derivative(T x) {
   const T s = sigmoid_forward(x);
   return s * (T(1) + x * (T(1) - s));
 }

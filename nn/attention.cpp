@@ -33,10 +33,16 @@ Tensor SelfAttention::forward(const Tensor& x) const {
   auto heads_of = [&](const Tensor& t) { return t.view({B, T, heads, hd}).permute({0, 2, 1, 3}); };
   Tensor q = heads_of(q_k_v[0]), k = heads_of(q_k_v[1]), v = heads_of(q_k_v[2]);
 
-  Tensor scores = matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, T, T]
-  Tensor att = softmax(masked_fill(scores, causal_mask(T, x.device()), -INFINITY), -1);
-  Tensor y = matmul(attn_dropout->forward(att), v);               // [B, H, T, hd]
-  y = y.permute({0, 2, 1, 3}).reshape({B, T, dim});               // heads side by side again
+  Tensor y;  // [B, H, T, hd]
+  if (!attn_dropout->is_training() || attn_dropout->p == 0) {
+    // The fused op never forms the [B, H, T, T] weights, so it cannot drop any of them: only without dropout.
+    y = scaled_dot_product_attention(q, k, v, /*causal=*/true);
+  } else {
+    Tensor scores = matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, T, T]
+    Tensor att = softmax(masked_fill(scores, causal_mask(T, x.device()), -INFINITY), -1);
+    y = matmul(attn_dropout->forward(att), v);
+  }
+  y = y.permute({0, 2, 1, 3}).reshape({B, T, dim});  // heads side by side again
   return resid_dropout->forward(proj->forward(y));
 }
 

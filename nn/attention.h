@@ -4,8 +4,9 @@
 //   att = softmax(q k^T / sqrt(C/H) + causal mask)   [B, H, T, T]   (position t sees positions <= t)
 //   y = (att v) merged back to [B, T, C], then the output projection W_proj.
 //
-// The heads are strided views of qkv, so the batched GEMMs read them in place; T x T scores are formed
-// explicitly (fine at tiny-LM context lengths; a fused kernel is a later performance issue).
+// The heads are strided views of qkv. Without attention dropout, att and y come from the fused
+// scaled_dot_product_attention (core/ops.h), which never forms the T x T weights; with dropout the
+// weights are formed explicitly, so that dropout can zero some of them.
 #pragma once
 
 #include "nn/layers.h"

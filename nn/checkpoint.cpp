@@ -242,7 +242,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   std::vector<Tensor> dense;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
-    dense.push_back(tensor.contiguous());
+    dense.push_back(tensor.detach().to(Device::cpu()).contiguous());  // GPU tensors are saved from a copy
     uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * itemsize(tensor.dtype());
     entries.push_back({name, tensor.dtype(), tensor.shape(), offset, offset + bytes});
     offset += bytes;

@@ -206,7 +206,7 @@ std::vector<int64_t> GPT::generate(std::vector<int64_t> tokens, int64_t count, d
     // The model sees at most `context` tokens: the most recent ones.
     const int64_t T = std::min<int64_t>(static_cast<int64_t>(tokens.size()), config_.context);
     std::vector<int64_t> window(tokens.end() - T, tokens.end());
-    Tensor logits = forward(from_vector(window, {1, T})).select(1, T - 1).reshape({V});
+    Tensor logits = forward(from_vector(window, {1, T}).to(wte->weight.device())).select(1, T - 1).reshape({V});
     std::vector<double> scores = logits.to(DType::Float64).to_vector<double>();
 
     std::vector<int64_t> order(V);

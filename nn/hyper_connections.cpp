@@ -104,9 +104,11 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
   // [B·S, N*, D] -> [B, N, F·S, d], row f1·S + s.
   Tensor x = residuals.reshape({B, S, N, F, d}).permute({0, 2, 3, 1, 4}).reshape({B, N, F * S, d});
   Tensor x_hat = norm->forward(x);
-  // α [B, N, F·S, C]; m = α^T x: [B, N, C, d], read as [B, N, F, V+S, d].
+  // α [B, N, F·S, C]. Width connection (HC): the branch input is A_m^T H and the kept residuals A_r^T H,
+  // i.e. every column c of α = [A_m | A_r] mixes the stream rows: m = α^T x [B, N, C, d], read as
+  // [B, N, F, V+S, d].
   Tensor alpha = static_alpha + dynamic_alpha_scale * phi(matmul(x_hat, dynamic_alpha_fn));
-  Tensor m = matmul(alpha.transpose(-1, -2), x).reshape({B, N, F, V + S, d});
+  Tensor m = stream_mix(alpha, x).reshape({B, N, F, V + S, d});
 
   Width out;
   Tensor u = m.narrow(3, 0, V).permute({3, 0, 1, 2, 4});  // [V, B, N, F, d]
@@ -138,9 +140,11 @@ Tensor HyperConnections::depth(const Width& w, const Tensor& y) const {
   const Shape middle = middle_dims(w.residuals);
   HC_CHECK(y.shape() == concat_shape({B}, middle, {D}), ShapeError, "HyperConnections: branch output ", y.shape(),
            " must have the branch input's shape ", concat_shape({B}, middle, {D}));
-  // o[s, f2] = Σ_f1 β[f1, s, f2] y[f1]: [B, N, S·F, F] @ [B, N, F, d] -> [B, N, S, D] -> [B·S, N*, D]
-  Tensor beta = w.beta.reshape({B, N, F, S * F}).transpose(-1, -2);
-  Tensor o = matmul(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D}).permute({0, 2, 1, 3});
+  // Depth connection, the branch output written back to every stream with weight β:
+  // o[s, f2] = Σ_f1 β[f1, s, f2] y[f1], with β as [B, N, F1, S·F2] mixing y [B, N, F, d] into
+  // [B, N, S·F, d] = [B, N, S, D] -> [B·S, N*, D]
+  Tensor beta = w.beta.reshape({B, N, F, S * F});
+  Tensor o = stream_mix(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D}).permute({0, 2, 1, 3});
   o = o.reshape(concat_shape({B * S}, middle, {D}));
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
 }

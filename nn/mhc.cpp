@@ -14,8 +14,8 @@ StreamMixing::StreamMixing(int64_t S, DType dtype) : num_streams(S) {
 }
 
 Tensor StreamMixing::forward(const Tensor& x) const {
-  // [S', S] @ [..., S, D] -> [..., S', D]
-  return matmul(weight.reshape({num_streams, num_streams}), x);
+  // out[t] = Σ_s W[t, s] x[s]: [S', S] @ [..., S, D] -> [..., S', D], i.e. W^T [S, S'] as mixing weights
+  return stream_mix(weight.reshape({num_streams, num_streams}).t(), x);
 }
 
 // ---- ManifoldHyperConnections ----
@@ -114,8 +114,8 @@ ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& in
   Shape branch_shape = middle;
   branch_shape.insert(branch_shape.begin(), B);
   branch_shape.push_back(D);
-  out.branch_input = matmul(out.h_pre.transpose(-1, -2), x).reshape(branch_shape);
-  Tensor m = matmul(out.h_res.transpose(-1, -2), x).reshape({B, N, S, D});
+  out.branch_input = stream_mix(out.h_pre, x).reshape(branch_shape);
+  Tensor m = stream_mix(out.h_res, x).reshape({B, N, S, D});
   out.residuals = streams_in_batch ? m.permute({0, 2, 1, 3}).reshape(residuals.shape()) : m.reshape(residuals.shape());
   if (static_beta.defined()) {
     // β[s, f1, f2] = 2σ(bβ[s, f1] + h_post_scale x̂[s, f1] · Wβ[:, f2]): [B, N, SF, F] -> [B, N, S, F, F]
@@ -131,8 +131,11 @@ Tensor ManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) c
   const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
   HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "ManifoldHyperConnections: branch output ", y.shape(),
            " must have the branch input's shape ", w.branch_input.shape());
-  // o[s, f2] = Σ_f1 β[s, f1, f2] y[f1]: [B, N, S, F2, F1] @ [B, N, 1, F, d] -> [B, N, S, F, d] = [B, N, S, D]
-  Tensor o = matmul(w.beta.transpose(-1, -2), y.reshape({B, N, 1, F, d})).reshape({B, N, S, D});
+  // Depth connection: o[s, f2] = Σ_f1 β[s, f1, f2] y[f1]. β [B, N, S, F1, F2] is laid out as mixing
+  // weights [B, N, F1, S·F2] (a copy of B·N·S·F² values), which mix y [B, N, F, d] into
+  // [B, N, S·F, d] = [B, N, S, D].
+  Tensor beta = w.beta.permute({0, 1, 3, 2, 4}).reshape({B, N, F, S * F});
+  Tensor o = stream_mix(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D});
   if (streams_in_batch) o = o.permute({0, 2, 1, 3});
   o = o.reshape(w.residuals.shape());
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);

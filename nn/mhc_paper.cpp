@@ -74,8 +74,9 @@ PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const 
   Shape branch_shape = middle;
   branch_shape.insert(branch_shape.begin(), B);
   branch_shape.push_back(D);
-  out.branch_input = matmul(out.h_pre.unsqueeze(-2), x).reshape(branch_shape);
-  Tensor r = matmul(out.h_res, x);  // [B, N, S, D]
+  // As stream mixes: H_pre [B, N, S] is the weights [B, N, S, 1], H_res^T [B, N, S, S] the weights [s, t].
+  out.branch_input = stream_mix(out.h_pre.unsqueeze(-1), x).reshape(branch_shape);
+  Tensor r = stream_mix(out.h_res.transpose(-1, -2), x);  // [B, N, S, D]
   out.residuals = streams_in_batch ? r.permute({0, 2, 1, 3}).reshape(residuals.shape()) : r.reshape(residuals.shape());
   return out;
 }

@@ -61,4 +61,16 @@ void Module::zero_grad() {
   for (const Tensor& p : parameters()) p.zero_grad();
 }
 
+void Module::to(Device device) {
+  for (const auto& [name, param] : named_parameters()) {
+    if (param.device() == device) continue;
+    const Tensor moved = param.detach().to(device);  // contiguous, on the new device
+    TensorImpl& impl = param.impl();
+    impl.storage = moved.storage();
+    impl.strides = moved.strides();
+    impl.offset = moved.offset();
+    impl.grad.reset();
+  }
+}
+
 }  // namespace hcgrad::nn

@@ -47,6 +47,12 @@ class Module {
   // Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).
   void zero_grad();
 
+  // Moves every parameter of this module and its submodules to `device` (model.to(Device::cuda())). The
+  // move is in place: each parameter keeps its identity, so handles held elsewhere (a module's members,
+  // tied weights) follow; only its memory moves. Gradients are dropped. Build the optimizer after the
+  // move, as in PyTorch: its state buffers are created on the parameters' device.
+  void to(Device device);
+
  protected:
   // Makes `value` a parameter: a leaf that requires grad, listed under `name`. Returns the stored handle.
   Tensor register_parameter(const std::string& name, const Tensor& value);

@@ -16,6 +16,8 @@
 #include "autograd/node.h"
 #include "core/creation.h"
 #include "core/dispatch.h"
+#include "core/kernels.h"
+#include "core/ops.h"
 
 namespace hcgrad::nn {
 
@@ -220,6 +222,23 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options) : SGD(std::vector<Param
 
 void SGD::update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& buffers, int64_t step, double lr,
                  double weight_decay) {
+  if (!param.device().is_cpu()) {
+    // GPU parameters: the same update as tensor ops (SGD is off the tiny LM's path; Adam has a fused kernel).
+    const Tensor g = weight_decay == 0 ? grad : grad + param * weight_decay;
+    if (options_.momentum == 0) {
+      Tensor(param).add_(g, -lr);
+      return;
+    }
+    Tensor b = buffers[0];
+    if (step == 1) {
+      b.copy_(g);
+    } else {
+      b.mul_(options_.momentum);
+      b.add_(g, 1 - options_.dampening);
+    }
+    Tensor(param).add_(options_.nesterov ? g + b * options_.momentum : b, -lr);
+    return;
+  }
   dispatch_floating("SGD.step", param.dtype(), [&]<class T>() {
     ArrayMap<T> p = flat<T>(param);
     Array<T> decayed;
@@ -261,18 +280,17 @@ void Adam::update(const Tensor& param, const Tensor& grad, const std::vector<Ten
   // Bias corrections: m and v start at zero, so early on they underestimate E[g] and E[g^2].
   const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
   const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
-  dispatch_floating((name() + ".step").c_str(), param.dtype(), [&]<class T>() {
-    ArrayMap<T> p = flat<T>(param), m = flat<T>(buffers[0]), v = flat<T>(buffers[1]);
-    Array<T> decayed;
-    // AdamW shrinks the parameter itself; Adam adds the decay to the gradient.
-    if (decoupled_weight_decay_ && weight_decay != 0) p *= T(1 - lr * weight_decay);
-    const ConstArrayMap<T> g = gradient_with_l2<T>(grad, p, decoupled_weight_decay_ ? 0 : weight_decay, decayed);
-    m += T(1 - beta1) * (g - m);
-    v = T(beta2) * v + T(1 - beta2) * g * g;
-    const T step_size = T(lr / bias_correction1);
-    const T bias_correction2_sqrt = T(std::sqrt(bias_correction2));
-    p -= step_size * m / (v.sqrt() / bias_correction2_sqrt + T(options_.eps));
-  });
+  // AdamW shrinks the parameter itself; Adam adds the decay to the gradient. One fused kernel per
+  // parameter (core/cpu/optim.cpp, cuda/optim.cu) does the whole update.
+  const AdamStep scalars{.lr = lr,
+                         .beta1 = beta1,
+                         .beta2 = beta2,
+                         .eps = options_.eps,
+                         .decoupled_decay = decoupled_weight_decay_ ? weight_decay : 0.0,
+                         .l2_decay = decoupled_weight_decay_ ? 0.0 : weight_decay,
+                         .step_size = lr / bias_correction1,
+                         .bias_correction2_sqrt = std::sqrt(bias_correction2)};
+  HC_KERNEL(adam_step, param, param, grad, buffers[0], buffers[1], scalars);
 }
 
 namespace {
@@ -294,12 +312,21 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
 
   double sum_of_squares = 0;  // in double even for float32 gradients: millions of small squares
+  Tensor gpu_sum;             // GPU gradients add up on their device, read back once at the end
   for (const Tensor& grad : grads) {
+    if (!grad.device().is_cpu()) {
+      autograd::NoGradGuard no_grad;
+      const Tensor g64 = grad.to(DType::Float64);
+      const Tensor squares = sum(g64 * g64);
+      gpu_sum = gpu_sum.defined() ? gpu_sum + squares.to(gpu_sum.device()) : squares;
+      continue;
+    }
     const Tensor g = grad.contiguous();
     sum_of_squares += dispatch_floating("clip_grad_norm_", g.dtype(), [&]<class T>() {
       return flat<T>(g).template cast<double>().square().sum();
     });
   }
+  if (gpu_sum.defined()) sum_of_squares += gpu_sum.item();
   const double norm = std::sqrt(sum_of_squares);
   if (!std::isfinite(norm)) return norm;
 

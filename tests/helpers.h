@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <iostream>
 #include <sstream>
 #include <vector>
 
@@ -102,4 +103,31 @@ autograd::GradcheckResult gradcheck_connection(const Connection& connection, con
                              inputs);
 }
 
+}  // namespace hctest
+
+// ---- GPU tests (tests/gpu/) ----
+
+// The first line of every GPU test case. Without a usable GPU the case prints why and returns; CTest
+// reports it as skipped (SKIP_REGULAR_EXPRESSION in tests/CMakeLists.txt), never as passed.
+#define HC_SKIP_WITHOUT_GPU()                                                                      \
+  do {                                                                                             \
+    if (!::hcgrad::cuda::is_available()) {                                                        \
+      std::cout << "GPU test skipped: " << ::hcgrad::cuda::unavailable_reason() << std::endl;     \
+      return;                                                                                      \
+    }                                                                                              \
+  } while (0)
+
+namespace hctest {
+// ||got - want|| / ||want|| over all elements (Frobenius norms, in float64), on any devices. An empty or
+// all-zero `want` compares absolutely. Shapes must match, else infinity.
+inline double relative_error(const Tensor& got, const Tensor& want) {
+  if (got.shape() != want.shape()) return INFINITY;
+  const std::vector<double> a = values(got.detach()), b = values(want.detach());
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (a[i] - b[i]) * (a[i] - b[i]);
+    norm += b[i] * b[i];
+  }
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
 }  // namespace hctest

@@ -83,10 +83,16 @@ TEST_CASE("sinkhorn errors name the op, the value and the shape") {
                        "sinkhorn: expected a floating dtype (float32, float64), got int64 for shape [2,2]", DTypeError);
 }
 
-TEST_CASE("device errors: CUDA is not in this build") {
-  CHECK_THROWS_WITH_AS(zeros({2}, {.device = Device::cuda(0)}), "storage: device cuda:0 is not available in this build",
-                       DeviceError);
-  CHECK_THROWS_WITH_AS(ones({2}).to(Device::cuda(0)), "to: device cuda:0 is not available in this build", DeviceError);
+TEST_CASE("device errors: a GPU that is not there is refused with the reason") {
+  const int missing = cuda::device_count();  // one past the last GPU: cuda:0 on a machine without any
+  const std::string name = "cuda:" + std::to_string(missing);
+  CHECK_THROWS_WITH_AS(zeros({2}, {.device = Device::cuda(missing)}), doctest::Contains(name.c_str()), DeviceError);
+  CHECK_THROWS_WITH_AS(ones({2}).to(Device::cuda(missing)), doctest::Contains(name.c_str()), DeviceError);
+  if (!cuda::is_available()) {
+    CHECK_FALSE(cuda::unavailable_reason().empty());
+    CHECK_THROWS_WITH_AS(zeros({2}, {.device = Device::cuda(0)}), doctest::Contains(cuda::unavailable_reason().c_str()),
+                         DeviceError);
+  }
 }
 
 TEST_CASE("every error derives from hcgrad::Error") {

@@ -39,7 +39,7 @@ if ! "$cxx" -fsanitize=fuzzer,address,undefined "$probe_dir/probe.cpp" -o "$prob
 fi
 
 # RelWithDebInfo: optimised like the real library, with line numbers in sanitizer reports.
-CXX=$cxx cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHCGRAD_BUILD_FUZZERS=ON \
+CXX=$cxx cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHCGRAD_BUILD_FUZZERS=ON -DHCGRAD_CUDA=OFF \
   -DHCGRAD_BUILD_TESTS=OFF -DHCGRAD_BUILD_EXAMPLES=OFF -DHCGRAD_BUILD_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)" --target fuzz_safetensors
 

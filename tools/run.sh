@@ -10,7 +10,11 @@
 #   bash tools/run.sh compare [steps] tinylm once per connection (residual, hc, frac, mhc, ...): a table
 #   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
 #   bash tools/run.sh bench          the GEMM benchmark (hcgrad matmul against plain Eigen)
+#   bash tools/run.sh gpu-test       only the GPU suite (each case skips, saying why, without a GPU)
+#   bash tools/run.sh gpu-bench [steps] tinylm's GPU benchmark config (6 layers, d 384, 6 heads, ctx 256,
+#                                    batch 64) on cuda:0: tokens/s
 #
+# The CUDA backend is built whenever nvcc is found (CMake option HCGRAD_CUDA); the sanitizer build is CPU only.
 # Builds go to build/ (Release: -O3 and this machine's vector ISA) and build-asan/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -87,7 +91,7 @@ case "$job" in
     ensure_packages
     # -O1 keeps the sanitized build quick to compile and the suite quick to run.
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DHCGRAD_SANITIZE=ON \
-      -DHCGRAD_BUILD_BENCH=OFF
+      -DHCGRAD_BUILD_BENCH=OFF -DHCGRAD_CUDA=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build-asan --output-on-failure -j "$jobs"
     build-asan/examples/mlp_demo 300
@@ -100,8 +104,17 @@ case "$job" in
     release_build
     bash bench/matmul.sh build "${@:2}"
     ;;
+  gpu-test)
+    release_build hcgrad_gpu_tests
+    ctest --test-dir build --output-on-failure -R "^gpu"
+    ;;
+  gpu-bench)
+    release_build tinylm
+    build/examples/tinylm train --device cuda --layers 6 --dim 384 --heads 6 --ctx 256 --batch 64 \
+      --steps "${2:-300}" --eval-every 100000 --sample-tokens 0 --out "runs/gpu-bench-$(date +%Y%m%d-%H%M%S)"
+    ;;
   *)
-    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|demo|bench" >&2
+    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|demo|bench|gpu-test|gpu-bench" >&2
     exit 2
     ;;
 esac

@@ -2,7 +2,7 @@
 // in memory, with `inner` the product of the dims after `dim`.
 #include <cstring>
 
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/cpu/parallel.h"
 #include "core/dispatch.h"
 

@@ -25,32 +25,6 @@ using BytePtrs = std::array<char*, N>;
 template <size_t N>
 using ByteSteps = std::array<int64_t, N>;
 
-// Drops size-1 dims and merges dim d into d+1 when, for every operand, stride[d] == stride[d+1] * size[d+1].
-// Leaves at least one dim so that a 0-d tensor becomes [1].
-template <size_t N>
-void coalesce_dims(Shape& shape, std::array<Strides, N>& strides) {
-  Shape new_shape;
-  std::array<Strides, N> new_strides;
-  for (int64_t d = 0; d < shape.ndim(); ++d) {
-    if (shape[d] == 1) continue;
-    bool mergeable = !new_shape.empty();
-    for (size_t k = 0; k < N && mergeable; ++k) mergeable = new_strides[k].back() == strides[k][d] * shape[d];
-    if (mergeable) {
-      new_shape.back() *= shape[d];
-      for (size_t k = 0; k < N; ++k) new_strides[k].back() = strides[k][d];
-    } else {
-      new_shape.push_back(shape[d]);
-      for (size_t k = 0; k < N; ++k) new_strides[k].push_back(strides[k][d]);
-    }
-  }
-  if (new_shape.empty()) {
-    new_shape.push_back(1);
-    for (size_t k = 0; k < N; ++k) new_strides[k].push_back(0);
-  }
-  shape = std::move(new_shape);
-  strides = std::move(new_strides);
-}
-
 // Calls inner(ptrs, n, steps) for runs of n elements along the innermost dim, where ptrs point at each
 // operand's first element of the run and steps are each operand's byte stride along it.
 // `shape` and `byte_strides` describe the iteration space; chunks run in parallel when it is large.

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/cpu/parallel.h"
 #include "core/dispatch.h"
 

@@ -5,7 +5,7 @@
 
 #include <Eigen/Core>
 
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/cpu/parallel.h"
 #include "core/dispatch.h"
 

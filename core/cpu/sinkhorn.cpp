@@ -1,147 +1,17 @@
 // Sinkhorn-Knopp over a batch of small matrices: logits, out and grads are contiguous [B, M, N], one
-// matrix (typically 4x4 to 16x16) per task. Every half-step normalises the columns (sums over i, one per j)
-// or the rows (sums over j, one per i) of one matrix a[i * N + j] in place.
-//
-// Backward recomputes the iterates: it re-runs the forward of one matrix, keeping every half-step's
-// result (and, in the linear domain, the sums it divided by) on a per-task tape of (2 * iters + 1)
-// matrices, then walks the tape backwards. The recompute uses the very same half-step functions as
-// the forward, so it reproduces the forward's values bit for bit.
+// matrix (typically 4x4 to 16x16) per task; the per-matrix math (and its recomputing backward) is in
+// core/sinkhorn_math.h, shared with the CUDA kernel.
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <vector>
 
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/cpu/parallel.h"
 #include "core/dispatch.h"
+#include "core/sinkhorn_math.h"
 
 namespace hcgrad::cpu {
 
 namespace {
-
-// The floor of a linear-domain normaliser, as the reference's max(sum, 1e-12).
-constexpr double kSumFloor = 1e-12;
-
-// ---- linear domain ----
-
-// a = exp(logits - max over i), one max per column j: every column then has a 1 and no overflow.
-// The shift is a constant for autograd (it cancels in the first column normalisation anyway).
-template <class T>
-void exp_shifted_by_column_max(T* a, const T* logits, int64_t M, int64_t N) {
-  for (int64_t j = 0; j < N; ++j) {
-    T column_max = -std::numeric_limits<T>::infinity();
-    for (int64_t i = 0; i < M; ++i) column_max = std::max(column_max, logits[i * N + j]);
-    for (int64_t i = 0; i < M; ++i) a[i * N + j] = std::exp(logits[i * N + j] - column_max);
-  }
-}
-
-// a[:, j] /= max(sum_i |a[i, j]|, floor); sums[j] = the unclamped sum (backward needs it).
-template <class T>
-void divide_columns_by_sums(T* a, T* sums, int64_t M, int64_t N) {
-  for (int64_t j = 0; j < N; ++j) {
-    T sum = 0;
-    for (int64_t i = 0; i < M; ++i) sum += std::abs(a[i * N + j]);
-    sums[j] = sum;
-    const T divisor = std::max(sum, T(kSumFloor));
-    for (int64_t i = 0; i < M; ++i) a[i * N + j] /= divisor;
-  }
-}
-
-// a[i, :] /= max(sum_j |a[i, j]|, floor); sums[i] = the unclamped sum.
-template <class T>
-void divide_rows_by_sums(T* a, T* sums, int64_t M, int64_t N) {
-  for (int64_t i = 0; i < M; ++i) {
-    T sum = 0;
-    for (int64_t j = 0; j < N; ++j) sum += std::abs(a[i * N + j]);
-    sums[i] = sum;
-    const T divisor = std::max(sum, T(kSumFloor));
-    for (int64_t j = 0; j < N; ++j) a[i * N + j] /= divisor;
-  }
-}
-
-// ---- log domain ----
-
-// a[:, j] = log_softmax over i of a[:, j].
-template <class T>
-void log_softmax_columns(T* a, int64_t M, int64_t N) {
-  for (int64_t j = 0; j < N; ++j) {
-    T column_max = -std::numeric_limits<T>::infinity();
-    for (int64_t i = 0; i < M; ++i) column_max = std::max(column_max, a[i * N + j]);
-    T sum = 0;
-    for (int64_t i = 0; i < M; ++i) sum += std::exp(a[i * N + j] - column_max);
-    const T shift = column_max + std::log(sum);
-    for (int64_t i = 0; i < M; ++i) a[i * N + j] -= shift;
-  }
-}
-
-// a[i, :] = log_softmax over j of a[i, :].
-template <class T>
-void log_softmax_rows(T* a, int64_t M, int64_t N) {
-  for (int64_t i = 0; i < M; ++i) {
-    T row_max = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < N; ++j) row_max = std::max(row_max, a[i * N + j]);
-    T sum = 0;
-    for (int64_t j = 0; j < N; ++j) sum += std::exp(a[i * N + j] - row_max);
-    const T shift = row_max + std::log(sum);
-    for (int64_t j = 0; j < N; ++j) a[i * N + j] -= shift;
-  }
-}
-
-// ---- one matrix ----
-
-// Half-step h = 1 .. 2 * iters: odd h normalise the columns, even h the rows.
-bool is_column_step(int64_t h) { return h % 2 == 1; }
-
-// Runs the iteration on one [M, N] matrix, leaving the log-domain result before its final exp.
-// keep_tape: tape holds (2 * iters + 1) matrices (tape[0] the start, tape[h] the result of half-step h)
-// and sums (linear domain) the divisors of every half-step h, N column sums or M row sums, at
-// sums + (h - 1) * max(M, N). Otherwise tape is one matrix updated in place and sums one slot reused.
-template <class T>
-void run_matrix(T* tape, T* sums, const T* logits, int64_t M, int64_t N, int64_t iters, bool log_domain,
-                bool keep_tape) {
-  const int64_t size = M * N, stride = std::max(M, N);
-  if (log_domain)
-    std::copy(logits, logits + size, tape);
-  else
-    exp_shifted_by_column_max(tape, logits, M, N);
-  T* a = tape;
-  for (int64_t h = 1; h <= 2 * iters; ++h) {
-    if (keep_tape) {
-      std::copy(a, a + size, a + size);
-      a += size;
-    }
-    T* step_sums = keep_tape ? sums + (h - 1) * stride : sums;
-    if (log_domain && is_column_step(h)) log_softmax_columns(a, M, N);
-    if (log_domain && !is_column_step(h)) log_softmax_rows(a, M, N);
-    if (!log_domain && is_column_step(h)) divide_columns_by_sums(a, step_sums, M, N);
-    if (!log_domain && !is_column_step(h)) divide_rows_by_sums(a, step_sums, M, N);
-  }
-}
-
-// Turns g = dL/d(result of half-step h) into dL/d(its input), in place. y = that half-step's result.
-//   linear, columns (rows alike): y = x / c, c_j = max(s_j, floor), s_j = sum_i x_ij  (x >= 0, so |x| = x)
-//     dx_ij = (g_ij - sum_k g_kj y_kj) / c_j  where s_j >= floor,   g_ij / floor where the floor is taken.
-//     (Strictly the sum term carries sign(x_ij), 0 where x_ij underflowed to 0; such an entry stays 0 in every
-//     later iterate and its gradient is finally multiplied by exp(...) = 0, so dropping the sign changes nothing.)
-//   log, columns (rows alike): y = log_softmax_i(x)  =>  dx_ij = g_ij - exp(y_ij) * sum_k g_kj
-template <class T>
-void half_step_backward(T* g, const T* y, const T* sums, int64_t M, int64_t N, bool columns, bool log_domain) {
-  const int64_t lines = columns ? N : M, length = columns ? M : N;
-  // Element k of line l: column j = l, row i = k; or row i = l, column j = k.
-  auto at = [&](int64_t l, int64_t k) { return columns ? k * N + l : l * N + k; };
-  for (int64_t l = 0; l < lines; ++l) {
-    T dot = 0;
-    if (log_domain) {
-      for (int64_t k = 0; k < length; ++k) dot += g[at(l, k)];
-      for (int64_t k = 0; k < length; ++k) g[at(l, k)] -= std::exp(y[at(l, k)]) * dot;
-    } else if (sums[l] >= T(kSumFloor)) {
-      for (int64_t k = 0; k < length; ++k) dot += g[at(l, k)] * y[at(l, k)];
-      for (int64_t k = 0; k < length; ++k) g[at(l, k)] = (g[at(l, k)] - dot) / sums[l];
-    } else {
-      for (int64_t k = 0; k < length; ++k) g[at(l, k)] /= T(kSumFloor);
-    }
-  }
-}
 
 // Matrices per task: about kGrain elements of work each (a matrix costs ~4 * iters passes over M * N).
 int64_t matrices_per_task(int64_t M, int64_t N, int64_t iters) {
@@ -157,18 +27,12 @@ void sinkhorn_forward(const Tensor& out, const Tensor& logits, int64_t iters, bo
     T* result = out.data<T>();
     parallel_for(0, B, matrices_per_task(M, N, iters), [&](int64_t b0, int64_t b1) {
       std::vector<T> sums(std::max(M, N));  // one half-step's divisors, reused
-      for (int64_t b = b0; b < b1; ++b) {
-        T* a = result + b * M * N;
-        run_matrix<T>(a, sums.data(), in + b * M * N, M, N, iters, log_domain, false);
-        if (log_domain)
-          for (int64_t k = 0; k < M * N; ++k) a[k] = std::exp(a[k]);
-      }
+      for (int64_t b = b0; b < b1; ++b)
+        sinkhorn::matrix_forward<T>(result + b * M * N, sums.data(), in + b * M * N, M, N, iters, log_domain);
     });
   });
 }
 
-// grad_logits = vjp of the whole iteration: start from g = grad_out (linear) or g * out (log, through the
-// final exp), undo half-steps 2 * iters .. 1, then multiply by exp(logits - column max) (linear: the first exp).
 void sinkhorn_backward(const Tensor& grad_logits, const Tensor& logits, const Tensor& grad_out, int64_t iters,
                        bool log_domain) {
   const int64_t B = logits.shape()[0], M = logits.shape()[1], N = logits.shape()[2];
@@ -178,17 +42,9 @@ void sinkhorn_backward(const Tensor& grad_logits, const Tensor& logits, const Te
     T* grad = grad_logits.data<T>();
     parallel_for(0, B, matrices_per_task(M, N, iters), [&](int64_t b0, int64_t b1) {
       std::vector<T> tape((2 * iters + 1) * size), sums(2 * iters * stride);  // reused by every matrix of the task
-      for (int64_t b = b0; b < b1; ++b) {
-        run_matrix<T>(tape.data(), sums.data(), in + b * size, M, N, iters, log_domain, true);
-        T* g = grad + b * size;
-        const T* last = tape.data() + 2 * iters * size;  // log-domain values before the final exp
-        for (int64_t k = 0; k < size; ++k) g[k] = grad_in[b * size + k] * (log_domain ? std::exp(last[k]) : T(1));
-        for (int64_t h = 2 * iters; h >= 1; --h)
-          half_step_backward<T>(g, tape.data() + h * size, sums.data() + (h - 1) * stride, M, N, is_column_step(h),
-                                log_domain);
-        if (!log_domain)
-          for (int64_t k = 0; k < size; ++k) g[k] *= tape[k];  // d exp(x - shift)/dx = exp(x - shift)
-      }
+      for (int64_t b = b0; b < b1; ++b)
+        sinkhorn::matrix_backward<T>(grad + b * size, tape.data(), sums.data(), in + b * size, grad_in + b * size, M,
+                                     N, iters, log_domain);
     });
   });
 }

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <limits>
 
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/cpu/parallel.h"
 #include "core/dispatch.h"
 

@@ -24,7 +24,7 @@ Tensor binary_forward(BinaryOp op, const char* name, const Tensor& a, const Tens
   check_floating(name, a);
   Shape shape = broadcast_shapes(name, a.shape(), b.shape());
   Tensor out = Tensor::empty(shape, a.options());
-  cpu::binary(op, out, broadcast_view(name, a, shape), broadcast_view(name, b, shape));
+  HC_KERNEL(binary, out, op, out, broadcast_view(name, a, shape), broadcast_view(name, b, shape));
   return out;
 }
 
@@ -77,13 +77,13 @@ Tensor unary_op(UnaryOp op, const Tensor& x) {
   const UnaryInfo& info = kUnary[static_cast<int>(op)];
   check_floating(info.name.c_str(), x);
   Tensor y = Tensor::empty(x.shape(), x.options());
-  cpu::unary(op, y, x);
+  HC_KERNEL(unary, y, op, y, x);
   // Keep only what the rule reads: x, y or nothing.
   autograd::SavedTensor xs = info.saves == UnarySaves::X ? save(x, info.name) : autograd::SavedTensor();
   autograd::SavedTensor ys = info.saves == UnarySaves::Y ? save(y, info.name) : autograd::SavedTensor();
   return record(info.name, y, {x}, [op, xs, ys](const Tensor& g, const Needs&) {
     Tensor grad = Tensor::empty(g.shape(), g.options());
-    cpu::unary_backward(op, grad, xs.get(), ys.get(), g);
+    HC_KERNEL(unary_backward, grad, op, grad, xs.get(), ys.get(), g);
     return TensorList{grad};
   });
 }
@@ -105,11 +105,11 @@ const OpName kClamp{"clamp"};
 Tensor pow(const Tensor& x, double exponent) {
   check_floating("pow", x);
   Tensor y = Tensor::empty(x.shape(), x.options());
-  cpu::pow(y, x, exponent);
+  HC_KERNEL(pow, y, y, x, exponent);
   // d(x^p)/dx = p x^(p-1)
   return record(kPow, y, {x}, [x = save(x, kPow), exponent](const Tensor& g, const Needs&) {
     Tensor grad = Tensor::empty(g.shape(), g.options());
-    cpu::pow_backward(grad, x.get(), g, exponent);
+    HC_KERNEL(pow_backward, grad, grad, x.get(), g, exponent);
     return TensorList{grad};
   });
 }
@@ -120,11 +120,11 @@ Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> m
   const double hi = max.value_or(std::numeric_limits<double>::infinity());
   HC_CHECK(!(lo > hi), Error, "clamp: min ", lo, " is greater than max ", hi);
   Tensor y = Tensor::empty(x.shape(), x.options());
-  cpu::clamp(y, x, lo, hi);
+  HC_KERNEL(clamp, y, y, x, lo, hi);
   // Gradient passes where min <= x <= max, zero where x was clamped.
   return record(kClamp, y, {x}, [x = save(x, kClamp), lo, hi](const Tensor& g, const Needs&) {
     Tensor grad = Tensor::empty(g.shape(), g.options());
-    cpu::clamp_backward(grad, x.get(), g, lo, hi);
+    HC_KERNEL(clamp_backward, grad, grad, x.get(), g, lo, hi);
     return TensorList{grad};
   });
 }
@@ -137,7 +137,7 @@ Tensor compare_op(CompareOp op, const char* name, const Tensor& a, const Tensor&
   check_same_dtype(name, a, b);
   Shape shape = broadcast_shapes(name, a.shape(), b.shape());
   Tensor out = Tensor::empty(shape, {.dtype = DType::Bool, .device = a.device()});
-  cpu::compare(op, out, broadcast_view(name, a, shape), broadcast_view(name, b, shape));
+  HC_KERNEL(compare, out, op, out, broadcast_view(name, a, shape), broadcast_view(name, b, shape));
   return out;
 }
 }  // namespace
@@ -165,7 +165,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
   Tensor out = Tensor::empty(shape, a.options());
   Tensor c = broadcast_view("where", cond, shape);
-  cpu::where(out, c, broadcast_view("where", a, shape), broadcast_view("where", b, shape));
+  HC_KERNEL(where, out, out, c, broadcast_view("where", a, shape), broadcast_view("where", b, shape));
   // The gradient goes to a where cond holds and to b elsewhere.
   return record(kWhere, out, {a, b}, [c](const Tensor& g, const Needs& need) {
     Tensor zero = zeros({}, g.options());
@@ -179,7 +179,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_same_device("masked_fill", x, mask);
   Tensor m = broadcast_view("masked_fill", mask, x.shape());
   Tensor out = Tensor::empty(x.shape(), x.options());
-  cpu::where(out, m, broadcast_view("masked_fill", scalar_tensor(value, x.options()), x.shape()), x);
+  HC_KERNEL(where, out, out, m, broadcast_view("masked_fill", scalar_tensor(value, x.options()), x.shape()), x);
   // The filled places are constants: their gradient is zero.
   return record(kMaskedFill, out, {x}, [m](const Tensor& g, const Needs&) {
     return TensorList{where(m, zeros({}, g.options()), g)};

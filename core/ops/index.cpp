@@ -15,7 +15,8 @@ Tensor checked_index(const char* op, const Tensor& index, int64_t size, const ch
   HC_CHECK(index.dtype() == DType::Int64, DTypeError, op, ": indices must be int64, got ", index.dtype(),
            " for shape ", index.shape());
   Tensor flat = as_contiguous(index);
-  const int64_t* p = flat.data<int64_t>();
+  const Tensor host = flat.to(Device::cpu());  // GPU indices are checked from a copy
+  const int64_t* p = host.data<int64_t>();
   for (int64_t i = 0; i < flat.numel(); ++i)
     HC_CHECK(p[i] >= 0 && p[i] < size, IndexError, op, ": index ", p[i], " out of range for ", what, " ", shape,
              " (valid: 0..", size - 1, ")");
@@ -25,7 +26,7 @@ Tensor checked_index(const char* op, const Tensor& index, int64_t size, const ch
 // The gradient of a gather: zeros of the source's shape with the rows of g added at their indices.
 Tensor scatter_add_rows(const Tensor& g, const Shape& source_shape, int64_t dim, const Tensor& index) {
   Tensor grad = zeros(source_shape, g.options());
-  cpu::index_add(grad, dim, index, as_contiguous(g));
+  HC_KERNEL(index_add, grad, grad, dim, index, as_contiguous(g));
   return grad;
 }
 
@@ -39,7 +40,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Shape shape = x.shape();
   shape[d] = idx.numel();
   Tensor out = Tensor::empty(shape, x.options());
-  cpu::index_select(out, as_contiguous(x), d, idx);
+  HC_KERNEL(index_select, out, out, as_contiguous(x), d, idx);
   return record(kIndexSelect, out, {x}, [shape = x.shape(), d, idx](const Tensor& g, const Needs&) {
     return TensorList{scatter_add_rows(g, shape, d, idx)};
   });
@@ -54,7 +55,7 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   Shape shape = ids.shape();
   shape.push_back(weight.shape()[1]);
   Tensor out = Tensor::empty(shape, weight.options());
-  cpu::index_select(out, as_contiguous(weight), 0, idx);
+  HC_KERNEL(index_select, out, out, as_contiguous(weight), 0, idx);
   return record(kEmbedding, out, {weight}, [shape = weight.shape(), idx](const Tensor& g, const Needs&) {
     return TensorList{scatter_add_rows(g.reshape({-1, shape[1]}), shape, 0, idx)};
   });

@@ -32,7 +32,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     sizes.push_back(t.shape()[d]);
     Shape window = out.shape();
     window[d] = t.shape()[d];
-    cpu::copy(as_strided(out, window, out.strides(), start * out.strides()[d]), t);
+    HC_KERNEL(copy, out, as_strided(out, window, out.strides(), start * out.strides()[d]), t);
     start += t.shape()[d];
   }
   return record(kCat, out, tensors, [d, starts, sizes](const Tensor& g, const Needs& need) {

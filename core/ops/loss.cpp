@@ -20,9 +20,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOp
   const int64_t N = logits.shape()[0], C = logits.shape()[1];
   HC_CHECK(C > 0, ShapeError, "cross_entropy: logits ", logits.shape(), " have no classes");
   Tensor t = as_contiguous(targets);
+  const Tensor host_targets = t.to(Device::cpu());  // GPU targets are checked from a copy
+  const int64_t* target_values = host_targets.data<int64_t>();
   int64_t count = 0;  // targets that are not ignored
   for (int64_t n = 0; n < N; ++n) {
-    int64_t target = t.data<int64_t>()[n];
+    int64_t target = target_values[n];
     if (target == options.ignore_index) continue;
     HC_CHECK(target >= 0 && target < C, IndexError, "cross_entropy: target ", target, " at row ", n,
              " out of range for ", C, " classes (logits ", logits.shape(), ")");
@@ -32,7 +34,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOp
   Tensor x = as_contiguous(logits);
   Tensor losses = Tensor::empty({N}, logits.options());
   Tensor lse = Tensor::empty({N}, logits.options());
-  cpu::cross_entropy_forward(losses, lse, x, t, options.ignore_index);
+  HC_KERNEL(cross_entropy_forward, losses, losses, lse, x, t, options.ignore_index);
 
   Tensor out;
   double scale = 1.0;  // d out / d losses[n] for the reductions
@@ -40,7 +42,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOp
     out = losses;
   } else {
     out = Tensor::empty({1}, logits.options());
-    cpu::sum_rows(out, losses.reshape({1, N}));
+    HC_KERNEL(sum_rows, out, out, losses.reshape({1, N}));
     if (options.reduction == Reduction::Mean) {
       scale = 1.0 / static_cast<double>(count);  // every target ignored: 0/0 = nan, as in PyTorch
       out.mul_(scale);
@@ -55,7 +57,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOp
                                            ? as_contiguous(g)
                                            : full({logits.shape()[0]}, g.item() * scale, g.options());
                   Tensor grad = Tensor::empty(logits.shape(), logits.options());
-                  cpu::cross_entropy_backward(grad, logits, t, lse, grad_losses, ignore);
+                  HC_KERNEL(cross_entropy_backward, grad, grad, logits, t, lse, grad_losses, ignore);
                   return TensorList{grad};
                 });
 }

@@ -44,7 +44,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   out_shape.insert(out_shape.end(), {n, m});
 
   Tensor out = Tensor::empty(out_shape, a.options());
-  cpu::matmul(out, broadcast_view("matmul", a, a_shape), broadcast_view("matmul", b, b_shape));
+  HC_KERNEL(matmul, out, out, broadcast_view("matmul", a, a_shape), broadcast_view("matmul", b, b_shape));
   return record(kMatmul, out, {a, b}, [a = save(a, kMatmul), b = save(b, kMatmul)](const Tensor& g, const Needs& need) {
     return TensorList{need[0] ? matmul(g, b.get().transpose(-1, -2)) : Tensor(),
                       need[1] ? matmul(a.get().transpose(-1, -2), g) : Tensor()};

@@ -49,7 +49,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   const int64_t N = rows.shape()[0];
   Tensor y = Tensor::empty(rows.shape(), x.options());
   Tensor mean = Tensor::empty({N}, x.options()), rstd = Tensor::empty({N}, x.options());
-  cpu::layer_norm_forward(y, mean, rstd, rows, weight, bias, eps);
+  HC_KERNEL(layer_norm_forward, y, y, mean, rstd, rows, weight, bias, eps);
   return record(kLayerNorm, y.reshape(x.shape()), {x, weight, bias},
                 [rows = save(rows, kLayerNorm), w = save(weight, kLayerNorm), mean, rstd, shape = x.shape(),
                  normalized_shape](
@@ -58,7 +58,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                   Tensor grad_x = need[0] ? Tensor::empty(xr.shape(), g.options()) : Tensor();
                   Tensor grad_w = maybe_empty(need[1], normalized_shape, g.options());
                   Tensor grad_b = maybe_empty(need[2], normalized_shape, g.options());
-                  cpu::layer_norm_backward(grad_x, grad_w, grad_b, rows_of(g, xr.shape()[1]), xr, wv, mean, rstd);
+                  HC_KERNEL(layer_norm_backward, g, grad_x, grad_w, grad_b, rows_of(g, xr.shape()[1]), xr, wv, mean, rstd);
                   return TensorList{need[0] ? grad_x.reshape(shape) : Tensor(), grad_w, grad_b};
                 });
 }
@@ -70,14 +70,14 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
   Tensor rows = rows_of(x, D);
   Tensor y = Tensor::empty(rows.shape(), x.options());
   Tensor rstd = Tensor::empty({rows.shape()[0]}, x.options());
-  cpu::rms_norm_forward(y, rstd, rows, weight, epsilon);
+  HC_KERNEL(rms_norm_forward, y, y, rstd, rows, weight, epsilon);
   return record(kRmsNorm, y.reshape(x.shape()), {x, weight},
                 [rows = save(rows, kRmsNorm), w = save(weight, kRmsNorm), rstd, shape = x.shape(), normalized_shape](
                     const Tensor& g, const Needs& need) {
                   Tensor xr = rows.get(), wv = w.get();
                   Tensor grad_x = need[0] ? Tensor::empty(xr.shape(), g.options()) : Tensor();
                   Tensor grad_w = maybe_empty(need[1], normalized_shape, g.options());
-                  cpu::rms_norm_backward(grad_x, grad_w, rows_of(g, xr.shape()[1]), xr, wv, rstd);
+                  HC_KERNEL(rms_norm_backward, g, grad_x, grad_w, rows_of(g, xr.shape()[1]), xr, wv, rstd);
                   return TensorList{need[0] ? grad_x.reshape(shape) : Tensor(), grad_w};
                 });
 }

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "autograd/node.h"
-#include "core/cpu/kernels.h"
+#include "core/kernels.h"
 #include "core/ops.h"
 
 namespace hcgrad {

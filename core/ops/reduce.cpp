@@ -72,7 +72,7 @@ Tensor expand_back(const Tensor& g, const Shape& keep_shape, const Shape& input_
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
   RowLayout L = to_rows("sum", x, dims);
   Tensor flat = Tensor::empty({L.outer}, x.options());
-  cpu::sum_rows(flat, L.rows);
+  HC_KERNEL(sum_rows, flat, flat, L.rows);
   // d(sum)/dx = 1 for every summed element
   return record(kSum, shaped(flat, L, keepdim), {x},
                 [keep = L.keep_shape, shape = x.shape()](const Tensor& g, const Needs&) {
@@ -83,7 +83,7 @@ Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
 Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
   RowLayout L = to_rows("mean", x, dims);
   Tensor flat = Tensor::empty({L.outer}, x.options());
-  cpu::sum_rows(flat, L.rows);
+  HC_KERNEL(sum_rows, flat, flat, L.rows);
   flat.mul_(1.0 / static_cast<double>(L.inner));  // 0 elements: 0 * inf = nan, as in PyTorch
   return record(kMean, shaped(flat, L, keepdim), {x},
                 [keep = L.keep_shape, shape = x.shape(), n = L.inner](const Tensor& g, const Needs&) {
@@ -97,22 +97,18 @@ Tensor extremum(const OpName& op, const Tensor& x, const Shape& dims, bool keepd
   RowLayout L = to_rows(op.c_str(), x, dims);
   HC_CHECK(L.inner > 0, ShapeError, op.c_str(), ": cannot reduce over zero elements (shape ", x.shape(), ")");
   Tensor values = Tensor::empty({L.outer}, x.options());
-  Tensor indices = Tensor::empty({L.outer}, {.dtype = DType::Int64});
-  cpu::max_rows(values, indices, L.rows, take_max);
+  Tensor indices = Tensor::empty({L.outer}, {.dtype = DType::Int64, .device = x.device()});
+  HC_KERNEL(max_rows, values, values, indices, L.rows, take_max);
   // Capture sizes, not L itself: L.rows would keep a copy of the input alive for nothing.
   return record(op, shaped(values, L, keepdim), {x},
                 [outer = L.outer, inner = L.inner, permutation = L.permutation, indices, shape = x.shape()](
                     const Tensor& g, const Needs&) {
-    // Scatter g into a zero [outer, inner] buffer at the picked positions, then view that buffer in the
-    // input's dim order (undoing the permutation).
-    Tensor grad_rows = zeros({outer, inner}, g.options());
-    Tensor g_flat = g.contiguous();
-    const int64_t* picked = indices.data<int64_t>();
-    dispatch_floating("max_backward", g.dtype(), [&]<class T>() {
-      T* dst = grad_rows.data<T>();
-      const T* src = g_flat.data<T>();
-      for (int64_t r = 0; r < outer; ++r) dst[r * inner + picked[r]] = src[r];
-    });
+    // g goes to the picked position of each row of an [outer, inner] buffer, zeros elsewhere (a one-hot
+    // select, so it runs on any device); then the buffer is viewed in the input's dim order (undoing the
+    // permutation).
+    const Tensor positions = arange(inner, {.dtype = DType::Int64, .device = g.device()}).unsqueeze(0);
+    const Tensor picked = eq(positions, indices.unsqueeze(1));  // [outer, inner]
+    Tensor grad_rows = where(picked, g.detach().reshape({outer, 1}), zeros({}, g.options()));
     Shape permuted_shape(permutation.size()), inverse(permutation.size());
     for (size_t k = 0; k < permutation.size(); ++k) {
       permuted_shape[k] = shape[permutation[k]];
@@ -131,15 +127,15 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   RowLayout L = to_rows("argmax", x, {dim});
   HC_CHECK(L.inner > 0, ShapeError, "argmax: cannot reduce over zero elements (shape ", x.shape(), ")");
   Tensor values = Tensor::empty({L.outer}, x.options());
-  Tensor indices = Tensor::empty({L.outer}, {.dtype = DType::Int64});
-  cpu::max_rows(values, indices, L.rows, true);
+  Tensor indices = Tensor::empty({L.outer}, {.dtype = DType::Int64, .device = x.device()});
+  HC_KERNEL(max_rows, values, values, indices, L.rows, true);
   return shaped(indices, L, keepdim);
 }
 
 Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
   RowLayout L = to_rows("logsumexp", x, dims);
   Tensor flat = Tensor::empty({L.outer}, x.options());
-  cpu::logsumexp_rows(flat, L.rows);
+  HC_KERNEL(logsumexp_rows, flat, flat, L.rows);
   Tensor out = shaped(flat, L, keepdim);
   // d logsumexp / dx = exp(x - logsumexp) = softmax(x) over the reduced dims
   return record(kLogsumexp, out, {x},

@@ -42,13 +42,13 @@ Tensor sinkhorn(const Tensor& logits, int64_t iters, SinkhornDomain domain) {
   const bool log_domain = domain == SinkhornDomain::Log;
   Tensor matrices = as_matrices(logits);
   Tensor out = Tensor::empty(matrices.shape(), logits.options());
-  cpu::sinkhorn_forward(out, matrices, iters, log_domain);
+  HC_KERNEL(sinkhorn_forward, out, out, matrices, iters, log_domain);
   const Shape shape = logits.shape();
   return record(kSinkhorn, as_strided(out, shape, contiguous_strides(shape), 0), {logits},
                 [saved = save(matrices, kSinkhorn), iters, log_domain, shape](const Tensor& g, const Needs&) {
                   Tensor x = saved.get();
                   Tensor grad = Tensor::empty(x.shape(), g.options());
-                  cpu::sinkhorn_backward(grad, x, as_matrices(g), iters, log_domain);
+                  HC_KERNEL(sinkhorn_backward, grad, grad, x, as_matrices(g), iters, log_domain);
                   return TensorList{as_strided(grad, shape, contiguous_strides(shape), 0)};
                 });
 }

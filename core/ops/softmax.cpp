@@ -39,13 +39,13 @@ Tensor softmax_op(const OpName& op, const Tensor& x, int64_t dim, bool log) {
   const int64_t d = normalize_dim(op.c_str(), dim, x.shape());
   Tensor x_rows = rows_with_last(x, d);
   Tensor y_rows = Tensor::empty(x_rows.shape(), x.options());
-  cpu::softmax(y_rows, x_rows, log);
+  HC_KERNEL(softmax, y_rows, y_rows, x_rows, log);
   Tensor y = from_rows(y_rows, x.shape(), d);
   return record(op, y, {x}, [y = save(y, op), d, log](const Tensor& g, const Needs&) {
     Tensor yv = y.get();
     Tensor y_rows = rows_with_last(yv, d);
     Tensor grad_rows = Tensor::empty(y_rows.shape(), g.options());
-    cpu::softmax_backward(grad_rows, y_rows, rows_with_last(g, d), log);
+    HC_KERNEL(softmax_backward, grad_rows, grad_rows, y_rows, rows_with_last(g, d), log);
     return TensorList{from_rows(grad_rows, yv.shape(), d)};
   });
 }

@@ -3,10 +3,12 @@
 //   view/reshape -> reshape back      permute/transpose -> inverse permutation
 //   narrow/slice -> zeros, gradient written into the window      expand -> sum over repeated dims
 //   squeeze/unsqueeze -> reshape back     contiguous/clone -> identity     to(dtype) -> convert back
+//   to(device) -> copy back to the source device
 #include <numeric>
 
 #include "core/creation.h"
 #include "core/ops/op.h"
+#include "cuda/runtime.h"
 
 namespace hcgrad {
 
@@ -23,6 +25,7 @@ const OpName kUnsqueeze{"unsqueeze"};
 const OpName kContiguous{"contiguous"};
 const OpName kClone{"clone"};
 const OpName kTo{"to"};
+const OpName kToDevice{"to_device"};
 
 // Strides that let (shape, strides) be read as `target` without a copy, or an empty result when the
 // memory layout does not allow it (e.g. flattening a transposed matrix). PyTorch's computeStride:
@@ -56,7 +59,7 @@ std::optional<Strides> view_strides(const Shape& shape, const Strides& strides, 
 // A copy of x into a new contiguous tensor of `dtype` (no autograd).
 Tensor copy_of(const Tensor& x, DType dtype) {
   Tensor out = Tensor::empty(x.shape(), {.dtype = dtype, .device = x.device()});
-  cpu::copy(out, x);
+  HC_KERNEL(copy, out, out, x);
   return out;
 }
 }  // namespace
@@ -152,7 +155,7 @@ Tensor scatter_window(const Tensor& g, const Shape& input_shape, int64_t dim, in
   Strides strides = grad.strides();
   strides[dim] *= step;
   Tensor window = as_strided(grad, g.shape(), strides, start * grad.strides()[dim]);
-  cpu::copy(window, g);
+  HC_KERNEL(copy, window, window, g);
   return grad;
 }
 }  // namespace
@@ -249,6 +252,22 @@ Tensor Tensor::to(DType target) const {
   Tensor out = copy_of(*this, target);
   if (!is_floating(target)) return out;  // integer and bool results carry no gradient
   return record(kTo, out, {*this}, [source = dtype()](const Tensor& g, const Needs&) {
+    return TensorList{g.to(source)};
+  });
+}
+
+}  // namespace hcgrad
+
+namespace hcgrad {
+
+// Between devices the bytes move as one block (cuda/runtime.h), so the source is made contiguous first.
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  Tensor dense = as_contiguous(*this);
+  Tensor out = Tensor::empty(shape(), {.dtype = dtype(), .device = target});
+  cuda::copy_between_devices(out, dense);
+  if (!is_floating(dtype())) return out;
+  return record(kToDevice, out, {*this}, [source = device()](const Tensor& g, const Needs&) {
     return TensorList{g.to(source)};
   });
 }

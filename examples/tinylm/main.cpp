@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dropout", train.model.dropout, "dropout probability")->capture_default_str();
   train_cmd->add_option("--seed", train.seed, "random seed")->capture_default_str();
   train_cmd->add_option("--threads", train.threads, "CPU threads (0: all cores)")->capture_default_str();
+  train_cmd->add_option("--device", train.device, "cpu, cuda or cuda:N (a GPU build and a GPU)")->capture_default_str();
   train_cmd->add_option("--eval-every", train.eval_every, "steps between evaluations and checkpoints")
       ->capture_default_str();
   train_cmd->add_option("--out", train.out, "run directory (default: a new runs/tinylm-<date>-<time>)");

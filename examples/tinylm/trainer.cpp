@@ -104,11 +104,26 @@ TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
   return o;
 }
 
-double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches) {
+// "cpu", "cuda" or "cuda:N" -> a Device; a GPU that is not there is refused with the reason.
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  HC_CHECK(name.rfind("cuda", 0) == 0, Error, "--device: expected cpu, cuda or cuda:N, got '", name, "'");
+  int index = 0;
+  if (name.size() > 4) {
+    HC_CHECK(name[4] == ':' && name.size() > 5, Error, "--device: expected cpu, cuda or cuda:N, got '", name, "'");
+    index = std::stoi(name.substr(5));
+  }
+  HC_CHECK(cuda::is_available(), DeviceError, "--device ", name, ": ", cuda::unavailable_reason());
+  HC_CHECK(index >= 0 && index < cuda::device_count(), DeviceError, "--device ", name, ": this machine has ",
+           cuda::device_count(), " GPU(s)");
+  return Device::cuda(index);
+}
+
+double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches, Device device) {
   autograd::NoGradGuard no_grad;
   model.eval();
   double total = 0;
-  for (const nn::Batch& b : batches) total += model.loss(b.inputs, b.targets).item();
+  for (const nn::Batch& b : batches) total += model.loss(b.inputs.to(device), b.targets.to(device)).item();
   model.train();
   return total / static_cast<double>(batches.size());
 }
@@ -200,8 +215,12 @@ TrainResult train(const TrainOptions& requested) {
   data.check_fits(o.model.context);
   const std::vector<nn::Batch> val_batches = nn::eval_batches(data.val(), o.batch, o.model.context, o.eval_batches);
 
-  // 2. Model, optimizer, schedule. AdamW decays the weight matrices only (nn/gpt.h, decay_split).
+  // 2. Model, optimizer, schedule. AdamW decays the weight matrices only (nn/gpt.h, decay_split). The
+  // weights are initialised on the CPU (the same numbers on every device), then moved, before the
+  // optimizer creates its state buffers next to them.
+  const Device device = parse_device(o.device);
   nn::GPT model(o.model, o.seed);
+  model.to(device);
   nn::GPT::DecaySplit split = model.decay_split();
   nn::AdamW optimizer({{.params = split.decay, .weight_decay = o.weight_decay},
                        {.params = split.no_decay, .weight_decay = 0.0}},
@@ -227,7 +246,8 @@ TrainResult train(const TrainOptions& requested) {
   MetricsFile metrics((fs::path(o.out) / "metrics.csv").string(), start_step);
   const std::map<std::string, std::string> settings = settings_of(o, data_fingerprint);
 
-  std::printf("tinylm: %s, %.2fM parameters\n", o.model.describe().c_str(), model.num_parameters() / 1e6);
+  std::printf("tinylm: %s, %.2fM parameters, on %s\n", o.model.describe().c_str(), model.num_parameters() / 1e6,
+              device.is_cpu() ? "the CPU" : cuda::device_name(device.index).c_str());
   std::printf("tinylm: data %s: %zu training bytes, %zu validation bytes\n", source.c_str(), data.train().size(),
               data.val().size());
   std::printf("tinylm: %lld steps of %lld x %lld tokens, AdamW lr %g (warm-up %lld, cosine to %g), %d threads -> %s\n",
@@ -252,7 +272,7 @@ TrainResult train(const TrainOptions& requested) {
     const double lr = schedule(step);
     optimizer.set_lr(lr);
     nn::Batch batch = nn::sample_batch(data.train(), o.batch, o.model.context, data_gen);
-    Tensor loss = model.loss(batch.inputs, batch.targets);
+    Tensor loss = model.loss(batch.inputs.to(device), batch.targets.to(device));
     const double loss_value = loss.item();
     optimizer.zero_grad();
     loss.backward();
@@ -279,7 +299,7 @@ TrainResult train(const TrainOptions& requested) {
     progress.step(done, o.steps, loss_value, lr, tokens_per_step * window_steps / window_seconds, eta);
 
     if (done % o.eval_every == 0 || done == end_step) {
-      const double val_loss = evaluate(model, val_batches);
+      const double val_loss = evaluate(model, val_batches, device);
       const double tokens_per_s = tokens_per_step * window_steps / window_seconds;
       metrics.add(done, window_loss / window_steps, val_loss, lr, tokens_per_s);
       save_run(checkpoint_file, model, &optimizer,

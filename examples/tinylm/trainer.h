@@ -24,6 +24,7 @@ struct TrainOptions {
   double clip = 1.0;           // global gradient-norm clip (0: off)
   uint64_t seed = 1337;        // initialisation, batches and dropout all derive from it
   int threads = 0;             // 0: every core
+  std::string device = "cpu";  // "cpu", "cuda" or "cuda:N": where the model trains
   int64_t eval_every = 250;    // validation loss and checkpoint every N steps (and at the end)
   int64_t eval_batches = 8;    // batches of validation windows per evaluation
   std::string out;              // empty: a new directory runs/tinylm-<date>-<time>

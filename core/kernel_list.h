@@ -1,20 +1,8 @@
-// CPU kernels. Each one computes into tensors the op has already validated and allocated; the op
-// (core/ops/<family>.cpp) owns checks and autograd, the kernel (core/cpu/<family>.cpp) owns the loops.
-// A CUDA kernel of the same name does the same job on the GPU.
-// Unless said otherwise, tensors may have any strides.
-#pragma once
-
-#include <cstdint>
-
-#include "core/tensor.h"
-#include "core/unary_ops.h"
-
-namespace hcgrad {
-enum class BinaryOp { Add, Sub, Mul, Div };
-enum class CompareOp { Eq, Ne, Lt, Le, Gt, Ge };
-}  // namespace hcgrad
-
-namespace hcgrad::cpu {
+// The kernel catalogue, declared once and included twice by core/kernels.h: inside namespace hcgrad::cpu
+// (implemented in core/cpu/*.cpp) and inside namespace hcgrad::cuda (cuda/*.cu). No include guard, on
+// purpose. Each kernel computes into tensors the op has already validated and allocated; the op
+// (core/ops/<family>.cpp) owns checks and autograd, the kernel owns the loops.
+// Unless said otherwise, tensors may have any strides, and all of them are on one device.
 
 // ---- elementwise (core/cpu/elementwise.cpp); all operands have out's shape ----
 void unary(UnaryOp op, const Tensor& out, const Tensor& x);
@@ -43,6 +31,14 @@ void logsumexp_rows(const Tensor& out, const Tensor& rows);
 // out [B..., n, m] contiguous = a [B..., n, k] @ b [B..., k, m]; a and b share out's batch dims
 // (stride 0 where broadcast). Each matrix may be row- or column-major (a transposed view): no copy then.
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
+
+// ---- stream mixing (core/cpu/stream_mix.cpp); every tensor contiguous, one small matrix per row m ----
+// out [M, K, D] = weights[m]^T @ x[m]: out[m, k, d] = sum_s weights[m, s, k] * x[m, s, d];
+// weights [M, S, K], x [M, S, D].
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x);
+// grad_weights [M, S, K]: grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d];
+// x [M, S, D], grad_out [M, K, D].
+void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out);
 
 // ---- softmax (core/cpu/softmax.cpp); x, y, grads: contiguous [rows, n], over the last dim ----
 void softmax(const Tensor& y, const Tensor& x, bool log);
@@ -84,4 +80,21 @@ void sinkhorn_forward(const Tensor& out, const Tensor& logits, int64_t iters, bo
 void sinkhorn_backward(const Tensor& grad_logits, const Tensor& logits, const Tensor& grad_out, int64_t iters,
                        bool log_domain);
 
-}  // namespace hcgrad::cpu
+// ---- fused attention (core/cpu/attention.cpp); q, k, v, out and grads: contiguous [B, H, T, hd] ----
+// out[b,h,i] = sum_j softmax_j(scale * q_i . k_j) v_j over the keys j (j <= i when causal);
+// lse [B, H, T] = the log-sum-exp of each scaled, masked score row, kept for backward.
+void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                       bool causal, double scale);
+// The three input gradients, the probabilities recomputed from q, k and lse (nothing T x T is kept).
+// Any of grad_q, grad_k, grad_v may be undefined (not needed).
+void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                        bool causal, double scale);
+
+// ---- optimizers (core/cpu/optim.cpp); every tensor contiguous, same shape and dtype ----
+// One Adam / AdamW update of one parameter, in place (torch.optim semantics, see nn/optim.cpp):
+//   p *= 1 - lr * decoupled_decay;  g' = g + l2_decay * p
+//   m += (1 - beta1) (g' - m);  v = beta2 v + (1 - beta2) g'^2
+//   p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)
+void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+               const AdamStep& step);

@@ -1,0 +1,150 @@
+// Fused scaled dot-product attention on the CPU: one task per (batch, head), Eigen GEMMs inside it.
+//
+// Each head is a row-major [T, hd] matrix of q, k, v. A task forms that head's [T, T] scores in its own
+// scratch, so nothing T x T outlives the call (backward recomputes the probabilities from q, k and lse).
+// When causal, only the lower triangle (keys j <= i) is ever computed or read: triangular products skip
+// the masked half.
+#include <cmath>
+#include <limits>
+
+#include <Eigen/Core>
+
+#include "core/kernels.h"
+#include "core/cpu/parallel.h"
+#include "core/dispatch.h"
+
+namespace hcgrad::cpu {
+
+namespace {
+
+template <class Scalar>
+using RowMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class Scalar>
+using HeadMap = Eigen::Map<RowMatrix<Scalar>>;  // one head [T, hd]
+template <class Scalar>
+using ConstHeadMap = Eigen::Map<const RowMatrix<Scalar>>;
+
+// One (batch, head) slice of a contiguous [B, H, T, hd] tensor, as a [T, hd] matrix.
+template <class Scalar>
+struct Heads {
+  int64_t T, hd;
+  ConstHeadMap<Scalar> of(const Tensor& t, int64_t head) const {
+    return ConstHeadMap<Scalar>(t.data<Scalar>() + head * T * hd, T, hd);
+  }
+  // Where a gradient's head starts, or null when the gradient is not wanted (undefined).
+  Scalar* writable(const Tensor& t, int64_t head) const {
+    return t.defined() ? t.data<Scalar>() + head * T * hd : nullptr;
+  }
+};
+
+// scores = (q * scale) k^T, the lower triangle only when causal (the upper one is then left unset).
+template <class Scalar>
+void attention_scores(RowMatrix<Scalar>& scores, RowMatrix<Scalar>& q_scaled, const ConstHeadMap<Scalar>& q,
+                      const ConstHeadMap<Scalar>& k, bool causal, Scalar scale) {
+  q_scaled.noalias() = q * scale;  // scaling the [T, hd] factor is cheaper than the [T, T] product
+  if (causal)
+    scores.template triangularView<Eigen::Lower>() = q_scaled * k.transpose();
+  else
+    scores.noalias() = q_scaled * k.transpose();
+}
+
+// Keys row i may attend to: [0, keys) with keys = i + 1 when causal, else T.
+inline int64_t keys_of_row(int64_t i, int64_t T, bool causal) { return causal ? i + 1 : T; }
+
+// out += P * rhs for P [T, T], reading only the lower triangle of P when causal.
+template <class Scalar, class Out, class Rhs>
+void multiply_probabilities(Out&& out, const RowMatrix<Scalar>& P, const Rhs& rhs, bool causal) {
+  if (causal)
+    out.noalias() = P.template triangularView<Eigen::Lower>() * rhs;
+  else
+    out.noalias() = P * rhs;
+}
+
+// out = P^T * rhs, the same for the transpose.
+template <class Scalar, class Out, class Rhs>
+void multiply_probabilities_transposed(Out&& out, const RowMatrix<Scalar>& P, const Rhs& rhs, bool causal) {
+  if (causal)
+    out.noalias() = P.template triangularView<Eigen::Lower>().transpose() * rhs;
+  else
+    out.noalias() = P.transpose() * rhs;
+}
+
+}  // namespace
+
+// Per head: S = scale q k^T; each row's softmax over its visible keys turns S into P in place
+// (lse_i = max + log(sum of exp)); out = P v.
+void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                       bool causal, double scale) {
+  const int64_t heads = q.shape()[0] * q.shape()[1], T = q.shape()[2], hd = q.shape()[3];
+  dispatch_floating("scaled_dot_product_attention", q.dtype(), [&]<class Scalar>() {
+    const Heads<Scalar> head_of{T, hd};
+    Scalar* lse_all = lse.data<Scalar>();
+    parallel_for(0, heads, grain_for(T * T * hd), [&](int64_t h0, int64_t h1) {
+      RowMatrix<Scalar> P(T, T), q_scaled(T, hd);  // this task's scratch, reused for each of its heads
+      for (int64_t h = h0; h < h1; ++h) {
+        attention_scores<Scalar>(P, q_scaled, head_of.of(q, h), head_of.of(k, h), causal, Scalar(scale));
+        Scalar* row_lse = lse_all + h * T;
+        for (int64_t i = 0; i < T; ++i) {
+          Scalar* p = P.data() + i * T;
+          const int64_t keys = keys_of_row(i, T, causal);
+          Scalar m = -std::numeric_limits<Scalar>::infinity();
+          for (int64_t j = 0; j < keys; ++j) m = std::max(m, p[j]);
+          Scalar sum = 0;
+          for (int64_t j = 0; j < keys; ++j) sum += p[j] = std::exp(p[j] - m);
+          const Scalar inv = Scalar(1) / sum;
+          for (int64_t j = 0; j < keys; ++j) p[j] *= inv;
+          row_lse[i] = m + std::log(sum);
+        }
+        multiply_probabilities<Scalar>(HeadMap<Scalar>(head_of.writable(out, h), T, hd), P, head_of.of(v, h),
+                                       causal);
+      }
+    });
+  });
+}
+
+// Per head: P = exp(scale q k^T - lse) recomputed; dv = P^T dout; dP = dout v^T;
+// dS = P * (dP - D) with D_i = dout_i . out_i; dq = scale dS k; dk = scale dS^T q.
+void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                        bool causal, double scale) {
+  const int64_t heads = q.shape()[0] * q.shape()[1], T = q.shape()[2], hd = q.shape()[3];
+  dispatch_floating("scaled_dot_product_attention_backward", q.dtype(), [&]<class Scalar>() {
+    const Heads<Scalar> head_of{T, hd};
+    const Scalar* lse_all = lse.data<Scalar>();
+    const bool need_scores_grad = grad_q.defined() || grad_k.defined();
+    parallel_for(0, heads, grain_for(T * T * hd), [&](int64_t h0, int64_t h1) {
+      RowMatrix<Scalar> P(T, T), dS(need_scores_grad ? T : 0, need_scores_grad ? T : 0), q_scaled(T, hd);
+      for (int64_t h = h0; h < h1; ++h) {
+        const ConstHeadMap<Scalar> qh = head_of.of(q, h), kh = head_of.of(k, h), dout = head_of.of(grad_out, h);
+        attention_scores<Scalar>(P, q_scaled, qh, kh, causal, Scalar(scale));
+        const Scalar* row_lse = lse_all + h * T;
+        for (int64_t i = 0; i < T; ++i) {
+          Scalar* p = P.data() + i * T;
+          for (int64_t j = 0; j < keys_of_row(i, T, causal); ++j) p[j] = std::exp(p[j] - row_lse[i]);
+        }
+        if (Scalar* dv = head_of.writable(grad_v, h))
+          multiply_probabilities_transposed<Scalar>(HeadMap<Scalar>(dv, T, hd), P, dout, causal);
+        if (!need_scores_grad) continue;
+
+        // dP = dout v^T (lower triangle only when causal), then dS = scale * P * (dP - D) in place.
+        const ConstHeadMap<Scalar> vh = head_of.of(v, h), oh = head_of.of(out, h);
+        if (causal)
+          dS.template triangularView<Eigen::Lower>() = dout * vh.transpose();
+        else
+          dS.noalias() = dout * vh.transpose();
+        for (int64_t i = 0; i < T; ++i) {
+          const Scalar D = dout.row(i).dot(oh.row(i));
+          const Scalar* p = P.data() + i * T;
+          Scalar* ds = dS.data() + i * T;
+          for (int64_t j = 0; j < keys_of_row(i, T, causal); ++j) ds[j] = Scalar(scale) * p[j] * (ds[j] - D);
+        }
+        if (Scalar* dq = head_of.writable(grad_q, h))
+          multiply_probabilities<Scalar>(HeadMap<Scalar>(dq, T, hd), dS, kh, causal);
+        if (Scalar* dk = head_of.writable(grad_k, h))
+          multiply_probabilities_transposed<Scalar>(HeadMap<Scalar>(dk, T, hd), dS, qh, causal);
+      }
+    });
+  });
+}
+
+}  // namespace hcgrad::cpu

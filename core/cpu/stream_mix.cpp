@@ -1,0 +1,91 @@
+// Stream mixing on the CPU: for each row m (one token), a small [S, K] matrix mixes S feature rows of
+// length D into K. With S, K ~ 4 a batched GEMM pays its setup per 4x4 product; these loops instead walk
+// each row's features contiguously (vectorised) with the few weights in registers.
+//
+// Rows are independent, so any split over threads gives the same bits.
+#include <algorithm>
+
+#include <Eigen/Core>
+
+#include "core/cpu/parallel.h"
+#include "core/dispatch.h"
+#include "core/kernels.h"
+
+namespace hcgrad::cpu {
+
+namespace {
+
+// Features per tile: a tile of x's S rows stays in L1 while each of the K outputs reads it.
+constexpr int64_t kTile = 512;
+// Input rows folded into one pass over an output row: out is read and written once per group.
+constexpr int64_t kGroup = 4;
+
+// o[i] (+)= sum_r w[r * K] * x[r * D + i] over R input rows, i < n; `first` starts the sum.
+template <int R, class T>
+void mix_group(T* __restrict o, const T* w, int64_t K, const T* __restrict x, int64_t D, int64_t n, bool first) {
+  T weight[R];
+  const T* row[R];
+  for (int r = 0; r < R; ++r) {
+    weight[r] = w[r * K];
+    row[r] = x + r * D;
+  }
+  for (int64_t i = 0; i < n; ++i) {  // contiguous over d: vectorised, the R-term sum unrolled
+    T acc = first ? T(0) : o[i];
+    for (int r = 0; r < R; ++r) acc += weight[r] * row[r][i];
+    o[i] = acc;
+  }
+}
+
+// out[k, :] = sum_s w[s, k] x[s, :] for one row m: w [S, K], x [S, D], out [K, D].
+template <class T>
+void mix_one_row(T* out, const T* w, const T* x, int64_t S, int64_t K, int64_t D) {
+  for (int64_t d0 = 0; d0 < D; d0 += kTile) {
+    const int64_t n = std::min(kTile, D - d0);
+    for (int64_t k = 0; k < K; ++k) {
+      T* o = out + k * D + d0;
+      if (S == 0) std::fill(o, o + n, T(0));
+      for (int64_t s = 0; s < S; s += kGroup) {
+        const T* ws = w + s * K + k;
+        const T* xs = x + s * D + d0;
+        switch (std::min(kGroup, S - s)) {
+          case 4: mix_group<4>(o, ws, K, xs, D, n, s == 0); break;
+          case 3: mix_group<3>(o, ws, K, xs, D, n, s == 0); break;
+          case 2: mix_group<2>(o, ws, K, xs, D, n, s == 0); break;
+          default: mix_group<1>(o, ws, K, xs, D, n, s == 0); break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
+  const int64_t M = x.shape()[0], S = x.shape()[1], D = x.shape()[2], K = weights.shape()[2];
+  dispatch_floating("stream_mix", x.dtype(), [&]<class T>() {
+    const T *w = weights.data<T>(), *xp = x.data<T>();
+    T* o = out.data<T>();
+    parallel_for(0, M, grain_for((S + K) * D), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) mix_one_row(o + m * K * D, w + m * S * K, xp + m * S * D, S, K, D);
+    });
+  });
+}
+
+// grad_weights[m, s, k] = x[m, s, :] . grad_out[m, k, :]: S·K dot products of length D per row, each one
+// Eigen's vectorised dot (a plain loop would not vectorise a floating-point sum without -ffast-math).
+void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out) {
+  const int64_t M = x.shape()[0], S = x.shape()[1], D = x.shape()[2], K = grad_out.shape()[1];
+  dispatch_floating("stream_mix_backward", x.dtype(), [&]<class T>() {
+    using Row = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+    const T *xp = x.data<T>(), *g = grad_out.data<T>();
+    T* gw = grad_weights.data<T>();
+    parallel_for(0, M, grain_for((S + K) * D), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m)
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t k = 0; k < K; ++k)
+            gw[(m * S + s) * K + k] = Row(xp + (m * S + s) * D, D).dot(Row(g + (m * K + k) * D, D));
+    });
+  });
+}
+
+}  // namespace hcgrad::cpu

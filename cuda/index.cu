@@ -1,0 +1,72 @@
+// Gathering and scatter-adding rows on the GPU (embedding forward and backward, index_select). Tensors
+// are split around `dim` into [outer, size, inner]; the indices are contiguous int64, already range-checked
+// by the op. One thread per element moved.
+//
+// index_add sums colliding rows with atomicAdd, so the order of the additions (and the last bits of a
+// float sum) may change from run to run, as PyTorch's index_add_ on CUDA. The CPU kernel is deterministic.
+#include "core/dispatch.h"
+#include "core/kernels.h"
+#include "cuda/launch.cuh"
+
+namespace hcgrad::cuda {
+
+namespace {
+
+struct Split3 {
+  int64_t outer, size, inner;
+};
+
+Split3 split_at(const Tensor& t, int64_t dim) {
+  Split3 s{1, t.shape()[dim], 1};
+  for (int64_t d = 0; d < dim; ++d) s.outer *= t.shape()[d];
+  for (int64_t d = dim + 1; d < t.dim(); ++d) s.inner *= t.shape()[d];
+  return s;
+}
+
+// out[o, i, c] = x[o, index[i], c]; out is [outer, n, inner], x is [outer, size, inner].
+template <class T>
+__global__ void index_select_kernel(T* out, const T* x, const int64_t* index, int64_t outer, int64_t size, int64_t n,
+                                    int64_t inner) {
+  const int64_t total = outer * n * inner;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % inner, i = (e / inner) % n, o = e / (inner * n);
+    out[e] = x[(o * size + index[i]) * inner + c];
+  }
+}
+
+// out[o, index[i], c] += src[o, i, c]; src is [outer, n, inner], out is [outer, size, inner].
+template <class T>
+__global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int64_t outer, int64_t size, int64_t n,
+                                 int64_t inner) {
+  const int64_t total = outer * n * inner;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % inner, i = (e / inner) % n, o = e / (inner * n);
+    atomicAdd(out + (o * size + index[i]) * inner + c, src[e]);
+  }
+}
+
+}  // namespace
+
+void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index) {
+  const Split3 in = split_at(x, dim);
+  const int64_t n = index.numel(), total = in.outer * n * in.inner;
+  if (total == 0) return;
+  dispatch_all("index_select", x.dtype(), [&]<class T>() {
+    index_select_kernel<T><<<blocks_for(total), kThreads, 0, stream_for(out)>>>(
+        ptr<T>(out), ptr<T>(x), ptr<int64_t>(index), in.outer, in.size, n, in.inner);
+    HC_CUDA_LAUNCH_CHECK("index_select");
+  });
+}
+
+void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
+  const Split3 dst = split_at(out, dim);
+  const int64_t n = index.numel(), total = dst.outer * n * dst.inner;
+  if (total == 0) return;
+  dispatch_floating("index_add", out.dtype(), [&]<class T>() {
+    index_add_kernel<T><<<blocks_for(total), kThreads, 0, stream_for(out)>>>(
+        ptr<T>(out), ptr<T>(src), ptr<int64_t>(index), dst.outer, dst.size, n, dst.inner);
+    HC_CUDA_LAUNCH_CHECK("index_add");
+  });
+}
+
+}  // namespace hcgrad::cuda

@@ -1,0 +1,120 @@
+// Device-side building blocks of the CUDA kernels: launch sizes, strided indexing, and warp/block
+// reductions. Included by cuda/*.cu only.
+#pragma once
+
+#include <array>
+#include <cfloat>
+#include <cstdint>
+#include <limits>
+
+#include "cuda/common.h"
+
+namespace hcgrad::cuda {
+
+constexpr int kThreads = 256;  // threads per block of the 1-d kernels
+constexpr int kWarp = 32;
+constexpr int kMaxDims = 8;    // elementwise kernels index tensors of up to this many dims (after coalescing)
+
+// Blocks for a grid-stride loop over n elements: enough to fill the GPU, never more than the work needs.
+inline unsigned blocks_for(int64_t n, int threads = kThreads) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
+}
+
+// Element offsets of N operands that share one shape but not their strides: for a linear (row-major)
+// index i of the shape, offsets(i)[k] = sum over dims of index[d] * strides[k][d]. Built on the host from
+// the coalesced shape (core/shape.h), so contiguous operands walk one dim.
+template <int N>
+struct StridedIndex {
+  int ndim = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[N][kMaxDims] = {};
+
+  __device__ void offsets(int64_t linear, int64_t (&out)[N]) const {
+    for (int k = 0; k < N; ++k) out[k] = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      const int64_t size = sizes[d];
+      const int64_t index = linear % size;
+      linear /= size;
+      for (int k = 0; k < N; ++k) out[k] += index * strides[k][d];
+    }
+  }
+};
+
+// Describes operands (all of tensors[0]'s shape) for a kernel; throws when more than kMaxDims dims remain.
+template <int N>
+StridedIndex<N> strided_index(const char* op, const std::array<const Tensor*, N>& tensors) {
+  Shape shape = tensors[0]->shape();
+  std::array<Strides, N> strides;
+  for (int k = 0; k < N; ++k) strides[k] = tensors[k]->strides();
+  coalesce_dims<N>(shape, strides);
+  HC_CHECK(shape.ndim() <= kMaxDims, ShapeError, op, ": the CUDA kernels take at most ", kMaxDims,
+           " non-contiguous dims, got shape ", tensors[0]->shape());
+  StridedIndex<N> index;
+  index.ndim = static_cast<int>(shape.ndim());
+  for (int d = 0; d < index.ndim; ++d) {
+    index.sizes[d] = shape[d];
+    for (int k = 0; k < N; ++k) index.strides[k][d] = strides[k][d];
+  }
+  return index;
+}
+
+// ---- reductions within a warp and a block ----
+
+// The larger of a and b, NaN if either is NaN (as the CPU kernels: NaN wins; CUDA's max() drops NaNs).
+template <class T>
+__device__ T max_nan(T a, T b) {
+  return (a != a || a > b) ? a : b;
+}
+
+struct Sum {
+  template <class T>
+  __device__ T operator()(T a, T b) const { return a + b; }
+};
+struct MaxNan {
+  template <class T>
+  __device__ T operator()(T a, T b) const { return max_nan(a, b); }
+};
+
+template <class T, class Combine>
+__device__ T warp_reduce(T v, Combine combine) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = combine(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// combine() of v over the whole block, returned to every thread. blockDim.x is a multiple of 32 (up to
+// 1024) and every thread of the block calls it; `identity` fills the unused warp slots.
+template <class T, class Combine>
+__device__ T block_reduce(T v, Combine combine, T identity) {
+  __shared__ T partial[kWarp];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
+  v = warp_reduce(v, combine);
+  __syncthreads();  // a previous call may still be reading the scratch
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < warps ? partial[lane] : identity;
+  return warp_reduce(v, combine);
+}
+
+template <class T>
+__device__ T warp_sum(T v) { return warp_reduce(v, Sum{}); }
+template <class T>
+__device__ T warp_max(T v) { return warp_reduce(v, MaxNan{}); }
+template <class T>
+__device__ T block_sum(T v) { return block_reduce(v, Sum{}, T(0)); }
+template <class T>
+__device__ T block_max(T v) { return block_reduce(v, MaxNan{}, -std::numeric_limits<T>::infinity()); }
+
+// Blocks for a kernel that gives one block to each row (rows beyond the grid are taken in turn).
+inline unsigned blocks_for_rows(int64_t rows) {
+  return static_cast<unsigned>(rows < 1 ? 1 : (rows > 65535 ? 65535 : rows));
+}
+
+// Threads for a kernel that gives one block to each row of n elements: a multiple of 32, at most 1024.
+inline int threads_for_row(int64_t n) {
+  int threads = kWarp;
+  while (threads < 1024 && threads < n) threads *= 2;
+  return threads;
+}
+
+}  // namespace hcgrad::cuda

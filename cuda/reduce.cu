@@ -1,0 +1,127 @@
+// Row reductions on the GPU: rows is a contiguous [outer, inner] matrix (the op in core/ops/reduce.cpp
+// moves the reduced dims last), one block per row, threads striding along it, then a block reduction.
+#include <cmath>
+
+#include "core/dispatch.h"
+#include "core/kernels.h"
+#include "cuda/launch.cuh"
+
+namespace hcgrad::cuda {
+
+namespace {
+
+// Rows beyond gridDim.x are taken in turn (grid-stride over rows).
+template <class T>
+__global__ void sum_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
+  for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+    const T* row = rows + r * inner;
+    T s = 0;
+    for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) s += row[i];
+    s = block_sum(s);
+    if (threadIdx.x == 0) out[r] = s;
+  }
+}
+
+// One candidate of a max/min search: the value and its position in the row.
+template <class T>
+struct Best {
+  T value;
+  int64_t index;
+};
+
+// Does b beat a? NaN beats numbers, the extreme value beats the rest, and on ties the first position wins
+// (as the CPU loop, which keeps the first maximum and the first NaN).
+template <class T>
+__device__ bool beats(const Best<T>& b, const Best<T>& a, bool take_max) {
+  const bool a_nan = a.value != a.value, b_nan = b.value != b.value;
+  if (a.index < 0) return b.index >= 0;  // a is empty
+  if (b.index < 0) return false;
+  if (a_nan || b_nan) return b_nan && (!a_nan || b.index < a.index);
+  if (b.value == a.value) return b.index < a.index;
+  return take_max ? b.value > a.value : b.value < a.value;
+}
+
+template <class T>
+__global__ void max_rows_kernel(T* values, int64_t* indices, const T* rows, int64_t outer, int64_t inner,
+                                bool take_max) {
+  __shared__ T best_value[1024];
+  __shared__ int64_t best_index[1024];
+  for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+    const T* row = rows + r * inner;
+    Best<T> best{T(0), -1};
+    for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) {
+      const Best<T> candidate{row[i], i};
+      if (beats(candidate, best, take_max)) best = candidate;
+    }
+    __syncthreads();  // the previous row's readers are done with the scratch
+    best_value[threadIdx.x] = best.value;
+    best_index[threadIdx.x] = best.index;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+      if (threadIdx.x < stride) {
+        const Best<T> mine{best_value[threadIdx.x], best_index[threadIdx.x]};
+        const Best<T> other{best_value[threadIdx.x + stride], best_index[threadIdx.x + stride]};
+        if (beats(other, mine, take_max)) {
+          best_value[threadIdx.x] = other.value;
+          best_index[threadIdx.x] = other.index;
+        }
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      values[r] = best_value[0];
+      indices[r] = best_index[0];
+    }
+  }
+}
+
+// logsumexp = m + log(sum(exp(x - m))), m = max(x); when m is not finite (all -inf, some +inf, or NaN)
+// m is the answer, as on the CPU.
+template <class T>
+__global__ void logsumexp_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
+  for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+    const T* row = rows + r * inner;
+    T m = -INFINITY;
+    for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) m = max_nan(m, row[i]);
+    m = block_max(m);
+    T s = 0;
+    if (isfinite(m))
+      for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) s += exp(row[i] - m);
+    s = block_sum(s);
+    if (threadIdx.x == 0) out[r] = isfinite(m) ? m + log(s) : m;
+  }
+}
+
+}  // namespace
+
+void sum_rows(const Tensor& out, const Tensor& rows) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  if (outer == 0) return;
+  dispatch_floating("sum", rows.dtype(), [&]<class T>() {
+    sum_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream_for(out)>>>(ptr<T>(out), ptr<T>(rows),
+                                                                                          outer, inner);
+    HC_CUDA_LAUNCH_CHECK("sum");
+  });
+}
+
+void max_rows(const Tensor& values, const Tensor& indices, const Tensor& rows, bool take_max) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  if (outer == 0) return;
+  dispatch_floating(take_max ? "max" : "min", rows.dtype(), [&]<class T>() {
+    max_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream_for(values)>>>(
+        ptr<T>(values), ptr<int64_t>(indices), ptr<T>(rows), outer, inner, take_max);
+    HC_CUDA_LAUNCH_CHECK(take_max ? "max" : "min");
+  });
+}
+
+void logsumexp_rows(const Tensor& out, const Tensor& rows) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  if (outer == 0) return;
+  dispatch_floating("logsumexp", rows.dtype(), [&]<class T>() {
+    logsumexp_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream_for(out)>>>(
+        ptr<T>(out), ptr<T>(rows), outer, inner);
+    HC_CUDA_LAUNCH_CHECK("logsumexp");
+  });
+}
+
+}  // namespace hcgrad::cuda

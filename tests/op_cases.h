@@ -1,0 +1,197 @@
+// The op cases: one entry per differentiable op (and its broadcast / non-contiguous variants), each a
+// function of float64 leaves. The gradcheck table (test_gradcheck.cpp) compares their backward with finite
+// differences; the GPU suite (tests/gpu/test_gpu_ops.cpp) runs each on the GPU against the CPU.
+//
+// To add an op: write its forward and backward (core/ops/<family>.cpp), its kernels (core/cpu/, cuda/), a
+// forward-value test (test_ops_forward.cpp) and one line below, including broadcast and non-contiguous
+// inputs where the op takes them.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "helpers.h"
+
+namespace hctest {
+
+using TL = std::vector<Tensor>;
+
+struct OpCase {
+  const char* name;
+  std::function<TL()> inputs;  // built lazily, so each case draws fresh values
+  autograd::GradcheckFn f;
+  autograd::GradcheckOptions options = {};
+};
+
+// The inputs' makers, short because the table below uses them on every line.
+namespace op_case_inputs {
+using autograd::GradcheckOptions;
+
+inline Tensor X(const Shape& s) { return leaf(s); }                 // values in [-1, 1)
+inline Tensor P(const Shape& s) { return leaf(s, 0.5, 2.0); }       // positive, away from 0
+inline Tensor W(const Shape& s) { return leaf(s, -3.0, 3.0); }      // wider range (curved parts of gelu, silu)
+inline Tensor L(const Shape& s) { return leaf(s, -2.0, 2.0); }      // Sinkhorn logits: away from saturation
+// A leaf whose memory is not row-major: the transpose of a [cols, rows] tensor.
+inline Tensor Xt(int64_t rows, int64_t cols) { return leaf({cols, rows}).detach().t().detach().requires_grad_(); }
+// Where index and mask tensors made inside a case live: the GPU suite points it at the GPU while it runs a
+// case there, so a case's own constants follow its inputs.
+inline Device case_device = Device::cpu();
+inline Tensor ids(std::vector<int64_t> v, Shape s = {}) { return from_vector(v, s).to(case_device); }
+
+inline const GradcheckOptions kFloat32RoundTrip{.eps = 1e-3, .atol = 1e-3, .rtol = 1e-2};
+
+}  // namespace op_case_inputs
+
+inline const std::vector<OpCase>& op_cases() {
+  using namespace op_case_inputs;
+// clang-format off
+  static const std::vector<OpCase> cases = {
+  // ---- binary, with broadcasting and non-contiguous operands ----
+  {"add",            [] { return TL{X({2, 3}), X({3})}; },            [](const TL& in) { return add(in[0], in[1]); }},
+  {"add broadcast",  [] { return TL{X({2, 1, 3}), X({4, 1})}; },      [](const TL& in) { return add(in[0], in[1]); }},
+  {"sub",            [] { return TL{X({2, 3}), X({2, 1})}; },         [](const TL& in) { return sub(in[0], in[1]); }},
+  {"mul",            [] { return TL{X({3, 4}), X({4})}; },            [](const TL& in) { return mul(in[0], in[1]); }},
+  {"mul transposed", [] { return TL{Xt(3, 4), X({3, 4})}; },          [](const TL& in) { return mul(in[0], in[1]); }},
+  {"div",            [] { return TL{X({2, 3}), P({2, 3})}; },         [](const TL& in) { return div(in[0], in[1]); }},
+  {"div broadcast",  [] { return TL{X({3}), P({2, 1})}; },            [](const TL& in) { return div(in[0], in[1]); }},
+  {"scalar ops",     [] { return TL{X({2, 2})}; },                    [](const TL& in) { return 2.0 - in[0] * 3.0 / 4.0; }},
+  // ---- unary ----
+  {"neg",     [] { return TL{X({2, 3})}; },    [](const TL& in) { return neg(in[0]); }},
+  {"exp",     [] { return TL{X({2, 3})}; },    [](const TL& in) { return exp(in[0]); }},
+  {"log",     [] { return TL{P({2, 3})}; },    [](const TL& in) { return log(in[0]); }},
+  {"sqrt",    [] { return TL{P({2, 3})}; },    [](const TL& in) { return sqrt(in[0]); }},
+  {"rsqrt",   [] { return TL{P({2, 3})}; },    [](const TL& in) { return rsqrt(in[0]); }},
+  {"abs",     [] { return TL{X({2, 3})}; },    [](const TL& in) { return abs(in[0]); }},
+  {"tanh",    [] { return TL{X({2, 3})}; },    [](const TL& in) { return tanh(in[0]); }},
+  {"sigmoid", [] { return TL{X({2, 3})}; },    [](const TL& in) { return sigmoid(in[0]); }},
+  {"relu",    [] { return TL{X({2, 3})}; },    [](const TL& in) { return relu(in[0]); }},
+  {"gelu",    [] { return TL{W({2, 3})}; }, [](const TL& in) { return gelu(in[0]); }},
+  {"silu",    [] { return TL{W({2, 3})}; }, [](const TL& in) { return silu(in[0]); }},
+  {"unary on a slice", [] { return TL{X({4, 6})}; }, [](const TL& in) { return tanh(in[0].slice(1, 1, 6, 2)); }},
+  {"pow 3",   [] { return TL{X({2, 3})}; },    [](const TL& in) { return pow(in[0], 3.0); }},
+  {"pow 0.5", [] { return TL{P({2, 3})}; },    [](const TL& in) { return pow(in[0], 0.5); }},
+  {"pow 2",   [] { return TL{Xt(2, 3)}; },     [](const TL& in) { return pow(in[0], 2.0); }},
+  {"clamp",   [] { return TL{X({3, 4})}; },    [](const TL& in) { return clamp(in[0], -0.5, 0.5); }},
+  {"clamp min only", [] { return TL{X({3, 4})}; }, [](const TL& in) { return clamp(in[0], 0.0, std::nullopt); }},
+  // ---- selection ----
+  {"where",   [] { return TL{X({2, 3}), X({3})}; },
+              [](const TL& in) { return where(gt(in[0], zeros({}, in[0].options())), in[0], in[1]); }},
+  {"masked_fill", [] { return TL{X({2, 3})}; },
+              [](const TL& in) { return masked_fill(in[0], from_vector(std::vector<bool>{true, false, true}).to(case_device), -5.0); }},
+  // ---- reductions ----
+  {"sum all",        [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return sum(in[0]); }},
+  {"sum dims",       [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return sum(in[0], {0, 2}); }},
+  {"sum keepdim",    [] { return TL{Xt(3, 4)}; },     [](const TL& in) { return sum(in[0], {-1}, true); }},
+  {"mean",           [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return mean(in[0], {1}); }},
+  {"mean all",       [] { return TL{X({3, 2})}; },    [](const TL& in) { return mean(in[0]); }},
+  {"max",            [] { return TL{X({3, 5})}; },    [](const TL& in) { return max(in[0], {1}); }},
+  {"max dims",       [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return max(in[0], {0, 2}, true); }},
+  {"min",            [] { return TL{X({4, 3})}; },    [](const TL& in) { return min(in[0], {0}); }},
+  {"logsumexp",      [] { return TL{X({3, 4})}; },    [](const TL& in) { return logsumexp(in[0], {1}); }},
+  {"logsumexp dims", [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return logsumexp(in[0], {0, 2}, true); }},
+  // ---- matmul ----
+  {"matmul",            [] { return TL{X({3, 4}), X({4, 2})}; },       [](const TL& in) { return matmul(in[0], in[1]); }},
+  {"matmul transposed", [] { return TL{Xt(3, 4), Xt(4, 2)}; },         [](const TL& in) { return matmul(in[0], in[1]); }},
+  {"matmul batched",    [] { return TL{X({2, 1, 3, 4}), X({5, 4, 2})}; }, [](const TL& in) { return matmul(in[0], in[1]); }},
+  {"matmul fold",       [] { return TL{X({2, 3, 4}), X({4, 5})}; },    [](const TL& in) { return matmul(in[0], in[1]); }},
+  {"matmul vector",     [] { return TL{X({4}), X({4, 3}), X({3})}; },
+                        [](const TL& in) { return matmul(matmul(in[0], in[1]), in[2]); }},
+  // ---- stream mixing: batched, broadcast weights (summed back in backward), non-contiguous x ----
+  {"stream_mix",                [] { return TL{X({2, 3, 4, 3}), X({2, 3, 4, 5})}; },
+                                [](const TL& in) { return stream_mix(in[0], in[1]); }},
+  {"stream_mix broadcast",      [] { return TL{X({4, 2}), X({2, 3, 4, 5})}; },
+                                [](const TL& in) { return stream_mix(in[0], in[1]); }},
+  {"stream_mix size-1 batch",   [] { return TL{X({2, 1, 3, 3}), X({2, 2, 3, 1})}; },
+                                [](const TL& in) { return stream_mix(in[0], in[1]); }},
+  {"stream_mix transposed x",   [] { return TL{X({3, 4}), Xt(3, 5)}; },
+                                [](const TL& in) { return stream_mix(in[0], in[1]); }},
+  {"stream_mix strided views",  [] { return TL{X({2, 4, 3}), X({2, 5, 3})}; },
+                                [](const TL& in) { return stream_mix(in[0].transpose(-1, -2), in[1].transpose(-1, -2)); }},
+  // ---- softmax ----
+  {"softmax",         [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return softmax(in[0], 1); }},
+  {"softmax last",    [] { return TL{Xt(3, 5)}; },     [](const TL& in) { return softmax(in[0], -1); }},
+  {"log_softmax",     [] { return TL{X({3, 4})}; },    [](const TL& in) { return log_softmax(in[0], -1); }},
+  {"log_softmax dim0", [] { return TL{X({3, 4})}; },   [](const TL& in) { return log_softmax(in[0], 0); }},
+  // ---- joining and splitting ----
+  {"cat",   [] { return TL{X({2, 3}), X({2, 1}), Xt(2, 2)}; }, [](const TL& in) { return cat({in[0], in[1], in[2]}, 1); }},
+  {"stack", [] { return TL{X({2, 3}), X({2, 3})}; },           [](const TL& in) { return stack({in[0], in[1]}, 1); }},
+  {"split", [] { return TL{X({5, 2})}; },
+            [](const TL& in) { auto p = split(in[0], 2, 0); return p[0] * p[1] + sum(p[2]); }},
+  {"chunk", [] { return TL{X({2, 6})}; },
+            [](const TL& in) { auto p = chunk(in[0], 3, 1); return p[0] - p[1] * p[2]; }},
+  // ---- gathering (repeated indices accumulate) ----
+  {"index_select", [] { return TL{X({3, 4})}; },
+                   [](const TL& in) { return index_select(in[0], 1, ids({3, 0, 3})); }},
+  {"embedding",    [] { return TL{X({5, 3})}; },
+                   [](const TL& in) { return embedding(ids({1, 4, 1, 0}, {2, 2}), in[0]); }},
+  // ---- fused losses and norms ----
+  {"cross_entropy mean", [] { return TL{W({4, 5})}; },
+                         [](const TL& in) { return cross_entropy(in[0], ids({1, 0, 4, 2})); }},
+  {"cross_entropy ignore", [] { return TL{X({4, 5})}; },
+                         [](const TL& in) { return cross_entropy(in[0], ids({1, -100, 4, 2})); }},
+  {"cross_entropy sum",  [] { return TL{Xt(3, 4)}; },
+                         [](const TL& in) { return cross_entropy(in[0], ids({3, 0, 1}), {.reduction = Reduction::Sum}); }},
+  {"cross_entropy none", [] { return TL{X({3, 4})}; },
+                         [](const TL& in) { return cross_entropy(in[0], ids({3, 7, 1}), {.ignore_index = 7, .reduction = Reduction::None}); }},
+  {"layer_norm",         [] { return TL{X({3, 5}), X({5}), X({5})}; },
+                         [](const TL& in) { return layer_norm(in[0], {5}, in[1], in[2]); }},
+  {"layer_norm no affine", [] { return TL{X({2, 2, 3})}; },
+                         [](const TL& in) { return layer_norm(in[0], {2, 3}); }},
+  {"layer_norm transposed", [] { return TL{Xt(4, 3), X({3})}; },
+                         [](const TL& in) { return layer_norm(in[0], {3}, in[1]); }},
+  {"rms_norm",           [] { return TL{X({3, 5}), X({5})}; },
+                         [](const TL& in) { return rms_norm(in[0], {5}, in[1], 1e-6); }},
+  {"rms_norm no weight", [] { return TL{X({2, 4})}; },
+                         [](const TL& in) { return rms_norm(in[0], {4}); }},
+  // ---- fused attention: causal and not, one query row (T = 1), non-contiguous head views ----
+  {"attention causal",     [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
+                           [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},
+  {"attention full",       [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
+                           [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2], false, 0.7); }},
+  {"attention one row",    [] { return TL{X({1, 2, 1, 3}), X({1, 2, 1, 3}), X({1, 2, 1, 3})}; },
+                           [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},
+  {"attention head views", [] { return TL{X({2, 4, 3, 2}), X({2, 4, 3, 2})}; },
+                           [](const TL& in) {
+                             auto heads = [](const Tensor& t) { return t.permute({0, 2, 1, 3}); };  // [B, H, T, hd]
+                             return scaled_dot_product_attention(heads(in[0]), heads(in[1]), heads(in[0] * in[1]));
+                           }},
+  // ---- Sinkhorn: both domains, square and not, 1 to 20 iterations, batched and transposed inputs ----
+  {"sinkhorn 1 iter",         [] { return TL{L({3, 3})}; },       [](const TL& in) { return sinkhorn(in[0], 1); }},
+  {"sinkhorn 3 iters 3x5",    [] { return TL{L({3, 5})}; },       [](const TL& in) { return sinkhorn(in[0], 3); }},
+  {"sinkhorn 20 iters batch", [] { return TL{L({2, 3, 4, 4})}; }, [](const TL& in) { return sinkhorn(in[0], 20); }},
+  {"sinkhorn 3 iters 5x2 transposed", [] { return TL{Xt(5, 2)}; }, [](const TL& in) { return sinkhorn(in[0], 3); }},
+  {"sinkhorn log 1 iter",     [] { return TL{L({4, 4})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 1, SinkhornDomain::Log); }},
+  {"sinkhorn log 3 iters 4x2", [] { return TL{L({4, 2})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 3, SinkhornDomain::Log); }},
+  {"sinkhorn log 20 iters batch", [] { return TL{L({3, 4, 4})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 20, SinkhornDomain::Log); }},
+  {"sinkhorn log 3 iters 2x6", [] { return TL{L({2, 2, 6})}; },
+                              [](const TL& in) { return sinkhorn(in[0], 3, SinkhornDomain::Log); }},
+  // ---- views and copies ----
+  {"view",       [] { return TL{X({2, 6})}; },    [](const TL& in) { return in[0].view({3, 4}) * 2.0; }},
+  {"reshape",    [] { return TL{Xt(3, 4)}; },     [](const TL& in) { return in[0].reshape({-1}) * 2.0; }},
+  {"permute",    [] { return TL{X({2, 3, 4}), X({4, 2, 3}).detach()}; }, [](const TL& in) { return in[0].permute({2, 0, 1}) * in[1]; }},
+  {"transpose",  [] { return TL{X({2, 3})}; },    [](const TL& in) { return matmul(in[0].transpose(0, 1), in[0]); }},
+  {"narrow",     [] { return TL{X({4, 3})}; },    [](const TL& in) { return in[0].narrow(0, 1, 2) * 3.0; }},
+  {"slice",      [] { return TL{X({7, 2})}; },    [](const TL& in) { return in[0].slice(0, 1, 7, 2) * 3.0; }},
+  {"select",     [] { return TL{X({3, 4})}; },    [](const TL& in) { return in[0].select(1, -1) * 3.0; }},
+  {"expand",     [] { return TL{X({3, 1}), X({2, 3, 4}).detach()}; }, [](const TL& in) { return in[0].expand({2, 3, 4}) * in[1]; }},
+  {"squeeze",    [] { return TL{X({3, 1, 2})}; }, [](const TL& in) { return in[0].squeeze(1) * 2.0; }},
+  {"unsqueeze",  [] { return TL{X({3, 2}), X({3, 4, 2}).detach()}; }, [](const TL& in) { return in[0].unsqueeze(1) * in[1]; }},
+  {"contiguous", [] { return TL{Xt(3, 2)}; },     [](const TL& in) { return in[0].contiguous() * 2.0; }},
+  {"clone",      [] { return TL{X({3, 2})}; },    [](const TL& in) { return in[0].clone() * 2.0; }},
+  {"to",         [] { return TL{X({3, 2})}; },    [](const TL& in) { return in[0].to(DType::Float32).to(DType::Float64) * 2.0; },
+                 kFloat32RoundTrip},
+  // ---- a composite: a 2-layer MLP with loss, the whole chain at once ----
+  {"mlp", [] { return TL{X({4, 3}), X({3, 5}), X({5}), X({5, 2})}; },
+          [](const TL& in) {
+            Tensor h = gelu(matmul(in[0], in[1]) + in[2]);
+            return cross_entropy(matmul(layer_norm(h, {5}), in[3]), ids({0, 1, 1, 0}));
+          }},
+  };
+  // clang-format on
+  return cases;
+}
+
+}  // namespace hctest
