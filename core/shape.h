@@ -44,6 +44,18 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 // Resolves a single -1 in a reshape target from the element count; checks the counts agree.
 Shape infer_reshape(const char* op, const Shape& target, int64_t numel, const Shape& from);
 
+// A shape seen as [outer, size, inner] around `dim` (gathers and scatters along one dim):
+// split_around({2, 3, 4, 5}, 1) == {2, 3, 20}.
+struct DimSplit {
+  int64_t outer, size, inner;
+};
+inline DimSplit split_around(const Shape& shape, int64_t dim) {
+  DimSplit s{1, shape[dim], 1};
+  for (int64_t d = 0; d < dim; ++d) s.outer *= shape[d];
+  for (int64_t d = dim + 1; d < shape.ndim(); ++d) s.inner *= shape[d];
+  return s;
+}
+
 // For elementwise loops over N operands of one shape (CPU and CUDA): drops size-1 dims and merges dim d into d+1 when, for every operand, stride[d] == stride[d+1] * size[d+1].
 // Leaves at least one dim so that a 0-d tensor becomes [1].
 template <size_t N>

@@ -12,17 +12,6 @@ namespace hcgrad::cuda {
 
 namespace {
 
-struct Split3 {
-  int64_t outer, size, inner;
-};
-
-Split3 split_at(const Tensor& t, int64_t dim) {
-  Split3 s{1, t.shape()[dim], 1};
-  for (int64_t d = 0; d < dim; ++d) s.outer *= t.shape()[d];
-  for (int64_t d = dim + 1; d < t.dim(); ++d) s.inner *= t.shape()[d];
-  return s;
-}
-
 // out[o, i, c] = x[o, index[i], c]; out is [outer, n, inner], x is [outer, size, inner].
 template <class T>
 __global__ void index_select_kernel(T* out, const T* x, const int64_t* index, int64_t outer, int64_t size, int64_t n,
@@ -48,7 +37,7 @@ __global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int
 }  // namespace
 
 void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index) {
-  const Split3 in = split_at(x, dim);
+  const DimSplit in = split_around(x.shape(), dim);
   const int64_t n = index.numel(), total = in.outer * n * in.inner;
   if (total == 0) return;
   dispatch_all("index_select", x.dtype(), [&]<class T>() {
@@ -59,7 +48,7 @@ void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor&
 }
 
 void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
-  const Split3 dst = split_at(out, dim);
+  const DimSplit dst = split_around(out.shape(), dim);
   const int64_t n = index.numel(), total = dst.outer * n * dst.inner;
   if (total == 0) return;
   dispatch_floating("index_add", out.dtype(), [&]<class T>() {

@@ -105,6 +105,24 @@ __device__ T block_sum(T v) { return block_reduce(v, Sum{}, T(0)); }
 template <class T>
 __device__ T block_max(T v) { return block_reduce(v, MaxNan{}, -std::numeric_limits<T>::infinity()); }
 
+// The max m of a row of n values and sum(exp(x - m)) over it, by the whole block (every thread gets both):
+// the start of softmax, logsumexp and cross-entropy, where subtracting m keeps exp from overflowing.
+template <class T>
+struct MaxAndSumExp {
+  T max;
+  T sum_exp;
+};
+
+template <class T>
+__device__ MaxAndSumExp<T> block_max_and_sum_exp(const T* row, int64_t n) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = max_nan(m, row[i]);
+  m = block_max(m);
+  T s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp(row[i] - m);
+  return {m, block_sum(s)};
+}
+
 // Blocks for a kernel that gives one block to each row (rows beyond the grid are taken in turn).
 inline unsigned blocks_for_rows(int64_t rows) {
   return static_cast<unsigned>(rows < 1 ? 1 : (rows > 65535 ? 65535 : rows));

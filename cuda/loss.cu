@@ -16,12 +16,7 @@ __global__ void cross_entropy_forward_kernel(T* losses, T* lse, const T* logits,
                                              int64_t C, int64_t ignore_index) {
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const T* row = logits + n * C;
-    T m = -INFINITY;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) m = max_nan(m, row[c]);
-    m = block_max(m);
-    T s = 0;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s += exp(row[c] - m);
-    s = block_sum(s);
+    const auto [m, s] = block_max_and_sum_exp(row, C);
     if (threadIdx.x == 0) {
       const T l = m + log(s);
       lse[n] = l;

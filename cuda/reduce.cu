@@ -80,14 +80,7 @@ __global__ void max_rows_kernel(T* values, int64_t* indices, const T* rows, int6
 template <class T>
 __global__ void logsumexp_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
   for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
-    const T* row = rows + r * inner;
-    T m = -INFINITY;
-    for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) m = max_nan(m, row[i]);
-    m = block_max(m);
-    T s = 0;
-    if (isfinite(m))
-      for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) s += exp(row[i] - m);
-    s = block_sum(s);
+    const auto [m, s] = block_max_and_sum_exp(rows + r * inner, inner);
     if (threadIdx.x == 0) out[r] = isfinite(m) ? m + log(s) : m;
   }
 }

@@ -16,12 +16,7 @@ __global__ void softmax_kernel(T* y, const T* x, int64_t rows, int64_t n, bool l
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * n;
     T* yr = y + r * n;
-    T m = -INFINITY;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = max_nan(m, xr[i]);
-    m = block_max(m);
-    T s = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp(xr[i] - m);
-    s = block_sum(s);
+    const auto [m, s] = block_max_and_sum_exp(xr, n);
     if (log_output) {
       const T shift = m + log(s);
       for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] - shift;

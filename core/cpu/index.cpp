@@ -8,20 +8,8 @@
 
 namespace hcgrad::cpu {
 
-namespace {
-struct Split3 {
-  int64_t outer, size, inner;
-};
-Split3 split_at(const Tensor& t, int64_t dim) {
-  Split3 s{1, t.shape()[dim], 1};
-  for (int64_t d = 0; d < dim; ++d) s.outer *= t.shape()[d];
-  for (int64_t d = dim + 1; d < t.dim(); ++d) s.inner *= t.shape()[d];
-  return s;
-}
-}  // namespace
-
 void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index) {
-  const Split3 in = split_at(x, dim);
+  const DimSplit in = split_around(x.shape(), dim);
   const int64_t n = index.numel();
   const int64_t* idx = index.data<int64_t>();
   const size_t row_bytes = static_cast<size_t>(in.inner) * itemsize(x.dtype());
@@ -37,7 +25,7 @@ void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor&
 }
 
 void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
-  const Split3 dst = split_at(out, dim);
+  const DimSplit dst = split_around(out.shape(), dim);
   const int64_t n = index.numel();
   const int64_t* idx = index.data<int64_t>();
   // Rows with the same index collide, so each task owns a block of columns and walks every i in order:
