@@ -106,6 +106,10 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 // x / sqrt(mean(x^2) + eps) * weight. eps defaults to the dtype's machine epsilon, as torch.rms_norm.
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                 std::optional<double> eps = std::nullopt);
+// The hyper-connections' norm + coefficient projection in one op: x [..., K], gamma [K], weight [K, M] ->
+// [..., M] = (x / max(|x|, 1e-12) * sqrt(K) * (1 + gamma)) @ weight (the library's RMSNorm, then the
+// projection). Computed as the mHC paper does: the GEMM first, the division by the norm on its small result.
+Tensor scaled_rms_norm_matmul(const Tensor& x, const Tensor& gamma, const Tensor& weight);
 
 // ---- Sinkhorn-Knopp, for mHC's residual-mixing matrix (core/ops/sinkhorn.cpp) ----
 // Linear: exp(logits - column max), then `iters` times: divide every column by its sum, then every row.

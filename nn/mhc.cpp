@@ -97,11 +97,19 @@ ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& in
   Tensor streams = mhc_streams_last(name().c_str(), residuals, S, D, streams_in_batch, B, middle);  // [B, N, S, D]
   const int64_t N = streams.shape()[1];
   Tensor x = streams.reshape({B, N, SF, d});            // row s·F + f: fraction f of stream s
-  Tensor x_hat = norm->forward(mix_streams ? mix_streams->forward(streams).reshape({B, N, SF, d}) : x);
+  const Tensor norm_input = mix_streams ? mix_streams->forward(streams).reshape({B, N, SF, d}) : x;
 
-  // α_p = A + scale ⊙ (x̂ W_p): [B, N, 1, SF, d] @ [P, d, C] -> [B, N, P, SF, C]
+  // The projections x̂ W_p of all P proposals (and x̂ Wβ) in one fused op, x̂ = RMSNorm(norm_input):
+  // [B, N, SF, d] @ [d, P·C (+ F)], the proposals side by side.
+  const int64_t P = proposals, C = dynamic_alpha_fn.shape()[2];
+  const Tensor w_alpha = dynamic_alpha_fn.permute({1, 0, 2}).reshape({d, P * C});
+  const Tensor w_beta = static_beta.defined() ? dynamic_beta_fn.reshape({d, F}) : Tensor();
+  const Tensor projections =
+      scaled_rms_norm_matmul(norm_input, norm->gamma, w_beta.defined() ? cat({w_alpha, w_beta}, 1) : w_alpha);
+
+  // α_p = A + scale ⊙ (x̂ W_p): [B, N, P, SF, C]
   Tensor scale = cat({pre_branch_scale.expand({F}), residual_scale.expand({SF})}, 0);  // [C]
-  Tensor alpha = static_alpha + scale * matmul(x_hat.unsqueeze(2), dynamic_alpha_fn);
+  Tensor alpha = static_alpha + scale * projections.narrow(-1, 0, P * C).reshape({B, N, SF, P, C}).permute({0, 1, 3, 2, 4});
   Tensor res_logits = alpha.narrow(-1, F, SF);  // [B, N, P, SF, SF]
   Tensor h_res = constraint_ ? constraint_(res_logits) : sinkhorn(res_logits, sinkhorn_iters, sinkhorn_domain);
   HC_CHECK(h_res.shape() == res_logits.shape(), ShapeError, "ManifoldHyperConnections: residual_mix_constraint_fn ",
@@ -119,8 +127,8 @@ ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& in
   out.residuals = streams_in_batch ? m.permute({0, 2, 1, 3}).reshape(residuals.shape()) : m.reshape(residuals.shape());
   if (static_beta.defined()) {
     // β[s, f1, f2] = 2σ(bβ[s, f1] + h_post_scale x̂[s, f1] · Wβ[:, f2]): [B, N, SF, F] -> [B, N, S, F, F]
-    Tensor w_beta = dynamic_beta_fn.reshape({d, F}), b_beta = static_beta.reshape({SF, 1});
-    out.beta = (2.0 * sigmoid(b_beta + h_post_scale * matmul(x_hat, w_beta))).reshape({B, N, S, F, F});
+    Tensor b_beta = static_beta.reshape({SF, 1});
+    out.beta = (2.0 * sigmoid(b_beta + h_post_scale * projections.narrow(-1, P * C, F))).reshape({B, N, S, F, F});
   }
   return out;
 }

@@ -60,8 +60,9 @@ PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const 
   Tensor x = mhc_streams_last(name().c_str(), residuals, S, D, streams_in_batch, B, middle);  // [B, N, S, D]
   const int64_t N = x.shape()[1];
 
-  // eq. 7: x⃗' = RMSNorm(vec(x_l)) [B, N, S·D]; one projection [B, N, 2S + S²]
-  Tensor projection = matmul(norm->forward(x.reshape({B, N, S * D})), phi);
+  // eq. 7: x⃗' = RMSNorm(vec(x_l)) [B, N, S·D]; one projection [B, N, 2S + S²], fused as the paper does (the
+  // norm divides the projection's small result, section 4.3.1)
+  Tensor projection = scaled_rms_norm_matmul(x.reshape({B, N, S * D}), norm->gamma, phi);
   Width out;
   out.h_pre = sigmoid(alpha_pre * projection.narrow(-1, 0, S) + b_pre);               // eq. 8
   out.h_post = 2.0 * sigmoid(alpha_post * projection.narrow(-1, S, S) + b_post);

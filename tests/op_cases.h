@@ -143,6 +143,10 @@ inline const std::vector<OpCase>& op_cases() {
                          [](const TL& in) { return rms_norm(in[0], {5}, in[1], 1e-6); }},
   {"rms_norm no weight", [] { return TL{X({2, 4})}; },
                          [](const TL& in) { return rms_norm(in[0], {4}); }},
+  {"scaled_rms_norm_matmul", [] { return TL{X({2, 3, 6}), X({6}), X({6, 4})}; },
+                         [](const TL& in) { return scaled_rms_norm_matmul(in[0], in[1], in[2]); }},
+  {"scaled_rms_norm_matmul strided", [] { return TL{Xt(5, 4), X({4}), Xt(4, 3)}; },
+                         [](const TL& in) { return scaled_rms_norm_matmul(in[0], in[1], in[2]); }},
   // ---- fused attention: causal and not, one query row (T = 1), non-contiguous head views ----
   {"attention causal",     [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
                            [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},

@@ -342,6 +342,28 @@ TEST_CASE("layer_norm and rms_norm match their definitions") {
   CHECK(close(mean(y * y, {1, 2}), {5}, std::vector<double>(5, 1.0), 1e-4));
 }
 
+TEST_CASE("scaled_rms_norm_matmul equals the library's RMSNorm followed by the projection") {
+  // x / max(|x|, 1e-12) * sqrt(K) * (1 + gamma) @ W, in double, row by row; one row is all zeros (clamped norm).
+  Tensor x = data32({4, 6}, -2, 2) * tensor({1, 1, 0, 1}, {4, 1});
+  Tensor gamma = data32({6}), w = data32({6, 3});
+  Mat X{values(x), 4, 6}, Wm{values(w), 6, 3};
+  std::vector<double> g = values(gamma), expected;
+  for (int r = 0; r < 4; ++r) {
+    double norm = 0;
+    for (int k = 0; k < 6; ++k) norm += X(r, k) * X(r, k);
+    norm = std::max(std::sqrt(norm), 1e-12);
+    for (int m = 0; m < 3; ++m) {
+      double v = 0;
+      for (int k = 0; k < 6; ++k) v += X(r, k) / norm * std::sqrt(6.0) * (1 + g[k]) * Wm(k, m);
+      expected.push_back(v);
+    }
+  }
+  CHECK(close(scaled_rms_norm_matmul(x, gamma, w), {4, 3}, expected, 1e-5));
+  CHECK(close(scaled_rms_norm_matmul(x.reshape({2, 2, 6}), gamma, w), {2, 2, 3}, expected, 1e-5));
+  CHECK_THROWS_WITH_AS(scaled_rms_norm_matmul(x, gamma, ones({5, 3})), doctest::Contains("[4,6], [6] and [5,3]"),
+                       ShapeError);
+}
+
 TEST_CASE("sinkhorn matches a naive double implementation, in both domains and dtypes") {
   // Logits in [-2, 2), batch [2, 3] of non-square 4x5 matrices; inputs small enough that exp needs no shift.
   Tensor x = data32({2, 3, 4, 5}, -2, 2);

@@ -109,9 +109,16 @@ case "$job" in
     ctest --test-dir build --output-on-failure -R "^gpu"
     ;;
   gpu-bench)
+    # hcgrad, then PyTorch eager on the same model and GPU (when tools/.venv has torch and hyper-connections).
     release_build tinylm
-    build/examples/tinylm train --device cuda --layers 6 --dim 384 --heads 6 --ctx 256 --batch 64 \
-      --steps "${2:-300}" --eval-every 100000 --sample-tokens 0 --out "runs/gpu-bench-$(date +%Y%m%d-%H%M%S)"
+    config=(--layers 6 --dim 384 --heads 6 --ctx 256 --batch 64)
+    build/examples/tinylm train --device cuda "${config[@]}" --steps "${2:-300}" --eval-every 100000 \
+      --sample-tokens 0 --out "runs/gpu-bench-$(date +%Y%m%d-%H%M%S)"
+    if [ -x tools/.venv/bin/python ]; then
+      tools/.venv/bin/python tools/torch_peer.py --device cuda "${config[@]}"
+    else
+      echo "hcgrad: no tools/.venv (see tools/requirements-fixtures.txt): the PyTorch peer was not run"
+    fi
     ;;
   *)
     echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|demo|bench|gpu-test|gpu-bench" >&2

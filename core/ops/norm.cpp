@@ -1,7 +1,9 @@
 // layer_norm and rms_norm as single fused ops (one kernel each way), normalising over the trailing
 // `normalized_shape` dims. x is treated as [N, D] rows, D = numel(normalized_shape).
+#include <cmath>
 #include <limits>
 
+#include "autograd/grad_mode.h"
 #include "core/creation.h"
 #include "core/ops/op.h"
 
@@ -11,6 +13,7 @@ namespace {
 
 const OpName kLayerNorm{"layer_norm"};
 const OpName kRmsNorm{"rms_norm"};
+const OpName kScaledRmsNormMatmul{"scaled_rms_norm_matmul"};
 
 // Validates x against normalized_shape and an optional parameter; returns D.
 int64_t check_norm(const char* op, const Tensor& x, const Shape& normalized_shape, const Tensor& param,
@@ -79,6 +82,62 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
                   Tensor grad_w = maybe_empty(need[1], normalized_shape, g.options());
                   HC_KERNEL(rms_norm_backward, g, grad_x, grad_w, rows_of(g, xr.shape()[1]), xr, wv, rstd);
                   return TensorList{need[0] ? grad_x.reshape(shape) : Tensor(), grad_w};
+                });
+}
+
+// The hyper-connections' coefficient projection, x̂ W with x̂ = x / max(|x|, 1e-12) · sqrt(K) · (1 + gamma), in
+// the order of the mHC paper (section 4.3.1): first the GEMM with the gain folded into W, then the division
+// by the norm on the small [R, M] result, so the K-wide normalised x̂ is never formed:
+//   s = sqrt(K) (1 + gamma) [K],  W_s = s ⊙ W [K, M],  y = x W_s [R, M],  out = y / n,  n = max(|x_r|, 1e-12)
+// Backward, with g = dL/dout and c_r = Σ_m g y (the part of the gradient that flows through n):
+//   dW_s = x^T (g / n),  dW = s ⊙ dW_s,  dgamma_k = sqrt(K) Σ_m W dW_s,
+//   dx = (g / n) W_s^T − c_r x / n³   (the second term only where the norm was not clamped)
+Tensor scaled_rms_norm_matmul(const Tensor& x, const Tensor& gamma, const Tensor& weight) {
+  const char* op = "scaled_rms_norm_matmul";
+  check_floating(op, x);
+  HC_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.shape().back() == weight.shape()[0] &&
+               gamma.shape() == Shape{weight.shape()[0]},
+           ShapeError, op, ": expected x [..., K], gamma [K] and weight [K, M], got ", x.shape(), ", ", gamma.shape(),
+           " and ", weight.shape());
+  check_same_dtype(op, x, gamma);
+  check_same_dtype(op, x, weight);
+  check_same_device(op, x, gamma);
+  check_same_device(op, x, weight);
+  const int64_t K = weight.shape()[0], M = weight.shape()[1];
+  Shape out_shape = x.shape();
+  out_shape.back() = M;
+
+  Tensor rows, inv_norm, clamped, scaled_weight, y, out;
+  {
+    autograd::NoGradGuard no_grad;  // the pieces below are this op's own, recorded once as a whole
+    rows = x.detach().reshape({-1, K});                                    // [R, K]
+    const Tensor norm = sqrt(sum(rows * rows, {1}, /*keepdim=*/true));   // [R, 1]
+    clamped = lt(norm, full({}, 1e-12, norm.options()));
+    inv_norm = 1.0 / clamp(norm, 1e-12, std::nullopt);
+    scaled_weight = weight.detach() * ((gamma.detach() + 1.0) * std::sqrt(static_cast<double>(K))).unsqueeze(1);
+    y = matmul(rows, scaled_weight);                                       // [R, M]
+    out = (y * inv_norm).reshape(out_shape);
+  }
+  return record(kScaledRmsNormMatmul, out, {x, gamma, weight},
+                [xs = save(x, kScaledRmsNormMatmul), inv_norm, clamped, scaled_weight, y,
+                 w = save(weight, kScaledRmsNormMatmul), gm = save(gamma, kScaledRmsNormMatmul), x_shape = x.shape(),
+                 K](const Tensor& grad, const Needs& need) {
+                  const Tensor rows = xs.get().reshape({-1, K});
+                  const Tensor g = grad.reshape({-1, scaled_weight.shape()[1]});  // [R, M]
+                  const Tensor g_over_n = g * inv_norm;
+                  Tensor grad_x, grad_gamma, grad_weight;
+                  if (need[0]) {
+                    const Tensor c = sum(g * y, {1}, /*keepdim=*/true);           // [R, 1]
+                    const Tensor through_norm = where(clamped, zeros({}, g.options()), c * inv_norm * inv_norm * inv_norm);
+                    grad_x = (matmul(g_over_n, scaled_weight.t()) - through_norm * rows).reshape(x_shape);
+                  }
+                  if (need[1] || need[2]) {
+                    const Tensor grad_scaled = matmul(rows.t(), g_over_n);  // [K, M]
+                    const Tensor gain = (gm.get() + 1.0) * std::sqrt(static_cast<double>(K));
+                    if (need[2]) grad_weight = grad_scaled * gain.unsqueeze(1);
+                    if (need[1]) grad_gamma = sum(grad_scaled * w.get(), {1}) * std::sqrt(static_cast<double>(K));
+                  }
+                  return TensorList{grad_x, grad_gamma, grad_weight};
                 });
 }
 
