@@ -1,0 +1,294 @@
+// The CUDA kernels, run on the CPU under the host emulation (cuda_emulation.h), against the CPU kernels of
+// the same name on the same inputs. Built in CPU-only builds (the sanitizer build in CI), so every index a
+// kernel computes is also checked by AddressSanitizer. It proves the kernels' logic, not their speed or
+// their behaviour on real hardware: the GPU suite (tests/gpu/) does that on a GPU.
+//
+// Bar: relative error ||emulated - cpu|| / ||cpu|| below 1e-5 in float32 and 1e-12 in float64.
+#include "helpers.h"
+
+#include "core/kernels.h"
+
+namespace hcgrad::emulated_cuda {
+#include "core/kernel_list.h"
+}  // namespace hcgrad::emulated_cuda
+
+namespace {
+
+using namespace hctest;
+namespace gpu = hcgrad::emulated_cuda;
+
+double tolerance(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
+
+Tensor random(const Shape& shape, DType dtype, double lo = -2, double hi = 2) {
+  static Generator gen(21);
+  return (rand(shape, {.dtype = DType::Float64}, gen) * (hi - lo) + lo).to(dtype);
+}
+
+Tensor empty_like_contiguous(const Tensor& t) { return Tensor::empty(t.shape(), t.options()); }
+
+// Runs `kernel(out...)` into fresh outputs for both backends and compares each output.
+template <class Cpu, class Emulated>
+void compare(const std::vector<Tensor>& cpu_outputs, const std::vector<Tensor>& gpu_outputs, const Cpu& cpu_run,
+             const Emulated& gpu_run, double tol) {
+  cpu_run();
+  gpu_run();
+  for (size_t i = 0; i < cpu_outputs.size(); ++i) {
+    CAPTURE(i);
+    CHECK(relative_error(gpu_outputs[i], cpu_outputs[i]) <= tol);
+  }
+}
+
+const DType kFloatTypes[] = {DType::Float32, DType::Float64};
+
+TEST_CASE("emulated CUDA: unary ops and their backward, every op of the table") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    const Tensor x = random({3, 70}, dtype, 0.2, 2.5);  // positive: log, sqrt, rsqrt are defined
+    const Tensor g = random({3, 70}, dtype);
+#define HC_EMULATED_UNARY(name, saves, forward, vjp)                                                     \
+    {                                                                                                    \
+      CAPTURE(#name);                                                                                    \
+      Tensor y_cpu = empty_like_contiguous(x), y_gpu = empty_like_contiguous(x);                        \
+      cpu::unary(UnaryOp::name, y_cpu, x);                                                               \
+      gpu::unary(UnaryOp::name, y_gpu, x);                                                               \
+      CHECK(relative_error(y_gpu, y_cpu) <= tolerance(dtype));                                           \
+      Tensor dx_cpu = empty_like_contiguous(x), dx_gpu = empty_like_contiguous(x);                      \
+      cpu::unary_backward(UnaryOp::name, dx_cpu, x, y_cpu, g);                                           \
+      gpu::unary_backward(UnaryOp::name, dx_gpu, x, y_cpu, g);                                           \
+      CHECK(relative_error(dx_gpu, dx_cpu) <= tolerance(dtype));                                         \
+    }
+    HC_UNARY_OPS(HC_EMULATED_UNARY)
+#undef HC_EMULATED_UNARY
+  }
+}
+
+TEST_CASE("emulated CUDA: binary ops on broadcast and transposed operands, compare, where, pow, clamp") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    const Tensor a = random({40, 30}, dtype).t();                     // [30, 40], transposed memory
+    const Tensor b = random({40}, dtype, 0.5, 2).expand({30, 40});   // stride 0 on dim 0
+    for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
+      Tensor c = Tensor::empty({30, 40}, a.options()), e = Tensor::empty({30, 40}, a.options());
+      compare({c}, {e}, [&] { cpu::binary(op, c, a, b); }, [&] { gpu::binary(op, e, a, b); }, tolerance(dtype));
+    }
+    Tensor c = Tensor::empty({30, 40}, a.options()), e = Tensor::empty({30, 40}, a.options());
+    compare({c}, {e}, [&] { cpu::add_scaled(c, a, b, -0.7); }, [&] { gpu::add_scaled(e, a, b, -0.7); },
+            tolerance(dtype));
+    Tensor m_cpu = Tensor::empty({30, 40}, {.dtype = DType::Bool}), m_gpu = Tensor::empty({30, 40}, {.dtype = DType::Bool});
+    cpu::compare(CompareOp::Lt, m_cpu, a, b);
+    gpu::compare(CompareOp::Lt, m_gpu, a, b);
+    CHECK(values(m_gpu) == values(m_cpu));
+    compare({c}, {e}, [&] { cpu::where(c, m_cpu, a, b); }, [&] { gpu::where(e, m_cpu, a, b); }, 0);
+    const Tensor positive = random({30, 40}, dtype, 0.3, 2), g = random({30, 40}, dtype);
+    for (double p : {2.0, 0.5, -1.5, 0.0}) {
+      compare({c}, {e}, [&] { cpu::pow(c, positive, p); }, [&] { gpu::pow(e, positive, p); }, tolerance(dtype));
+      compare({c}, {e}, [&] { cpu::pow_backward(c, positive, g, p); }, [&] { gpu::pow_backward(e, positive, g, p); },
+              tolerance(dtype));
+    }
+    compare({c}, {e}, [&] { cpu::clamp(c, a, -0.5, INFINITY); }, [&] { gpu::clamp(e, a, -0.5, INFINITY); }, 0);
+    compare({c}, {e}, [&] { cpu::clamp_backward(c, a, g, -0.5, 1.0); },
+            [&] { gpu::clamp_backward(e, a, g, -0.5, 1.0); }, 0);
+  }
+}
+
+TEST_CASE("emulated CUDA: copy converts dtypes and walks strides, fill fills") {
+  const Tensor x = random({5, 6, 7}, DType::Float64).permute({2, 0, 1});  // [7, 5, 6], no dim contiguous
+  for (DType to : {DType::Float32, DType::Float64, DType::Int64, DType::Bool}) {
+    CAPTURE(to);
+    Tensor c = Tensor::empty(x.shape(), {.dtype = to}), e = Tensor::empty(x.shape(), {.dtype = to});
+    cpu::copy(c, x);
+    gpu::copy(e, x);
+    CHECK(values(e) == values(c));
+    cpu::fill(c, 3.0);
+    gpu::fill(e, 3.0);
+    CHECK(values(e) == values(c));
+  }
+}
+
+TEST_CASE("emulated CUDA: row reductions, including NaN, ties and rows of -inf") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    for (const Shape& shape : {Shape{7, 5}, Shape{3, 3000}, Shape{1, 1}}) {
+      CAPTURE(shape);
+      Tensor x = random(shape, dtype).contiguous();
+      Tensor c = Tensor::empty({shape[0]}, x.options()), e = Tensor::empty({shape[0]}, x.options());
+      compare({c}, {e}, [&] { cpu::sum_rows(c, x); }, [&] { gpu::sum_rows(e, x); }, tolerance(dtype));
+      compare({c}, {e}, [&] { cpu::logsumexp_rows(c, x); }, [&] { gpu::logsumexp_rows(e, x); }, tolerance(dtype));
+      for (bool take_max : {true, false}) {
+        Tensor ci = Tensor::empty({shape[0]}, {.dtype = DType::Int64}), ei = Tensor::empty({shape[0]}, {.dtype = DType::Int64});
+        cpu::max_rows(c, ci, x, take_max);
+        gpu::max_rows(e, ei, x, take_max);
+        CHECK(values(e) == values(c));
+        CHECK(values(ei) == values(ci));
+      }
+    }
+    // Ties (first position wins), a NaN (wins, first one), a row of -inf (logsumexp -inf).
+    Tensor x = tensor({1, 3, 3, 0, /**/ 2, NAN, 5, NAN, /**/ -INFINITY, -INFINITY, -INFINITY, -INFINITY}, {3, 4},
+                      {.dtype = dtype});
+    Tensor c = Tensor::empty({3}, x.options()), e = Tensor::empty({3}, x.options());
+    Tensor ci = Tensor::empty({3}, {.dtype = DType::Int64}), ei = Tensor::empty({3}, {.dtype = DType::Int64});
+    cpu::max_rows(c, ci, x, true);
+    gpu::max_rows(e, ei, x, true);
+    CHECK(values(ei) == values(ci));
+    CHECK(values(ei) == std::vector<double>{1, 1, 0});
+    cpu::logsumexp_rows(c, x);
+    gpu::logsumexp_rows(e, x);
+    CHECK(std::isnan(values(e)[1]));
+    CHECK(values(e)[2] == -INFINITY);
+  }
+}
+
+TEST_CASE("emulated CUDA: softmax and log_softmax, forward and backward") {
+  for (DType dtype : kFloatTypes) {
+    for (bool log : {false, true}) {
+      CAPTURE(dtype);
+      CAPTURE(log);
+      for (const Shape& shape : {Shape{9, 13}, Shape{2, 1500}}) {
+        const Tensor x = random(shape, dtype, -4, 4), g = random(shape, dtype);
+        Tensor c = Tensor::empty(shape, x.options()), e = Tensor::empty(shape, x.options());
+        compare({c}, {e}, [&] { cpu::softmax(c, x, log); }, [&] { gpu::softmax(e, x, log); }, tolerance(dtype));
+        Tensor dc = Tensor::empty(shape, x.options()), de = Tensor::empty(shape, x.options());
+        compare({dc}, {de}, [&] { cpu::softmax_backward(dc, c, g, log); }, [&] { gpu::softmax_backward(de, c, g, log); },
+                tolerance(dtype));
+      }
+    }
+  }
+}
+
+TEST_CASE("emulated CUDA: gather and scatter-add along a middle dim, repeated indices") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    const Tensor x = random({3, 6, 5}, dtype);
+    const Tensor index = from_vector<int64_t>({5, 0, 2, 2, 5, 1, 0});
+    Tensor c = Tensor::empty({3, 7, 5}, x.options()), e = Tensor::empty({3, 7, 5}, x.options());
+    compare({c}, {e}, [&] { cpu::index_select(c, x, 1, index); }, [&] { gpu::index_select(e, x, 1, index); }, 0);
+    Tensor ac = zeros({3, 6, 5}, {.dtype = dtype}), ae = zeros({3, 6, 5}, {.dtype = dtype});
+    compare({ac}, {ae}, [&] { cpu::index_add(ac, 1, index, c); }, [&] { gpu::index_add(ae, 1, index, c); },
+            tolerance(dtype));
+  }
+}
+
+TEST_CASE("emulated CUDA: cross-entropy forward and backward with an ignored target") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    const Tensor logits = random({6, 300}, dtype, -5, 5);
+    const Tensor targets = from_vector<int64_t>({3, 299, -100, 0, 150, 7});
+    Tensor lc = Tensor::empty({6}, logits.options()), le = Tensor::empty({6}, logits.options());
+    Tensor sc = Tensor::empty({6}, logits.options()), se = Tensor::empty({6}, logits.options());
+    compare({lc, sc}, {le, se}, [&] { cpu::cross_entropy_forward(lc, sc, logits, targets, -100); },
+            [&] { gpu::cross_entropy_forward(le, se, logits, targets, -100); }, tolerance(dtype));
+    const Tensor g = random({6}, dtype);
+    Tensor dc = Tensor::empty({6, 300}, logits.options()), de = Tensor::empty({6, 300}, logits.options());
+    compare({dc}, {de}, [&] { cpu::cross_entropy_backward(dc, logits, targets, sc, g, -100); },
+            [&] { gpu::cross_entropy_backward(de, logits, targets, sc, g, -100); }, tolerance(dtype));
+  }
+}
+
+TEST_CASE("emulated CUDA: layer_norm and rms_norm, forward and backward, with and without parameters") {
+  for (DType dtype : kFloatTypes) {
+    for (bool affine : {true, false}) {
+      CAPTURE(dtype);
+      CAPTURE(affine);
+      const int64_t N = 19, D = 70;
+      const Tensor x = random({N, D}, dtype, -3, 3), g = random({N, D}, dtype);
+      const Tensor w = affine ? random({D}, dtype) : Tensor(), b = affine ? random({D}, dtype) : Tensor();
+      Tensor yc = Tensor::empty({N, D}, x.options()), ye = Tensor::empty({N, D}, x.options());
+      Tensor mc = Tensor::empty({N}, x.options()), me = Tensor::empty({N}, x.options());
+      Tensor rc = Tensor::empty({N}, x.options()), re = Tensor::empty({N}, x.options());
+      compare({yc, mc, rc}, {ye, me, re}, [&] { cpu::layer_norm_forward(yc, mc, rc, x, w, b, 1e-5); },
+              [&] { gpu::layer_norm_forward(ye, me, re, x, w, b, 1e-5); }, tolerance(dtype));
+      Tensor dxc = Tensor::empty({N, D}, x.options()), dxe = Tensor::empty({N, D}, x.options());
+      Tensor dwc = zeros({D}, x.options()), dwe = zeros({D}, x.options());
+      Tensor dbc = zeros({D}, x.options()), dbe = zeros({D}, x.options());
+      compare({dxc, dwc, dbc}, {dxe, dwe, dbe},
+              [&] { cpu::layer_norm_backward(dxc, dwc, dbc, g, x, w, mc, rc); },
+              [&] { gpu::layer_norm_backward(dxe, dwe, dbe, g, x, w, mc, rc); }, tolerance(dtype));
+      compare({yc, rc}, {ye, re}, [&] { cpu::rms_norm_forward(yc, rc, x, w, 1e-6); },
+              [&] { gpu::rms_norm_forward(ye, re, x, w, 1e-6); }, tolerance(dtype));
+      Tensor dw2c = zeros({D}, x.options()), dw2e = zeros({D}, x.options());
+      compare({dxc, dw2c}, {dxe, dw2e}, [&] { cpu::rms_norm_backward(dxc, dw2c, g, x, w, rc); },
+              [&] { gpu::rms_norm_backward(dxe, dw2e, g, x, w, rc); }, tolerance(dtype));
+    }
+  }
+}
+
+TEST_CASE("emulated CUDA: Sinkhorn forward and recomputing backward, both domains, square and not") {
+  for (DType dtype : kFloatTypes) {
+    for (bool log_domain : {false, true}) {
+      for (const Shape& shape : {Shape{150, 4, 4}, Shape{3, 3, 5}}) {
+        CAPTURE(dtype);
+        CAPTURE(log_domain);
+        CAPTURE(shape);
+        const Tensor logits = random(shape, dtype), g = random(shape, dtype);
+        Tensor c = Tensor::empty(shape, logits.options()), e = Tensor::empty(shape, logits.options());
+        compare({c}, {e}, [&] { cpu::sinkhorn_forward(c, logits, 7, log_domain); },
+                [&] { gpu::sinkhorn_forward(e, logits, 7, log_domain); }, tolerance(dtype));
+        compare({c}, {e}, [&] { cpu::sinkhorn_backward(c, logits, g, 7, log_domain); },
+                [&] { gpu::sinkhorn_backward(e, logits, g, 7, log_domain); }, tolerance(dtype));
+      }
+    }
+  }
+}
+
+TEST_CASE("emulated CUDA: the Adam and AdamW step") {
+  for (DType dtype : kFloatTypes) {
+    for (bool decoupled : {true, false}) {
+      CAPTURE(dtype);
+      CAPTURE(decoupled);
+      const AdamStep step{.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+                          .decoupled_decay = decoupled ? 0.1 : 0.0, .l2_decay = decoupled ? 0.0 : 0.1,
+                          .step_size = 1e-2 / (1 - 0.9 * 0.9), .bias_correction2_sqrt = std::sqrt(1 - 0.95 * 0.95)};
+      const Tensor grad = random({1000}, dtype);
+      Tensor pc = random({1000}, dtype), mc = random({1000}, dtype) * 0.1, vc = random({1000}, dtype, 0, 1);
+      Tensor pe = pc.clone(), me = mc.clone(), ve = vc.clone();
+      compare({pc, mc, vc}, {pe, me, ve}, [&] { cpu::adam_step(pc, grad, mc, vc, step); },
+              [&] { gpu::adam_step(pe, grad, me, ve, step); }, tolerance(dtype));
+    }
+  }
+}
+
+TEST_CASE("emulated CUDA: fused attention forward and backward, causal and not, odd sizes") {
+  for (DType dtype : kFloatTypes) {
+    for (bool causal : {true, false}) {
+      for (const Shape& shape : {Shape{1, 2, 37, 24}, Shape{2, 1, 5, 65}}) {
+        CAPTURE(dtype);
+        CAPTURE(causal);
+        CAPTURE(shape);
+        const Tensor q = random(shape, dtype), k = random(shape, dtype), v = random(shape, dtype);
+        const Tensor go = random(shape, dtype);
+        const double scale = 1 / std::sqrt(static_cast<double>(shape[3]));
+        const Shape rows{shape[0], shape[1], shape[2]};
+        Tensor oc = Tensor::empty(shape, q.options()), oe = Tensor::empty(shape, q.options());
+        Tensor lc = Tensor::empty(rows, q.options()), le = Tensor::empty(rows, q.options());
+        compare({oc, lc}, {oe, le}, [&] { cpu::attention_forward(oc, lc, q, k, v, causal, scale); },
+                [&] { gpu::attention_forward(oe, le, q, k, v, causal, scale); }, tolerance(dtype) * 10);
+        Tensor dqc = Tensor::empty(shape, q.options()), dkc = Tensor::empty(shape, q.options()),
+               dvc = Tensor::empty(shape, q.options());
+        Tensor dqe = Tensor::empty(shape, q.options()), dke = Tensor::empty(shape, q.options()),
+               dve = Tensor::empty(shape, q.options());
+        compare({dqc, dkc, dvc}, {dqe, dke, dve},
+                [&] { cpu::attention_backward(dqc, dkc, dvc, go, q, k, v, oc, lc, causal, scale); },
+                [&] { gpu::attention_backward(dqe, dke, dve, go, q, k, v, oc, lc, causal, scale); },
+                tolerance(dtype) * 10);
+      }
+    }
+  }
+}
+
+TEST_CASE("emulated CUDA: stream mixing forward and weight gradient") {
+  for (DType dtype : kFloatTypes) {
+    for (const Shape& sizes : {Shape{33, 4, 4, 40}, Shape{5, 3, 1, 300}, Shape{4, 20, 2, 7}}) {  // M, S, K, D
+      CAPTURE(dtype);
+      CAPTURE(sizes);
+      const int64_t M = sizes[0], S = sizes[1], K = sizes[2], D = sizes[3];
+      const Tensor w = random({M, S, K}, dtype), x = random({M, S, D}, dtype), g = random({M, K, D}, dtype);
+      Tensor c = Tensor::empty({M, K, D}, x.options()), e = Tensor::empty({M, K, D}, x.options());
+      compare({c}, {e}, [&] { cpu::stream_mix(c, w, x); }, [&] { gpu::stream_mix(e, w, x); }, tolerance(dtype));
+      Tensor dc = Tensor::empty({M, S, K}, x.options()), de = Tensor::empty({M, S, K}, x.options());
+      compare({dc}, {de}, [&] { cpu::stream_mix_backward_weights(dc, x, g); },
+              [&] { gpu::stream_mix_backward_weights(de, x, g); }, tolerance(dtype));
+    }
+  }
+}
+
+}  // namespace
