@@ -33,9 +33,12 @@ void logsumexp_rows(const Tensor& out, const Tensor& rows);
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
 
 // ---- stream mixing (core/cpu/stream_mix.cpp); every tensor contiguous, one small matrix per row m ----
-// out [M, K, D] = weights[m]^T @ x[m]: out[m, k, d] = sum_s weights[m, s, k] * x[m, s, d];
-// weights [M, S, K], x [M, S, D].
-void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x);
+// out [M, K, D] = weights[m]^T @ x[m] (+ extra_weights[m]^T @ extra_x[m]):
+//   out[m, k, d] = sum_s weights[m, s, k] * x[m, s, d]  (+ sum_e extra_weights[m, e, k] * extra_x[m, e, d])
+// weights [M, S, K], x [M, S, D]; extra_weights [M, E, K], extra_x [M, E, D], or both undefined. The extra
+// pair is the connections' residual merge: the branch output y added to the mixed streams in the same pass.
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
+                const Tensor& extra_x);
 // grad_weights [M, S, K]: grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d];
 // x [M, S, D], grad_out [M, K, D].
 void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out);

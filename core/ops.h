@@ -66,6 +66,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // i.e. matmul(weights^T, x) as one fused kernel. weights' leading dims broadcast to x's (e.g. static
 // weights [S, K] against x [B, N, S, D]); x's leading dims are the output's.
 Tensor stream_mix(const Tensor& weights, const Tensor& x);
+// stream_mix(weights, x) + stream_mix(extra_weights, extra_x) in one pass (both give [..., K, D]): the
+// connections' residual merge, the mixed streams plus the branch output weighted per stream.
+Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extra_weights, const Tensor& extra_x);
 
 // ---- softmax over one dim (core/ops/softmax.cpp) ----
 Tensor softmax(const Tensor& x, int64_t dim);

@@ -4,7 +4,8 @@
 // Forward: one block per row m (grid-stride over rows). The block stages the row's S·K weights in shared
 // memory, then each thread takes features d (coalesced across the warp), loads x[m, :, d] into registers
 // once and writes all K outputs out[m, :, d]. Every thread reads the same weight at the same time: a
-// shared-memory broadcast.
+// shared-memory broadcast. The optional extra pair (the connections' branch output and its weights, a row
+// or a few) is added to the same accumulators before the one write.
 // Backward (weights): one block per row m; each warp computes whole (s, k) dot products over d (lanes
 // stride over d, coalesced) and reduces them with warp_sum. Fixed order: results are deterministic.
 #include <cstdint>
@@ -23,7 +24,8 @@ constexpr size_t kMaxSharedWeightBytes = 32 * 1024;
 // kMaxS > 0: x[m, :, d] is kept in kMaxS registers (S <= kMaxS); kMaxS == 0: any S, x re-read per k.
 template <class T, int kMaxS>
 __global__ void stream_mix_kernel(T* __restrict__ out, const T* __restrict__ weights, const T* __restrict__ x,
-                                  int64_t M, int S, int K, int64_t D, bool stage_weights) {
+                                  int64_t M, int S, int K, int64_t D, bool stage_weights,
+                                  const T* __restrict__ extra_weights, const T* __restrict__ extra_x, int E) {
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T* shared_weights = reinterpret_cast<T*>(shared_bytes);
   const int SK = S * K;
@@ -47,12 +49,14 @@ __global__ void stream_mix_kernel(T* __restrict__ out, const T* __restrict__ wei
 #pragma unroll
           for (int s = 0; s < kMaxS; ++s)
             if (s < S) acc += w[s * K + k] * xs[s];
+          for (int e = 0; e < E; ++e) acc += extra_weights[(m * E + e) * K + k] * extra_x[(m * E + e) * D + d];
           om[k * D + d] = acc;
         }
       } else {
         for (int k = 0; k < K; ++k) {
           T acc = 0;
           for (int s = 0; s < S; ++s) acc += w[s * K + k] * xm[s * D + d];
+          for (int e = 0; e < E; ++e) acc += extra_weights[(m * E + e) * K + k] * extra_x[(m * E + e) * D + d];
           om[k * D + d] = acc;
         }
       }
@@ -81,20 +85,23 @@ __global__ void stream_mix_backward_weights_kernel(T* __restrict__ grad_weights,
 }
 
 template <class T, int kMaxS>
-void launch_stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, int64_t M, int S, int K,
-                       int64_t D) {
+void launch_stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
+                       const Tensor& extra_x, int64_t M, int S, int K, int64_t D) {
+  const int E = extra_x.defined() ? static_cast<int>(extra_x.shape()[1]) : 0;
   const size_t weight_bytes = static_cast<size_t>(S) * K * sizeof(T);
   const bool stage = weight_bytes <= kMaxSharedWeightBytes;
   // Threads cover a row's D features (a multiple of 32, up to 256); rows with more features loop.
   const int threads = threads_for_row(D < 256 ? D : 256);
   stream_mix_kernel<T, kMaxS><<<blocks_for_rows(M), threads, stage ? weight_bytes : 0, stream_for(out)>>>(
-      ptr<T>(out), ptr<const T>(weights), ptr<const T>(x), M, S, K, D, stage);
+      ptr<T>(out), ptr<const T>(weights), ptr<const T>(x), M, S, K, D, stage,
+      E > 0 ? ptr<const T>(extra_weights) : nullptr, E > 0 ? ptr<const T>(extra_x) : nullptr, E);
   HC_CUDA_LAUNCH_CHECK("stream_mix");
 }
 
 }  // namespace
 
-void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
+                const Tensor& extra_x) {
   const int64_t M = x.shape()[0], D = x.shape()[2];
   const int64_t S = x.shape()[1], K = weights.shape()[2];
   if (out.numel() == 0) return;
@@ -103,10 +110,10 @@ void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
   dispatch_floating("stream_mix", x.dtype(), [&]<class T>() {
     const int s = static_cast<int>(S), k = static_cast<int>(K);
     // Register-resident x for the common stream counts (S = 4 streams, or up to 16 stream fractions).
-    if (S <= 4) launch_stream_mix<T, 4>(out, weights, x, M, s, k, D);
-    else if (S <= 8) launch_stream_mix<T, 8>(out, weights, x, M, s, k, D);
-    else if (S <= 16) launch_stream_mix<T, 16>(out, weights, x, M, s, k, D);
-    else launch_stream_mix<T, 0>(out, weights, x, M, s, k, D);
+    if (S <= 4) launch_stream_mix<T, 4>(out, weights, x, extra_weights, extra_x, M, s, k, D);
+    else if (S <= 8) launch_stream_mix<T, 8>(out, weights, x, extra_weights, extra_x, M, s, k, D);
+    else if (S <= 16) launch_stream_mix<T, 16>(out, weights, x, extra_weights, extra_x, M, s, k, D);
+    else launch_stream_mix<T, 0>(out, weights, x, extra_weights, extra_x, M, s, k, D);
   });
 }
 

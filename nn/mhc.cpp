@@ -89,7 +89,11 @@ Tensor mhc_streams_last(const char* module, const Tensor& residuals, int64_t S, 
   return residuals.reshape({B, numel(middle), S, D});
 }
 
-ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& input) const {
+Tensor mhc_streams_to_input(const Tensor& streams, const Shape& shape, bool streams_in_batch) {
+  return streams_in_batch ? streams.permute({0, 2, 1, 3}).reshape(shape) : streams.reshape(shape);
+}
+
+ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& input, bool mix_residuals) const {
   const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F, SF = S * F;
   const Tensor residuals = residual_transform_ ? residual_transform_->forward(input) : input;
   int64_t B = 0;
@@ -123,8 +127,10 @@ ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& in
   branch_shape.insert(branch_shape.begin(), B);
   branch_shape.push_back(D);
   out.branch_input = stream_mix(out.h_pre, x).reshape(branch_shape);
-  Tensor m = stream_mix(out.h_res, x).reshape({B, N, S, D});
-  out.residuals = streams_in_batch ? m.permute({0, 2, 1, 3}).reshape(residuals.shape()) : m.reshape(residuals.shape());
+  out.streams = x;
+  out.input_shape = residuals.shape();
+  if (mix_residuals)
+    out.residuals = mhc_streams_to_input(stream_mix(out.h_res, x).reshape({B, N, S, D}), out.input_shape, streams_in_batch);
   if (static_beta.defined()) {
     // β[s, f1, f2] = 2σ(bβ[s, f1] + h_post_scale x̂[s, f1] · Wβ[:, f2]): [B, N, SF, F] -> [B, N, S, F, F]
     Tensor b_beta = static_beta.reshape({SF, 1});
@@ -144,9 +150,28 @@ Tensor ManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) c
   // [B, N, S·F, d] = [B, N, S, D].
   Tensor beta = w.beta.permute({0, 1, 3, 2, 4}).reshape({B, N, F, S * F});
   Tensor o = stream_mix(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D});
-  if (streams_in_batch) o = o.permute({0, 2, 1, 3});
-  o = o.reshape(w.residuals.shape());
+  o = mhc_streams_to_input(o, w.input_shape, streams_in_batch);
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
+}
+
+Tensor ManifoldHyperConnections::merge(const Width& w, const Tensor& y) const {
+  const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
+  const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
+  HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "ManifoldHyperConnections: branch output ", y.shape(),
+           " must have the branch input's shape ", w.branch_input.shape());
+  // x_{l+1} = H_res^T x + β^T y: the mixed streams [B, N, S·F, d] and the branch output's F fractions as
+  // extra rows, one kernel pass instead of a mix, a mix and an add.
+  Tensor beta = w.beta.permute({0, 1, 3, 2, 4}).reshape({B, N, F, S * F});
+  Tensor merged = stream_mix_add(w.h_res, w.streams, beta, y.reshape({B, N, F, d})).reshape({B, N, S, D});
+  return dropout_->forward(mhc_streams_to_input(merged, w.input_shape, streams_in_batch));
+}
+
+ConnectionSplit ManifoldHyperConnections::split(const Tensor& residuals) const {
+  // A custom depth_residual_fn needs the mixed residuals on their own, and without the branch term there is
+  // nothing to merge: both take the two-step path.
+  if (depth_residual_fn_ || !static_beta.defined()) return split_of(*this, residuals);
+  auto w = std::make_shared<Width>(width(residuals, /*mix_residuals=*/false));
+  return {w->branch_input, [this, w](const Tensor& y) { return merge(*w, y); }};
 }
 
 std::shared_ptr<ConnectionModule> make_manifold_hyper_connections(int64_t S, ManifoldHyperConnectionsOptions o,

@@ -85,10 +85,14 @@ class ManifoldHyperConnections : public ConnectionModule {
                           // undefined when add_branch_out_to_residual = false
     Tensor h_pre;         // [B, N, S·F, F]: row s·F + f (source), column f2 (branch fraction)
     Tensor h_res;         // [B, N, S·F, S·F]: row = source, column t·F + f2 = target; rows sum to 1
+    Tensor streams;       // [B, N, S·F, d]: the stream fractions both mixes read (row s·F + f)
+    Shape input_shape;    // the residuals' shape (and layout) the merge returns to
   };
-  Width width(const Tensor& residuals) const;
+  // mix_residuals = false leaves `residuals` undefined: split() then mixes them inside the merge.
+  Width width(const Tensor& residuals, bool mix_residuals = true) const;
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
-  ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
+  // The width step, and a depth step that merges in one fused op (stream_mix_add) when it can.
+  ConnectionSplit split(const Tensor& residuals) const override;
   std::string name() const override { return "ManifoldHyperConnections"; }
 
   int64_t num_streams, dim, num_fracs, sinkhorn_iters, proposals;
@@ -108,6 +112,9 @@ class ManifoldHyperConnections : public ConnectionModule {
   std::shared_ptr<Transform> residual_transform_;
   std::function<Tensor(const Tensor&)> constraint_;
   std::shared_ptr<DepthResidual> depth_residual_fn_;
+
+  // The depth step with the residual mix fused in: H_res^T x + β^T y in one pass.
+  Tensor merge(const Width& width, const Tensor& branch_output) const;
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;
 };
@@ -116,6 +123,8 @@ class ManifoldHyperConnections : public ConnectionModule {
 // the v1 layout [B·S, N*, D] (streams_in_batch) or the v2 layout [B, N*, S, D]; errors name `module`.
 Tensor mhc_streams_last(const char* module, const Tensor& residuals, int64_t num_streams, int64_t dim,
                         bool streams_in_batch, int64_t& B, Shape& middle);
+// The inverse: merged streams [B, N, S, D] back to a residual tensor of `shape` in the same layout.
+Tensor mhc_streams_to_input(const Tensor& streams, const Shape& shape, bool streams_in_batch);
 
 // Builds the mHC module the options select (the factory's init_hc for mHC): ManifoldHyperConnections, or
 // PaperManifoldHyperConnections (nn/mhc_paper.h) for variant = MhcVariant::Paper.

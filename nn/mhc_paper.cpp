@@ -52,7 +52,8 @@ PaperManifoldHyperConnections::PaperManifoldHyperConnections(int64_t S, Manifold
   register_module("dropout", dropout_);
 }
 
-PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const Tensor& input) const {
+PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const Tensor& input,
+                                                                          bool mix_residuals) const {
   const int64_t S = num_streams, D = dim;
   const Tensor residuals = residual_transform_ ? residual_transform_->forward(input) : input;
   int64_t B = 0;
@@ -77,8 +78,10 @@ PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const 
   branch_shape.push_back(D);
   // As stream mixes: H_pre [B, N, S] is the weights [B, N, S, 1], H_res^T [B, N, S, S] the weights [s, t].
   out.branch_input = stream_mix(out.h_pre.unsqueeze(-1), x).reshape(branch_shape);
-  Tensor r = stream_mix(out.h_res.transpose(-1, -2), x);  // [B, N, S, D]
-  out.residuals = streams_in_batch ? r.permute({0, 2, 1, 3}).reshape(residuals.shape()) : r.reshape(residuals.shape());
+  out.streams = x;
+  out.input_shape = residuals.shape();
+  if (mix_residuals)
+    out.residuals = mhc_streams_to_input(stream_mix(out.h_res.transpose(-1, -2), x), out.input_shape, streams_in_batch);
   return out;
 }
 
@@ -87,10 +90,27 @@ Tensor PaperManifoldHyperConnections::add_residual(const Width& w, const Tensor&
   HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "PaperManifoldHyperConnections: branch output ",
            y.shape(), " must have the branch input's shape ", w.branch_input.shape());
   // eq. 3: H_post^T F(u): stream t gets H_post[t] · y   [B, N, S, 1] * [B, N, 1, D]
-  Tensor o = w.h_post.unsqueeze(-1) * y.reshape({B, N, 1, D});
-  if (streams_in_batch) o = o.permute({0, 2, 1, 3});
-  o = o.reshape(w.residuals.shape());
+  Tensor o = mhc_streams_to_input(w.h_post.unsqueeze(-1) * y.reshape({B, N, 1, D}), w.input_shape,
+                                  streams_in_batch);
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
+}
+
+Tensor PaperManifoldHyperConnections::merge(const Width& w, const Tensor& y) const {
+  const int64_t D = dim, B = w.h_post.shape()[0], N = w.h_post.shape()[1];
+  HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "PaperManifoldHyperConnections: branch output ",
+           y.shape(), " must have the branch input's shape ", w.branch_input.shape());
+  // eq. 3: x_{l+1} = H_res x_l + H_post^T F(u), the branch output y as one extra row weighted by H_post
+  // [B, N, 1, S]: one kernel pass instead of a mix, a product and an add.
+  Tensor merged =
+      stream_mix_add(w.h_res.transpose(-1, -2), w.streams, w.h_post.unsqueeze(-2), y.reshape({B, N, 1, D}));
+  return dropout_->forward(mhc_streams_to_input(merged, w.input_shape, streams_in_batch));
+}
+
+ConnectionSplit PaperManifoldHyperConnections::split(const Tensor& residuals) const {
+  // A custom depth_residual_fn needs the mixed residuals on their own: the two-step path.
+  if (depth_residual_fn_) return split_of(*this, residuals);
+  auto w = std::make_shared<Width>(width(residuals, /*mix_residuals=*/false));
+  return {w->branch_input, [this, w](const Tensor& y) { return merge(*w, y); }};
 }
 
 }  // namespace hcgrad::nn

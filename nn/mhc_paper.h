@@ -42,10 +42,14 @@ class PaperManifoldHyperConnections : public ConnectionModule {
     Tensor h_pre;         // [B, N, S]
     Tensor h_post;        // [B, N, S]: 2σ(...)
     Tensor h_res;         // [B, N, S, S]: H_res[t, s], row = destination; rows sum to 1
+    Tensor streams;       // [B, N, S, D]: x_l, the streams both mixes read
+    Shape input_shape;    // the residuals' shape (and layout) the merge returns to
   };
-  Width width(const Tensor& residuals) const;
+  // mix_residuals = false leaves `residuals` undefined: split() then mixes them inside the merge.
+  Width width(const Tensor& residuals, bool mix_residuals = true) const;
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
-  ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
+  // The width step, and a depth step that merges in one fused op (stream_mix_add) when it can.
+  ConnectionSplit split(const Tensor& residuals) const override;
   std::string name() const override { return "PaperManifoldHyperConnections"; }
 
   int64_t num_streams, dim, sinkhorn_iters;
@@ -66,6 +70,9 @@ class PaperManifoldHyperConnections : public ConnectionModule {
   std::shared_ptr<DepthResidual> depth_residual_fn_;
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;
+
+  // The depth step with the residual mix fused in: H_res x + H_post^T y in one pass (eq. 3).
+  Tensor merge(const Width& width, const Tensor& branch_output) const;
 };
 
 }  // namespace hcgrad::nn

@@ -107,6 +107,11 @@ inline const std::vector<OpCase>& op_cases() {
                                 [](const TL& in) { return stream_mix(in[0], in[1]); }},
   {"stream_mix strided views",  [] { return TL{X({2, 4, 3}), X({2, 5, 3})}; },
                                 [](const TL& in) { return stream_mix(in[0].transpose(-1, -2), in[1].transpose(-1, -2)); }},
+  // the residual merge: streams mixed by H_res [2, 3, S=4, K=4] plus the branch output [.., E=1, D] by H_post
+  {"stream_mix_add",            [] { return TL{X({2, 3, 4, 4}), X({2, 3, 4, 5}), X({2, 3, 1, 4}), X({2, 3, 1, 5})}; },
+                                [](const TL& in) { return stream_mix_add(in[0], in[1], in[2], in[3]); }},
+  {"stream_mix_add broadcast",  [] { return TL{X({3, 2}), X({2, 4, 3, 5}), X({2, 1, 2, 2}), X({2, 4, 2, 5})}; },
+                                [](const TL& in) { return stream_mix_add(in[0], in[1], in[2], in[3]); }},
   // ---- softmax ----
   {"softmax",         [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return softmax(in[0], 1); }},
   {"softmax last",    [] { return TL{Xt(3, 5)}; },     [](const TL& in) { return softmax(in[0], -1); }},

@@ -123,3 +123,28 @@ TEST_CASE("stream_mix: bad operands name the op and both shapes") {
   CHECK_THROWS_WITH_AS(stream_mix(ones({4, 4}, {.dtype = DType::Int64}), ones({4, 8}, {.dtype = DType::Int64})),
                        doctest::Contains("stream_mix: expected a floating dtype"), DTypeError);
 }
+
+TEST_CASE("stream_mix_add equals the sum of the two mixes, and its gradients theirs") {
+  for (DType dtype : {DType::Float64, DType::Float32}) {
+    CAPTURE(dtype);
+    const double tol = dtype == DType::Float32 ? 1e-5 : 1e-12;
+    // The residual merge of mHC: H_res^T over S = 4 streams plus H_post^T over the branch output (E = 1).
+    Tensor w = random({2, 3, 4, 4}, dtype), x = random({2, 3, 4, 16}, dtype);
+    Tensor ew = random({2, 3, 1, 4}, dtype), ex = random({2, 3, 1, 16}, dtype);
+    std::vector<Tensor> fused{w, x, ew, ex}, split{w, x, ew, ex};
+    for (Tensor& t : fused) t = t.detach().requires_grad_();
+    for (Tensor& t : split) t = t.detach().requires_grad_();
+    const Tensor a = stream_mix_add(fused[0], fused[1], fused[2], fused[3]);
+    const Tensor b = stream_mix(split[0], split[1]) + stream_mix(split[2], split[3]);
+    CHECK(max_abs_diff(values(a), values(b)) <= tol);
+    const Tensor probe = random(a.shape(), dtype);
+    sum(a * probe).backward();
+    sum(b * probe).backward();
+    for (size_t i = 0; i < fused.size(); ++i) {
+      CAPTURE(i);
+      CHECK(max_abs_diff(values(fused[i].grad()), values(split[i].grad())) <= tol);
+    }
+  }
+  CHECK_THROWS_WITH_AS(stream_mix_add(ones({4, 4}), ones({4, 8}), ones({1, 4}), ones({1, 6})),
+                       doctest::Contains("stream_mix_add: the two mixes give different shapes"), ShapeError);
+}

@@ -36,37 +36,54 @@ void mix_group(T* __restrict o, const T* w, int64_t K, const T* __restrict x, in
   }
 }
 
-// out[k, :] = sum_s w[s, k] x[s, :] for one row m: w [S, K], x [S, D], out [K, D].
+// o[i] (+)= sum_s w[s * K] * x[s * D + i] for a tile of n features of one output row, S input rows taken
+// kGroup at a time; `first` starts the sum.
 template <class T>
-void mix_one_row(T* out, const T* w, const T* x, int64_t S, int64_t K, int64_t D) {
+void mix_rows(T* o, const T* w, int64_t K, const T* x, int64_t S, int64_t D, int64_t n, bool first) {
+  for (int64_t s = 0; s < S; s += kGroup) {
+    const T* ws = w + s * K;
+    const T* xs = x + s * D;
+    const bool starts = first && s == 0;
+    switch (std::min(kGroup, S - s)) {
+      case 4: mix_group<4>(o, ws, K, xs, D, n, starts); break;
+      case 3: mix_group<3>(o, ws, K, xs, D, n, starts); break;
+      case 2: mix_group<2>(o, ws, K, xs, D, n, starts); break;
+      default: mix_group<1>(o, ws, K, xs, D, n, starts); break;
+    }
+  }
+}
+
+// out[k, :] = sum_s w[s, k] x[s, :] (+ sum_e ew[e, k] ex[e, :]) for one row m: w [S, K], x [S, D],
+// ew [E, K], ex [E, D], out [K, D]. The extra rows are added while the tile is still in L1.
+template <class T>
+void mix_one_row(T* out, const T* w, const T* x, int64_t S, const T* ew, const T* ex, int64_t E, int64_t K,
+                 int64_t D) {
   for (int64_t d0 = 0; d0 < D; d0 += kTile) {
     const int64_t n = std::min(kTile, D - d0);
     for (int64_t k = 0; k < K; ++k) {
       T* o = out + k * D + d0;
-      if (S == 0) std::fill(o, o + n, T(0));
-      for (int64_t s = 0; s < S; s += kGroup) {
-        const T* ws = w + s * K + k;
-        const T* xs = x + s * D + d0;
-        switch (std::min(kGroup, S - s)) {
-          case 4: mix_group<4>(o, ws, K, xs, D, n, s == 0); break;
-          case 3: mix_group<3>(o, ws, K, xs, D, n, s == 0); break;
-          case 2: mix_group<2>(o, ws, K, xs, D, n, s == 0); break;
-          default: mix_group<1>(o, ws, K, xs, D, n, s == 0); break;
-        }
-      }
+      if (S + E == 0) std::fill(o, o + n, T(0));
+      mix_rows(o, w + k, K, x + d0, S, D, n, true);
+      if (E > 0) mix_rows(o, ew + k, K, ex + d0, E, D, n, S == 0);
     }
   }
 }
 
 }  // namespace
 
-void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
+                const Tensor& extra_x) {
   const int64_t M = x.shape()[0], S = x.shape()[1], D = x.shape()[2], K = weights.shape()[2];
+  const int64_t E = extra_x.defined() ? extra_x.shape()[1] : 0;
   dispatch_floating("stream_mix", x.dtype(), [&]<class T>() {
     const T *w = weights.data<T>(), *xp = x.data<T>();
+    const T* ew = E > 0 ? extra_weights.data<T>() : nullptr;
+    const T* ex = E > 0 ? extra_x.data<T>() : nullptr;
     T* o = out.data<T>();
-    parallel_for(0, M, grain_for((S + K) * D), [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; ++m) mix_one_row(o + m * K * D, w + m * S * K, xp + m * S * D, S, K, D);
+    parallel_for(0, M, grain_for((S + E + K) * D), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m)
+        mix_one_row(o + m * K * D, w + m * S * K, xp + m * S * D, S, ew ? ew + m * E * K : nullptr,
+                    ex ? ex + m * E * D : nullptr, E, K, D);
     });
   });
 }

@@ -7,7 +7,11 @@
 // the kernels do the whole batch in one pass instead. weights' leading dims broadcast to x's (static
 // weights [S, K] against x [B, N, S, D]); x's leading dims are the output's.
 //
-// Backward, with g = dL/dout [..., K, D]:
+// stream_mix_add(weights, x, extra_weights, extra_x) adds a second mix of the same output shape in the same
+// kernel pass: the connections' residual merge, H_res^T x + H_post^T y with the branch output y as an extra
+// "stream" (mHC eq. 3), without writing the mixed residuals out first.
+//
+// Backward, with g = dL/dout [..., K, D] (each pair alike):
 //   grad_x[..., s, d]       = sum_k weights[..., s, k] g[..., k, d]  = stream_mix(weights^T, g)
 //   grad_weights[..., s, k] = sum_d x[..., s, d] g[..., k, d]        (then summed over broadcast dims)
 #include "core/ops/op.h"
@@ -17,6 +21,7 @@ namespace hcgrad {
 namespace {
 
 const OpName kStreamMix{"stream_mix"};
+const OpName kStreamMixAdd{"stream_mix_add"};
 
 // The op's operands as the kernels take them: contiguous [M, rows, cols] views, no autograd. Broadcast
 // weights are materialised here (M·S·K values, small next to x's M·S·D).
@@ -47,33 +52,76 @@ Shape check_stream_mix(const Tensor& weights, const Tensor& x) {
   return lead_x;
 }
 
+// One (weights, x) pair as the kernels take it, with what backward needs.
+struct MixOperand {
+  Tensor weights, x;      // as given (autograd inputs)
+  Tensor w_rows, x_rows;  // contiguous [M, S, K] (broadcast materialised) and [M, S, D]
+  Shape w_shape;          // [..., S, K] in x's batch shape
+};
+
+MixOperand mix_operand(const Tensor& weights, const Tensor& x) {
+  const Shape lead = check_stream_mix(weights, x);
+  const int64_t M = numel(lead), S = x.shape()[x.dim() - 2], D = x.shape().back(), K = weights.shape().back();
+  Shape w_shape = lead;
+  w_shape.insert(w_shape.end(), {S, K});
+  return {weights, x, as_matrices(broadcast_view("stream_mix", weights, w_shape), M, S, K), as_matrices(x, M, S, D),
+          w_shape};
+}
+
+// The gradients of one pair from g [M, K, D]: weights (in x's batch shape; record() sums it down to the
+// weights' own shape) and x.
+void mix_backward(const Shape& w_shape, const Tensor& x_rows, const Tensor& weights, const Tensor& g_rows,
+                  const Tensor& g, bool need_w, bool need_x, Tensor& grad_w, Tensor& grad_x) {
+  const int64_t M = g_rows.shape()[0], S = x_rows.shape()[1], K = g_rows.shape()[1];
+  if (need_w) {
+    grad_w = Tensor::empty(w_shape, g.options());
+    HC_KERNEL(stream_mix_backward_weights, g, as_matrices(grad_w, M, S, K), x_rows, g_rows);
+  }
+  if (need_x) grad_x = stream_mix(weights.transpose(-1, -2), g);  // [..., S, D], x's shape
+}
+
+Tensor mix(const OpName& name, const MixOperand& a, const MixOperand* b) {
+  const int64_t M = a.x_rows.shape()[0], K = a.w_rows.shape()[2], D = a.x_rows.shape()[2];
+  Shape out_shape(a.x.shape().begin(), a.x.shape().end() - 2);
+  out_shape.insert(out_shape.end(), {K, D});
+  Tensor out = Tensor::empty(out_shape, a.x.options());
+  HC_KERNEL(stream_mix, out, as_matrices(out, M, K, D), a.w_rows, a.x_rows, b ? b->w_rows : Tensor(),
+            b ? b->x_rows : Tensor());
+  if (!b)
+    return record(name, out, {a.weights, a.x},
+                  [w_shape = a.w_shape, w = save(a.weights, name), x_rows = save(a.x_rows, name), M, K, D](
+                      const Tensor& g, const Needs& need) {
+                    Tensor grad_w, grad_x;
+                    mix_backward(w_shape, x_rows.get(), w.get(), as_matrices(g, M, K, D), g, need[0], need[1], grad_w,
+                                 grad_x);
+                    return TensorList{grad_w, grad_x};
+                  });
+  return record(name, out, {a.weights, a.x, b->weights, b->x},
+                [a_shape = a.w_shape, b_shape = b->w_shape, wa = save(a.weights, name), xa = save(a.x_rows, name),
+                 wb = save(b->weights, name), xb = save(b->x_rows, name), M, K, D](const Tensor& g, const Needs& need) {
+                  TensorList grads(4);
+                  const Tensor g_rows = as_matrices(g, M, K, D);
+                  mix_backward(a_shape, xa.get(), wa.get(), g_rows, g, need[0], need[1], grads[0], grads[1]);
+                  mix_backward(b_shape, xb.get(), wb.get(), g_rows, g, need[2], need[3], grads[2], grads[3]);
+                  return grads;
+                });
+}
+
 }  // namespace
 
 Tensor stream_mix(const Tensor& weights, const Tensor& x) {
-  const Shape lead = check_stream_mix(weights, x);
-  const int64_t M = numel(lead), S = x.shape()[x.dim() - 2], D = x.shape().back(), K = weights.shape().back();
-  Shape w_shape = lead, out_shape = lead;
-  w_shape.insert(w_shape.end(), {S, K});
-  out_shape.insert(out_shape.end(), {K, D});
+  return mix(kStreamMix, mix_operand(weights, x), nullptr);
+}
 
-  Tensor w_rows = as_matrices(broadcast_view("stream_mix", weights, w_shape), M, S, K);
-  Tensor x_rows = as_matrices(x, M, S, D);
-  Tensor out = Tensor::empty(out_shape, x.options());
-  HC_KERNEL(stream_mix, out, as_matrices(out, M, K, D), w_rows, x_rows);
-
-  return record(kStreamMix, out, {weights, x},
-                [w = save(weights, kStreamMix), x_rows = save(x_rows, kStreamMix), w_shape, M, S, K, D](
-                    const Tensor& g, const Needs& need) {
-                  Tensor grad_w, grad_x;
-                  if (need[0]) {
-                    // In x's batch shape [..., S, K]; record() sums it down to weights' own shape.
-                    grad_w = Tensor::empty(w_shape, g.options());
-                    HC_KERNEL(stream_mix_backward_weights, g, as_matrices(grad_w, M, S, K), x_rows.get(),
-                              as_matrices(g, M, K, D));
-                  }
-                  if (need[1]) grad_x = stream_mix(w.get().transpose(-1, -2), g);  // [..., S, D], x's shape
-                  return TensorList{grad_w, grad_x};
-                });
+Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extra_weights, const Tensor& extra_x) {
+  const MixOperand a = mix_operand(weights, x), b = mix_operand(extra_weights, extra_x);
+  HC_CHECK(a.x.shape().back() == b.x.shape().back() && a.weights.shape().back() == b.weights.shape().back() &&
+               Shape(a.x.shape().begin(), a.x.shape().end() - 2) == Shape(b.x.shape().begin(), b.x.shape().end() - 2),
+           ShapeError, "stream_mix_add: the two mixes give different shapes: weights ", weights.shape(), " with x ",
+           x.shape(), ", and extra_weights ", extra_weights.shape(), " with extra_x ", extra_x.shape());
+  check_same_device("stream_mix_add", x, extra_x);
+  check_same_dtype("stream_mix_add", x, extra_x);
+  return mix(kStreamMixAdd, a, &b);
 }
 
 }  // namespace hcgrad

@@ -283,7 +283,14 @@ TEST_CASE("emulated CUDA: stream mixing forward and weight gradient") {
       const int64_t M = sizes[0], S = sizes[1], K = sizes[2], D = sizes[3];
       const Tensor w = random({M, S, K}, dtype), x = random({M, S, D}, dtype), g = random({M, K, D}, dtype);
       Tensor c = Tensor::empty({M, K, D}, x.options()), e = Tensor::empty({M, K, D}, x.options());
-      compare({c}, {e}, [&] { cpu::stream_mix(c, w, x); }, [&] { gpu::stream_mix(e, w, x); }, tolerance(dtype));
+      compare({c}, {e}, [&] { cpu::stream_mix(c, w, x, {}, {}); }, [&] { gpu::stream_mix(e, w, x, {}, {}); },
+              tolerance(dtype));
+      // With the merge's extra rows (E = 1 and E = 3).
+      for (int64_t E : {1, 3}) {
+        const Tensor ew = random({M, E, K}, dtype), ex = random({M, E, D}, dtype);
+        compare({c}, {e}, [&] { cpu::stream_mix(c, w, x, ew, ex); }, [&] { gpu::stream_mix(e, w, x, ew, ex); },
+                tolerance(dtype));
+      }
       Tensor dc = Tensor::empty({M, S, K}, x.options()), de = Tensor::empty({M, S, K}, x.options());
       compare({dc}, {de}, [&] { cpu::stream_mix_backward_weights(dc, x, g); },
               [&] { gpu::stream_mix_backward_weights(de, x, g); }, tolerance(dtype));
