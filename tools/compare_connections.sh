@@ -34,7 +34,7 @@ for entry in "${connections[@]}"; do
   # shellcheck disable=SC2086  # flags are words on purpose
   log=$("$tinylm" train --steps "$steps" --eval-every $((steps / 4)) --sample-tokens 0 $flags --out "$out" "$@" 2>&1) ||
     { echo "compare_connections: $label failed:" >&2; echo "$log" | tail -5 >&2; exit 1; }
-  params=$(echo "$log" | sed -n 's/.*, \([0-9.]*M\) parameters$/\1/p' | head -1)
+  params=$(echo "$log" | sed -n 's/.*, \([0-9.]*M\) parameters.*/\1/p' | head -1)
   loss=$(echo "$log" | sed -n 's/^final val_loss=\([0-9.]*\).*/\1/p')
   speed=$(awk -F, 'NR > 1 { sum += $5; n++ } END { if (n) printf "%.0f", sum / n }' "$out/metrics.csv")
   echo "| $label | $params | $loss | $speed |"
