@@ -10,8 +10,8 @@ hcgrad's modules are checked against it.
   tools/.venv/bin/python tools/torch_peer.py --device cuda --layers 6 --dim 384 --heads 6 --ctx 256 --batch 64
   tools/.venv/bin/python tools/torch_peer.py --device cpu --threads 2 --connection hc --streams 4
 
-The last line reads: tokens_per_s=<x> ms_per_step=<y> peak_mem_mb=<z> (peak GPU memory allocated on CUDA,
-peak resident set size on the CPU).
+The last line reads like bench/bench_tinylm's: tokens_per_s=<x> ms_per_step=<y> peak_rss_mb=<z> (the
+process's peak resident set; on CUDA a line gpu_peak_allocated_mb=<w> comes before it).
 """
 import argparse
 import resource
@@ -132,13 +132,12 @@ def main():
         sync()
         times.append((time.perf_counter() - start) / window)
     ms = statistics.median(times) * 1e3
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"torch {torch.__version__} on {a.device}, {a.connection}, {a.layers} layers, dim {a.dim}, "
           f"batch {a.batch} x {a.ctx}, {torch.get_num_threads()} threads")
-    print(f"tokens_per_s={a.batch * a.ctx / ms * 1e3:.0f} ms_per_step={ms:.2f} peak_mem_mb={peak:.0f}")
+    if device.type == "cuda":
+        print(f"gpu_peak_allocated_mb={torch.cuda.max_memory_allocated() / 2**20:.0f}")
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"tokens_per_s={a.batch * a.ctx / ms * 1e3:.0f} ms_per_step={ms:.2f} peak_rss_mb={peak_rss:.0f}")
 
 
 if __name__ == "__main__":
