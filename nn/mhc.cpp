@@ -89,6 +89,11 @@ Tensor mhc_streams_last(const char* module, const Tensor& residuals, int64_t S, 
   return residuals.reshape({B, numel(middle), S, D});
 }
 
+void check_branch_output(const char* module, const Tensor& y, const Tensor& branch_input) {
+  HC_CHECK(y.shape() == branch_input.shape(), ShapeError, module, ": branch output ", y.shape(),
+           " must have the branch input's shape ", branch_input.shape());
+}
+
 Tensor mhc_streams_to_input(const Tensor& streams, const Shape& shape, bool streams_in_batch) {
   return streams_in_batch ? streams.permute({0, 2, 1, 3}).reshape(shape) : streams.reshape(shape);
 }
@@ -143,8 +148,7 @@ Tensor ManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) c
   if (!static_beta.defined()) return y;  // add_branch_out_to_residual = false
   const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
   const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
-  HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "ManifoldHyperConnections: branch output ", y.shape(),
-           " must have the branch input's shape ", w.branch_input.shape());
+  check_branch_output("ManifoldHyperConnections", y, w.branch_input);
   // Depth connection: o[s, f2] = Σ_f1 β[s, f1, f2] y[f1]. β [B, N, S, F1, F2] is laid out as mixing
   // weights [B, N, F1, S·F2] (a copy of B·N·S·F² values), which mix y [B, N, F, d] into
   // [B, N, S·F, d] = [B, N, S, D].
@@ -157,8 +161,7 @@ Tensor ManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) c
 Tensor ManifoldHyperConnections::merge(const Width& w, const Tensor& y) const {
   const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
   const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
-  HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "ManifoldHyperConnections: branch output ", y.shape(),
-           " must have the branch input's shape ", w.branch_input.shape());
+  check_branch_output("ManifoldHyperConnections", y, w.branch_input);
   // x_{l+1} = H_res^T x + β^T y: the mixed streams [B, N, S·F, d] and the branch output's F fractions as
   // extra rows, one kernel pass instead of a mix, a mix and an add.
   Tensor beta = w.beta.permute({0, 1, 3, 2, 4}).reshape({B, N, F, S * F});

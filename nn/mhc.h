@@ -125,6 +125,8 @@ Tensor mhc_streams_last(const char* module, const Tensor& residuals, int64_t num
                         bool streams_in_batch, int64_t& B, Shape& middle);
 // The inverse: merged streams [B, N, S, D] back to a residual tensor of `shape` in the same layout.
 Tensor mhc_streams_to_input(const Tensor& streams, const Shape& shape, bool streams_in_batch);
+// Throws unless the branch output has the branch input's shape (both depth steps of both mHC modules).
+void check_branch_output(const char* module, const Tensor& branch_output, const Tensor& branch_input);
 
 // Builds the mHC module the options select (the factory's init_hc for mHC): ManifoldHyperConnections, or
 // PaperManifoldHyperConnections (nn/mhc_paper.h) for variant = MhcVariant::Paper.

@@ -87,8 +87,7 @@ PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const 
 
 Tensor PaperManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) const {
   const int64_t D = dim, B = w.h_post.shape()[0], N = w.h_post.shape()[1];
-  HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "PaperManifoldHyperConnections: branch output ",
-           y.shape(), " must have the branch input's shape ", w.branch_input.shape());
+  check_branch_output("PaperManifoldHyperConnections", y, w.branch_input);
   // eq. 3: H_post^T F(u): stream t gets H_post[t] · y   [B, N, S, 1] * [B, N, 1, D]
   Tensor o = mhc_streams_to_input(w.h_post.unsqueeze(-1) * y.reshape({B, N, 1, D}), w.input_shape,
                                   streams_in_batch);
@@ -97,8 +96,7 @@ Tensor PaperManifoldHyperConnections::add_residual(const Width& w, const Tensor&
 
 Tensor PaperManifoldHyperConnections::merge(const Width& w, const Tensor& y) const {
   const int64_t D = dim, B = w.h_post.shape()[0], N = w.h_post.shape()[1];
-  HC_CHECK(y.shape() == w.branch_input.shape(), ShapeError, "PaperManifoldHyperConnections: branch output ",
-           y.shape(), " must have the branch input's shape ", w.branch_input.shape());
+  check_branch_output("PaperManifoldHyperConnections", y, w.branch_input);
   // eq. 3: x_{l+1} = H_res x_l + H_post^T F(u), the branch output y as one extra row weighted by H_post
   // [B, N, 1, S]: one kernel pass instead of a mix, a product and an add.
   Tensor merged =

@@ -14,6 +14,8 @@
 // Backward, with g = dL/dout [..., K, D] (each pair alike):
 //   grad_x[..., s, d]       = sum_k weights[..., s, k] g[..., k, d]  = stream_mix(weights^T, g)
 //   grad_weights[..., s, k] = sum_d x[..., s, d] g[..., k, d]        (then summed over broadcast dims)
+#include <vector>
+
 #include "core/ops/op.h"
 
 namespace hcgrad {
@@ -80,37 +82,42 @@ void mix_backward(const Shape& w_shape, const Tensor& x_rows, const Tensor& weig
   if (need_x) grad_x = stream_mix(weights.transpose(-1, -2), g);  // [..., S, D], x's shape
 }
 
-Tensor mix(const OpName& name, const MixOperand& a, const MixOperand* b) {
+// What backward keeps of one pair.
+struct SavedPair {
+  Shape w_shape;
+  autograd::SavedTensor weights, x_rows;
+};
+
+// out = the sum of the pairs' mixes (one or two), in one kernel pass; one backward for all pairs.
+Tensor mix(const OpName& name, const std::vector<MixOperand>& pairs) {
+  const MixOperand& a = pairs[0];
+  const MixOperand* b = pairs.size() > 1 ? &pairs[1] : nullptr;
   const int64_t M = a.x_rows.shape()[0], K = a.w_rows.shape()[2], D = a.x_rows.shape()[2];
   Shape out_shape(a.x.shape().begin(), a.x.shape().end() - 2);
   out_shape.insert(out_shape.end(), {K, D});
   Tensor out = Tensor::empty(out_shape, a.x.options());
   HC_KERNEL(stream_mix, out, as_matrices(out, M, K, D), a.w_rows, a.x_rows, b ? b->w_rows : Tensor(),
             b ? b->x_rows : Tensor());
-  if (!b)
-    return record(name, out, {a.weights, a.x},
-                  [w_shape = a.w_shape, w = save(a.weights, name), x_rows = save(a.x_rows, name), M, K, D](
-                      const Tensor& g, const Needs& need) {
-                    Tensor grad_w, grad_x;
-                    mix_backward(w_shape, x_rows.get(), w.get(), as_matrices(g, M, K, D), g, need[0], need[1], grad_w,
-                                 grad_x);
-                    return TensorList{grad_w, grad_x};
-                  });
-  return record(name, out, {a.weights, a.x, b->weights, b->x},
-                [a_shape = a.w_shape, b_shape = b->w_shape, wa = save(a.weights, name), xa = save(a.x_rows, name),
-                 wb = save(b->weights, name), xb = save(b->x_rows, name), M, K, D](const Tensor& g, const Needs& need) {
-                  TensorList grads(4);
-                  const Tensor g_rows = as_matrices(g, M, K, D);
-                  mix_backward(a_shape, xa.get(), wa.get(), g_rows, g, need[0], need[1], grads[0], grads[1]);
-                  mix_backward(b_shape, xb.get(), wb.get(), g_rows, g, need[2], need[3], grads[2], grads[3]);
-                  return grads;
-                });
+  TensorList inputs;
+  std::vector<SavedPair> saved;
+  for (const MixOperand& pair : pairs) {
+    inputs.insert(inputs.end(), {pair.weights, pair.x});
+    saved.push_back({pair.w_shape, save(pair.weights, name), save(pair.x_rows, name)});
+  }
+  return record(name, out, inputs, [saved, M, K, D](const Tensor& g, const Needs& need) {
+    TensorList grads(2 * saved.size());
+    const Tensor g_rows = as_matrices(g, M, K, D);
+    for (size_t i = 0; i < saved.size(); ++i)
+      mix_backward(saved[i].w_shape, saved[i].x_rows.get(), saved[i].weights.get(), g_rows, g, need[2 * i],
+                   need[2 * i + 1], grads[2 * i], grads[2 * i + 1]);
+    return grads;
+  });
 }
 
 }  // namespace
 
 Tensor stream_mix(const Tensor& weights, const Tensor& x) {
-  return mix(kStreamMix, mix_operand(weights, x), nullptr);
+  return mix(kStreamMix, {mix_operand(weights, x)});
 }
 
 Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extra_weights, const Tensor& extra_x) {
@@ -121,7 +128,7 @@ Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extr
            x.shape(), ", and extra_weights ", extra_weights.shape(), " with extra_x ", extra_x.shape());
   check_same_device("stream_mix_add", x, extra_x);
   check_same_dtype("stream_mix_add", x, extra_x);
-  return mix(kStreamMixAdd, a, &b);
+  return mix(kStreamMixAdd, {a, b});
 }
 
 }  // namespace hcgrad
