@@ -4,9 +4,11 @@
 #include "autograd/grad_mode.h"  // defines: NoGradGuard, is_grad_enabled
 #include "autograd/gradcheck.h"  // defines: gradcheck
 #include "autograd/node.h"       // defines: Node, record, backward
+#include "core/cpu_allocator.h"  // defines: cpu_memory_stats, cpu_empty_cache (the caching CPU allocator)
 #include "core/creation.h"       // defines: zeros, ones, full, arange, from_vector, tensor, rand, randn
 #include "core/ops.h"            // defines: every op (add ... layer_norm)
 #include "core/parallel.h"       // defines: set_num_threads
+#include "core/profile.h"        // defines: profile::enable, profile::report (the per-op time breakdown)
 #include "core/random.h"         // defines: Generator, manual_seed
 #include "core/tensor.h"         // defines: Tensor, TensorOptions
 #include "cuda/runtime.h"         // defines: cuda::is_available, synchronize, memory_stats, set_allow_tf32

@@ -31,6 +31,7 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
              seed.shape(), " ", seed.dtype(), " does not match the output ", root.shape(), " ", root.dtype());
   }
   NoGradGuard no_grad;  // the backward pass itself records nothing
+  profile::BackwardPass profiled_as_backward;
 
   std::shared_ptr<Node> start = gradient_edge(root);
   // 1. In-degrees: how many gradients each node waits for.

@@ -46,6 +46,10 @@ TensorList FunctionNode::apply(const Tensor& grad_output) {
   HC_CHECK(fn_, Error, "backward: the graph through '", op_,
            "' was freed by an earlier backward(); call backward(gradient, /*retain_graph=*/true) the first "
            "time to backpropagate twice");
+  // Profiling: the backward runs in the forward's region (e.g. "connection"), and what the rule does
+  // outside kernels (building tensors, undoing broadcasts) counts as the op's own autograd time.
+  profile::Scope region_scope(region.name, region.category, /*region=*/true);  // no-op when none
+  profile::Scope op_scope(op_, profile::Category::Autograd);
   Needs needs(next.size());
   for (size_t i = 0; i < next.size(); ++i) needs[i] = next[i] != nullptr;
   TensorList grads = fn_(grad_output, needs);
@@ -115,6 +119,7 @@ Tensor record(const OpName& op, Tensor out, const TensorList& inputs, BackwardFn
     shapes.push_back(in.defined() ? in.shape() : Shape{});
   }
   auto node = std::make_shared<FunctionNode>(op, std::move(fn), std::move(shapes));
+  if (profile::enabled()) node->region = profile::current_region();
   for (const Tensor& in : inputs) node->next.push_back(gradient_edge(in));
   out.impl().grad_fn = std::move(node);
   out.impl().requires_grad = true;

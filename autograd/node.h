@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/profile.h"
 #include "core/tensor.h"
 
 namespace hcgrad::autograd {
@@ -70,6 +71,9 @@ class FunctionNode : public Node {
   const char* op_;
   BackwardFn fn_;  // empty once released
   std::vector<Shape> input_shapes_;
+
+ public:
+  profile::RegionTag region;  // the profiler region the forward ran in (set only while profiling)
 };
 
 // The sink at a leaf: adds the incoming gradient into leaf.grad (PyTorch's AccumulateGrad).

@@ -4,11 +4,13 @@
 // clip + optimizer step on random bytes.
 //
 //   build/bench/bench_tinylm [--connection residual|hc|frac|mhc|mhc-paper] [--threads N] [--steps N]
-//                            [--device cpu|cuda]
+//                            [--device cpu|cuda] [--profile]
 //
 // It runs 5 untimed warm-up steps, then `steps` timed steps in 5 windows, and reports the median window.
 // The last line reads: tokens_per_s=<x> ms_per_step=<y> peak_rss_mb=<z> (the process's peak resident
 // set; on a GPU also the allocator's peak). tools/torch_peer.py prints the same line for PyTorch eager.
+// --profile: the timed steps run under the built-in profiler (core/profile.h), whose table of ms per step
+// by category and by op comes before the last line (the profiler's own cost is in the figures then).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -36,11 +38,13 @@ double peak_rss_mb() {
 int main(int argc, char** argv) {
   std::string connection = "residual", device_name = "cpu";
   int threads = 2, steps = 50;
+  bool profiled = false;
   CLI::App app{"hcgrad: training throughput of the tiny LM"};
   app.add_option("--connection", connection, "residual, hc, frac, mhc or mhc-paper")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads")->capture_default_str();
   app.add_option("--steps", steps, "timed steps (after 5 warm-up steps)")->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
+  app.add_flag("--profile", profiled, "print the per-op time breakdown of the timed steps");
   CLI11_PARSE(app, argc, argv);
   if (steps < 5 || threads < 1) {
     std::fprintf(stderr, "bench_tinylm: needs --steps >= 5 and --threads >= 1\n");
@@ -74,6 +78,7 @@ int main(int argc, char** argv) {
     cuda::synchronize();
 
     const int windows = 5, per_window = std::max(1, steps / windows);
+    profile::enable(profiled);
     std::vector<double> ms;
     for (int w = 0; w < windows; ++w) {
       const auto start = std::chrono::steady_clock::now();
@@ -82,10 +87,12 @@ int main(int argc, char** argv) {
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
                    per_window);
     }
+    profile::enable(false);
     std::sort(ms.begin(), ms.end());
     const double median_ms = ms[ms.size() / 2];
     std::printf("hcgrad tinylm, %s, %d threads, %s: %d x %d steps, windows %.1f-%.1f ms/step\n",
                 config.describe().c_str(), threads, device_name.c_str(), windows, per_window, ms.front(), ms.back());
+    if (profiled) std::printf("%s", profile::report(windows * per_window).c_str());
     if (device.is_cuda())
       std::printf("gpu_peak_allocated_mb=%.0f\n", static_cast<double>(cuda::memory_stats(0).peak_allocated) / (1 << 20));
     std::printf("tokens_per_s=%.0f ms_per_step=%.2f peak_rss_mb=%.0f\n", tokens_per_step / median_ms * 1e3,

@@ -26,6 +26,9 @@ void sum_rows(const Tensor& out, const Tensor& rows);
 // values[i] = max (or min) of row i, indices[i] = its first position in the row (int64). NaN wins.
 void max_rows(const Tensor& values, const Tensor& indices, const Tensor& rows, bool take_max);
 void logsumexp_rows(const Tensor& out, const Tensor& rows);
+// out[j] = sum_i cols[i, j] for cols contiguous [outer, inner], out contiguous [inner]: a sum over the
+// leading dims (a bias gradient), read in place instead of transposed into rows first.
+void sum_columns(const Tensor& out, const Tensor& cols);
 
 // ---- matmul (core/cpu/matmul.cpp) ----
 // out [B..., n, m] contiguous = a [B..., n, k] @ b [B..., k, m]; a and b share out's batch dims

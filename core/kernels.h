@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "core/profile.h"
 #include "core/tensor.h"
 #include "core/unary_ops.h"
 
@@ -32,12 +33,17 @@ namespace hcgrad::cpu {
 #include "core/kernel_list.h"
 }  // namespace hcgrad::cpu
 
+// Each call is also a profiler scope named after the kernel (core/profile.h; one flag test when off). On a
+// GPU the scope times the launch, not the kernel, unless the caller synchronises.
 #if HCGRAD_WITH_CUDA
 namespace hcgrad::cuda {
 #include "core/kernel_list.h"
 }  // namespace hcgrad::cuda
-#define HC_KERNEL(name, on, ...) \
-  ((on).device().is_cuda() ? ::hcgrad::cuda::name(__VA_ARGS__) : ::hcgrad::cpu::name(__VA_ARGS__))
+#define HC_KERNEL(name, on, ...)                                                                       \
+  ::hcgrad::profile::timed_kernel(#name, [&] {                                                         \
+    return (on).device().is_cuda() ? ::hcgrad::cuda::name(__VA_ARGS__) : ::hcgrad::cpu::name(__VA_ARGS__); \
+  })
 #else
-#define HC_KERNEL(name, on, ...) ::hcgrad::cpu::name(__VA_ARGS__)
+#define HC_KERNEL(name, on, ...) \
+  ::hcgrad::profile::timed_kernel(#name, [&] { return ::hcgrad::cpu::name(__VA_ARGS__); })
 #endif

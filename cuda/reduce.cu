@@ -1,5 +1,6 @@
 // Row reductions on the GPU: rows is a contiguous [outer, inner] matrix (the op in core/ops/reduce.cpp
 // moves the reduced dims last), one block per row, threads striding along it, then a block reduction.
+#include <algorithm>
 #include <cmath>
 
 #include "core/dispatch.h"
@@ -85,7 +86,28 @@ __global__ void logsumexp_rows_kernel(T* out, const T* rows, int64_t outer, int6
   }
 }
 
+// One thread per column, down the rows in order: neighbouring threads read neighbouring addresses.
+template <class T>
+__global__ void sum_columns_kernel(T* out, const T* cols, int64_t outer, int64_t inner) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < inner; j += int64_t(gridDim.x) * blockDim.x) {
+    T s = 0;
+    for (int64_t i = 0; i < outer; ++i) s += cols[i * inner + j];
+    out[j] = s;
+  }
+}
+
 }  // namespace
+
+void sum_columns(const Tensor& out, const Tensor& cols) {
+  const int64_t outer = cols.shape()[0], inner = cols.shape()[1];
+  if (inner == 0) return;
+  dispatch_floating("sum", cols.dtype(), [&]<class T>() {
+    const int threads = 256;
+    const int blocks = static_cast<int>(std::min<int64_t>((inner + threads - 1) / threads, 4096));
+    sum_columns_kernel<T><<<blocks, threads, 0, stream_for(out)>>>(ptr<T>(out), ptr<T>(cols), outer, inner);
+    HC_CUDA_LAUNCH_CHECK("sum");
+  });
+}
 
 void sum_rows(const Tensor& out, const Tensor& rows) {
   const int64_t outer = rows.shape()[0], inner = rows.shape()[1];

@@ -1,6 +1,8 @@
 // The common connection interface (nn/connection.h): wrapped and manual use, decorate_branch, Residual.
 #include "nn/connection.h"
 
+#include "core/profile.h"
+
 namespace hcgrad::nn {
 
 Tensor ConnectionModule::forward(const Tensor& residuals) const {
@@ -27,10 +29,18 @@ ConnectionCall::operator Tensor() const {
 
 ConnectionCall Connection::operator()(const Tensor& residuals) const {
   HC_CHECK(module_ != nullptr, Error, "Connection: called on an empty handle");
-  ConnectionSplit s = module_->split(residuals);
+  // Profiled as "connection": the width and depth steps, not the branch between them.
+  auto in_region = [](const auto& step) {
+    profile::Scope region("connection", profile::Category::Connection, /*region=*/true);
+    return step();
+  };
+  ConnectionSplit s = in_region([&] { return module_->split(residuals); });
   ConnectionCall call;
   call.module_name_ = module_->name();
-  if (module_->has_branch()) call.output_ = s.add_residual(module_->branch()(s.branch_input));
+  if (module_->has_branch()) {
+    Tensor y = module_->branch()(s.branch_input);
+    call.output_ = in_region([&] { return s.add_residual(y); });
+  }
   call.branch_input = std::move(s.branch_input);
   call.add_residual = std::move(s.add_residual);
   return call;

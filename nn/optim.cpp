@@ -117,6 +117,7 @@ void Optimizer::init_state(std::vector<std::string> buffer_names, bool counts_st
 }
 
 void Optimizer::step() {
+  profile::Scope region("optimizer.step", profile::Category::Optimizer, /*region=*/true);
   // Check every gradient first: a bad one leaves all parameters as they were.
   size_t i = 0;
   for (const ParamGroup& group : groups_)
@@ -148,6 +149,7 @@ void Optimizer::step() {
 }
 
 void Optimizer::zero_grad() {
+  profile::Scope region("optimizer.zero_grad", profile::Category::Optimizer, /*region=*/true);
   for (const ParamGroup& group : groups_)
     for (const Tensor& p : group.params) p.zero_grad();
 }
@@ -307,6 +309,7 @@ AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
 
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   HC_CHECK(max_norm >= 0, Error, "clip_grad_norm_: max_norm must be >= 0, got ", max_norm);
+  profile::Scope region("clip_grad_norm_", profile::Category::Optimizer, /*region=*/true);
   std::vector<Tensor> grads;
   for (const Tensor& p : params)
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());

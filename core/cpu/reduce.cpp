@@ -2,6 +2,7 @@
 // reduction here is "one result per row of a contiguous [outer, inner] matrix".
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -40,6 +41,31 @@ void sum_rows(const Tensor& out, const Tensor& rows) {
     const T* x = rows.data<T>();
     T* y = out.data<T>();
     for_each_row(outer, inner, [&](int64_t r) { y[r] = row_sum(x + r * inner, inner); });
+  });
+}
+
+// Fixed blocks of kColumnBlock rows are summed in parallel, each into its own partial row (vectorised
+// along the columns), and the partials are added in block order: the same bits on any thread count.
+void sum_columns(const Tensor& out, const Tensor& cols) {
+  constexpr int64_t kColumnBlock = 128;
+  const int64_t outer = cols.shape()[0], inner = cols.shape()[1];
+  dispatch_floating("sum", cols.dtype(), [&]<class T>() {
+    using Row = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
+    using ConstRow = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>;
+    const T* x = cols.data<T>();
+    Row y(out.data<T>(), inner);
+    y.setZero();
+    if (outer == 0 || inner == 0) return;
+    const int64_t blocks = (outer + kColumnBlock - 1) / kColumnBlock;
+    std::vector<T> partials(static_cast<size_t>(blocks * inner), T(0));
+    parallel_for(0, blocks, grain_for(kColumnBlock * inner), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        Row part(partials.data() + b * inner, inner);
+        for (int64_t r = b * kColumnBlock; r < std::min(outer, (b + 1) * kColumnBlock); ++r)
+          part += ConstRow(x + r * inner, inner);
+      }
+    });
+    for (int64_t b = 0; b < blocks; ++b) y += Row(partials.data() + b * inner, inner);
   });
 }
 

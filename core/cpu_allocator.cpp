@@ -1,0 +1,129 @@
+#include "core/cpu_allocator.h"
+
+#include <algorithm>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+#include "core/profile.h"
+
+namespace hcgrad {
+
+namespace {
+
+constexpr std::align_val_t kAlignment{64};  // one cache line, any SIMD width
+constexpr size_t kSmall = size_t(4) << 10, kMedium = size_t(1) << 20, kLargeStep = size_t(256) << 10;
+
+size_t size_class(size_t nbytes) {
+  const size_t step = nbytes <= kMedium ? kSmall : kLargeStep;
+  return (nbytes + step - 1) / step * step;
+}
+
+// Under AddressSanitizer nothing is cached, so that a use after free is still caught.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kDefaultLimit = 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr size_t kDefaultLimit = 0;
+#else
+constexpr size_t kDefaultLimit = size_t(1) << 30;
+#endif
+#else
+constexpr size_t kDefaultLimit = size_t(1) << 30;
+#endif
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;  // size class -> blocks
+  CpuMemoryStats stats;
+  size_t limit = kDefaultLimit;
+};
+
+// Never destroyed: tensors in static objects may be freed after the end of main().
+Cache& cache() {
+  static Cache* instance = new Cache;
+  return *instance;
+}
+
+}  // namespace
+
+void* cpu_allocate(size_t nbytes) {
+  profile::Scope scope("allocate", profile::Category::Allocator);
+  if (nbytes < kSmall) return ::operator new(nbytes, kAlignment);
+  const size_t size = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.stats.allocated += size;
+    c.stats.peak_allocated = std::max(c.stats.peak_allocated, c.stats.allocated);
+    if (auto found = c.free_blocks.find(size); found != c.free_blocks.end() && !found->second.empty()) {
+      void* block = found->second.back();
+      found->second.pop_back();
+      c.stats.cached -= size;
+      return block;
+    }
+    ++c.stats.system_allocations;
+  }
+  try {
+    return ::operator new(size, kAlignment);
+  } catch (const std::bad_alloc&) {
+    cpu_empty_cache();  // out of memory: give the cache back and try once more
+    try {
+      return ::operator new(size, kAlignment);
+    } catch (const std::bad_alloc&) {
+      std::lock_guard<std::mutex> lock(c.mutex);
+      c.stats.allocated -= size;
+      throw;
+    }
+  }
+}
+
+void cpu_release(void* block, size_t nbytes) {
+  profile::Scope scope("release", profile::Category::Allocator);
+  if (nbytes < kSmall) {
+    ::operator delete(block, kAlignment);
+    return;
+  }
+  const size_t size = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.stats.allocated -= size;
+    if (c.stats.cached + size <= c.limit) {
+      c.free_blocks[size].push_back(block);
+      c.stats.cached += size;
+      return;
+    }
+  }
+  ::operator delete(block, kAlignment);
+}
+
+CpuMemoryStats cpu_memory_stats() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  return cache().stats;
+}
+
+void cpu_reset_peak() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  cache().stats.peak_allocated = cache().stats.allocated;
+}
+
+void cpu_empty_cache() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& [size, blocks] : c.free_blocks)
+    for (void* block : blocks) ::operator delete(block, kAlignment);
+  c.free_blocks.clear();
+  c.stats.cached = 0;
+}
+
+void cpu_set_cache_limit(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(cache().mutex);
+    cache().limit = bytes;
+  }
+  if (cpu_memory_stats().cached > bytes) cpu_empty_cache();
+}
+
+}  // namespace hcgrad
