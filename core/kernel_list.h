@@ -79,6 +79,15 @@ void rms_norm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, cons
 void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_y, const Tensor& x,
                        const Tensor& weight, const Tensor& rstd);
 
+// ---- the connections' normalised projection (core/cpu/norm_project.cpp); every tensor contiguous ----
+// out [R, M] = (x [R, K] @ w [K, M]) / max(norm_r, 1e-12), norm [R] = |x_r| (kept for backward).
+void norm_project_forward(const Tensor& out, const Tensor& norm, const Tensor& x, const Tensor& w);
+// With g = dL/dout [R, M] and n_r = max(norm_r, 1e-12):
+//   grad_x[r] = (g_r / n_r) w^T - [norm_r >= 1e-12] (g_r . out_r / n_r^2) x_r,   grad_w = sum_r x_r^T (g_r / n_r)
+// grad_w is summed over fixed blocks of rows in order (deterministic).
+void norm_project_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad, const Tensor& x,
+                           const Tensor& w, const Tensor& out, const Tensor& norm);
+
 // ---- Sinkhorn (core/cpu/sinkhorn.cpp); logits, out, grads: contiguous [B, M, N], one matrix each ----
 // out = the Sinkhorn-Knopp iteration of each matrix (the formulas in core/ops/sinkhorn.cpp).
 void sinkhorn_forward(const Tensor& out, const Tensor& logits, int64_t iters, bool log_domain);

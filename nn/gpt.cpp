@@ -103,7 +103,7 @@ GPT::GPT(const GPTConfig& config, uint64_t seed)
   // One factory call decides the connection of every block (README of the hyper-connections library).
   const HyperConnectionsFactoryOptions factory{.num_fracs = config.fracs,
                                                .disable = config.connection == "residual",
-                                               .layout = StreamLayout::InBatch,
+                                               .layout = StreamLayout::NextToFeatures,
                                                .dim = config.dim,
                                                .dtype = config.dtype};
   ConnectionBuilder init_hc;
@@ -167,7 +167,7 @@ Tensor GPT::forward(const Tensor& ids) const {
            config_.context, "] (ids ", ids.shape(), ")");
   Tensor positions = arange(T, {.dtype = DType::Int64, .device = ids.device()});
   Tensor x = wte->forward(ids) + wpe->forward(positions);  // [B, T, C] + [T, C]
-  x = expand_stream->forward(x);  // [B, T, C] -> [B·S, T, C]: a copy per stream (identity for "residual")
+  x = expand_stream->forward(x);  // [B, T, C] -> [B, T, S, C]: a copy per stream (identity for "residual")
   for (const auto& block : block_list_) x = block->forward(x);
   x = reduce_stream->forward(x);  // the sum of the streams: [B, T, C]
   x = ln_f->forward(x);

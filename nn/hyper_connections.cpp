@@ -40,6 +40,7 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
       num_input_views(o.num_input_views),
       tanh(o.tanh),
       channel_first(o.channel_first),
+      streams_in_batch(o.streams_in_batch),
       depth_residual_fn_(o.depth_residual_fn) {
   branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "HyperConnections: num_streams must be >= 1, got ", S);
@@ -47,6 +48,8 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
   HC_CHECK(o.num_input_views >= 1, Error, "HyperConnections: num_input_views must be >= 1, got ", o.num_input_views);
   HC_CHECK(o.num_fracs >= 1 && o.dim % o.num_fracs == 0, ShapeError, "HyperConnections: dim (", o.dim,
            ") must be divisible by num_fracs (", o.num_fracs, ")");
+  HC_CHECK(o.streams_in_batch || !o.channel_first, Error,
+           "HyperConnections: channel_first needs the streams in the batch (streams_in_batch = true)");
   HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
            "HyperConnections: dropout > 0 needs options.dropout_generator");
   const int64_t F = o.num_fracs, V = o.num_input_views, d = o.dim / F, C = V * F + S * F;
@@ -92,17 +95,33 @@ HyperConnections::Width HyperConnections::width(const Tensor& input) const {
   return width_features_last(input);
 }
 
+bool HyperConnections::fuses_merge() const {
+  return !streams_in_batch && num_fracs == 1 && num_input_views == 1 && !depth_residual_fn_ && static_beta.defined();
+}
+
 HyperConnections::Width HyperConnections::width_features_last(const Tensor& residuals) const {
   const int64_t S = num_streams, F = num_fracs, V = num_input_views, D = dim, d = D / F;
-  HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == D && residuals.shape()[0] % S == 0, ShapeError,
-           "HyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", D, "] with the first dim a ",
-           "multiple of num_streams = ", S);
-  const Shape middle = middle_dims(residuals);
-  const int64_t B = residuals.shape()[0] / S, N = numel(middle);
+  Shape middle;
+  int64_t B = 0;
+  Tensor x;  // [B, N, F·S, d], row f1·S + s
+  if (streams_in_batch) {
+    HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == D && residuals.shape()[0] % S == 0, ShapeError,
+             "HyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", D, "] with the first dim a ",
+             "multiple of num_streams = ", S);
+    middle = middle_dims(residuals);
+    B = residuals.shape()[0] / S;
+    x = residuals.reshape({B, S, numel(middle), F, d}).permute({0, 2, 3, 1, 4}).reshape({B, numel(middle), F * S, d});
+  } else {
+    HC_CHECK(residuals.dim() >= 3 && residuals.shape().back() == D && residuals.shape()[residuals.dim() - 2] == S,
+             ShapeError, "HyperConnections: residuals ", residuals.shape(), " must be [B, ..., ", S, ", ", D,
+             "] (streams next to the features, num_streams = ", S, ")");
+    middle = Shape(residuals.shape().begin() + 1, residuals.shape().end() - 2);
+    B = residuals.shape()[0];
+    // [B, N*, S, D] -> [B, N, F·S, d]: a view when F = 1.
+    x = residuals.reshape({B, numel(middle), S, F, d}).permute({0, 1, 3, 2, 4}).reshape({B, numel(middle), F * S, d});
+  }
+  const int64_t N = numel(middle);
   auto phi = [&](const Tensor& t) { return tanh ? hcgrad::tanh(t) : t; };
-
-  // [B·S, N*, D] -> [B, N, F·S, d], row f1·S + s.
-  Tensor x = residuals.reshape({B, S, N, F, d}).permute({0, 2, 3, 1, 4}).reshape({B, N, F * S, d});
   // The dynamic projections x̂ Wα and x̂ Wβ (x̂ = RMSNorm(x)) in one fused op: one norm, one GEMM for both.
   const int64_t C = dynamic_alpha_fn.shape()[1];
   const Tensor w_beta = !static_beta.defined() ? Tensor() : (F == 1 ? dynamic_beta_fn.reshape({d, 1}) : dynamic_beta_fn);
@@ -112,12 +131,21 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
   // i.e. every column c of α = [A_m | A_r] mixes the stream rows: m = α^T x [B, N, C, d], read as
   // [B, N, F, V+S, d].
   Tensor alpha = static_alpha + dynamic_alpha_scale * phi(projections.narrow(-1, 0, C));
-  Tensor m = stream_mix(alpha, x).reshape({B, N, F, V + S, d});
 
   Width out;
-  Tensor u = m.narrow(3, 0, V).permute({3, 0, 1, 2, 4});  // [V, B, N, F, d]
-  out.branch_input = V == 1 ? u.reshape(concat_shape({B}, middle, {D})) : u.reshape(concat_shape({V, B}, middle, {D}));
-  out.residuals = m.narrow(3, V, S).permute({0, 3, 1, 2, 4}).reshape(concat_shape({B * S}, middle, {D}));
+  if (fuses_merge()) {
+    // Only the branch input is mixed now (A_m, column 0); the depth step mixes the residuals (A_r).
+    out.branch_input = stream_mix(alpha.narrow(-1, 0, 1), x).reshape(concat_shape({B}, middle, {D}));
+    out.streams = x;
+    out.residual_weights = alpha.narrow(-1, 1, S);
+  } else {
+    Tensor m = stream_mix(alpha, x).reshape({B, N, F, V + S, d});
+    Tensor u = m.narrow(3, 0, V).permute({3, 0, 1, 2, 4});  // [V, B, N, F, d]
+    out.branch_input = V == 1 ? u.reshape(concat_shape({B}, middle, {D})) : u.reshape(concat_shape({V, B}, middle, {D}));
+    out.residuals = streams_in_batch
+                        ? m.narrow(3, V, S).permute({0, 3, 1, 2, 4}).reshape(concat_shape({B * S}, middle, {D}))
+                        : m.narrow(3, V, S).permute({0, 1, 3, 2, 4}).reshape(concat_shape({B}, middle, {S, D}));
+  }
   if (static_beta.defined()) {
     // β[f1, s, f2] = bβ[s·F + f2] + sβ φ(x̂[f1, s] · Wβ[:, f2]): [B, N, F·S, F] -> [B, N, F, S, F]
     Tensor b_beta = static_beta.reshape({F * S, F});
@@ -140,15 +168,23 @@ Tensor HyperConnections::add_residual(const Width& w, const Tensor& y) const {
 Tensor HyperConnections::depth(const Width& w, const Tensor& y) const {
   const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
   const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
-  const Shape middle = middle_dims(w.residuals);
+  const Shape middle = w.streams.defined() ? middle_dims(w.branch_input)
+                       : streams_in_batch   ? middle_dims(w.residuals)
+                                            : Shape(w.residuals.shape().begin() + 1, w.residuals.shape().end() - 2);
   HC_CHECK(y.shape() == concat_shape({B}, middle, {D}), ShapeError, "HyperConnections: branch output ", y.shape(),
            " must have the branch input's shape ", concat_shape({B}, middle, {D}));
+  if (w.streams.defined()) {
+    // Fused merge: new[s] = Σ_t A_r[t, s] x_t + β_s y, one pass over the streams ([B, N, S, D]).
+    Tensor merged = stream_mix_add(w.residual_weights, w.streams, w.beta.reshape({B, N, 1, S}), y.reshape({B, N, 1, D}));
+    return dropout_->forward(merged.reshape(concat_shape({B}, middle, {S, D})));
+  }
   // Depth connection, the branch output written back to every stream with weight β:
   // o[s, f2] = Σ_f1 β[f1, s, f2] y[f1], with β as [B, N, F1, S·F2] mixing y [B, N, F, d] into
   // [B, N, S·F, d] = [B, N, S, D] -> [B·S, N*, D]
   Tensor beta = w.beta.reshape({B, N, F, S * F});
-  Tensor o = stream_mix(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D}).permute({0, 2, 1, 3});
-  o = o.reshape(concat_shape({B * S}, middle, {D}));
+  Tensor o = stream_mix(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D});
+  o = streams_in_batch ? o.permute({0, 2, 1, 3}).reshape(concat_shape({B * S}, middle, {D}))
+                       : o.reshape(concat_shape({B}, middle, {S, D}));
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
 }
 

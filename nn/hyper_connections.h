@@ -53,6 +53,9 @@ struct HyperConnectionsOptions {
   int64_t num_input_views = 1;             // V: branch inputs (V > 1: u is [V, B, N*, D])
   int64_t num_fracs = 1;                   // F: Frac-Connections
   bool channel_first = false;              // residuals [B·S, D, N*] (conv feature maps); branch input [B, D, N*]
+  // true: the library's layout [B·S, N*, D]; false: the streams next to the features, [B, N*, S, D] (mHC v2's
+  // layout, hcgrad's GPT): the streams of a token are then contiguous and the width step needs no permute.
+  bool streams_in_batch = true;
   // How β·y joins the mixed residual: null is o + r; GatedResidual etc. in nn/residuals.h. Called with the
   // features last ([B·S, N*, D]) also when channel_first.
   std::shared_ptr<DepthResidual> depth_residual_fn = nullptr;
@@ -69,17 +72,22 @@ class HyperConnections : public ConnectionModule {
   // depth weights to merge the branch output with.
   struct Width {
     Tensor branch_input;  // [B, N*, D] (V = 1) or [V, B, N*, D]  (channel_first: [B, D, N*], [V, B, D, N*])
-    Tensor residuals;     // [B·S, N*, D]: the mixed streams r  (channel_first: [B·S, D, N*])
+    Tensor residuals;     // [B·S, N*, D]: the mixed streams r  (channel_first: [B·S, D, N*]; [B, N*, S, D]
+                          // when !streams_in_batch), undefined when the merge is fused (below)
     Tensor beta;          // [B, N, F, S, F] (N = product of N*): β[f1, s, f2]
+    // The fused merge (streams next to the features, F = V = 1, the default o + r): the depth step computes
+    // r + β y in one stream_mix_add pass from the streams and A_r, so r is never written out on its own.
+    Tensor streams;           // [B, N, S, D]: the input streams x
+    Tensor residual_weights;  // [B, N, S, S]: A_r, the residual-mixing columns of α
   };
   Width width(const Tensor& residuals) const;
-  // new streams [B·S, N*, D] from the branch output y [B, N*, D] (the depth connection).
+  // new streams [B·S, N*, D] ([B, N*, S, D]) from the branch output y [B, N*, D] (the depth connection).
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
   ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
   std::string name() const override { return "HyperConnections"; }
 
   int64_t num_streams, dim, num_fracs, num_input_views;
-  bool tanh, channel_first;
+  bool tanh, channel_first, streams_in_batch;
   Tensor static_alpha;         // [S·F, V·F + S·F]  (rows f1·S + s, columns f2·(V+S) + t)
   Tensor dynamic_alpha_fn;     // [d, V·F + S·F]
   Tensor dynamic_alpha_scale;  // []
@@ -91,6 +99,7 @@ class HyperConnections : public ConnectionModule {
  private:
   Width width_features_last(const Tensor& residuals) const;             // width(), features last
   Tensor depth(const Width& width, const Tensor& branch_output) const;  // add_residual(), features last
+  bool fuses_merge() const;  // see Width::streams
 
   std::shared_ptr<DepthResidual> depth_residual_fn_;
   std::shared_ptr<Dropout> dropout_;

@@ -41,12 +41,11 @@ int64_t fracs_for(const char* factory, int64_t from_factory, int64_t from_option
 
 ConnectionFactory<HyperConnectionsOptions> hyper_connections(int64_t S, HyperConnectionsFactoryOptions o) {
   const bool disabled = is_disabled(S, o);
-  HC_CHECK(o.layout == StreamLayout::InBatch, Error,
-           "hyper_connections: HyperConnections keeps the streams in the batch (layout InBatch)");
   auto [expand, reduce] = expand_and_reduce(S, o, disabled);
   auto make = [S, o, disabled](HyperConnectionsOptions options, Branch branch) {
     if (disabled) return Connection(std::make_shared<Residual>(std::move(branch)));
     options.num_fracs = fracs_for("hyper_connections", o.num_fracs, options.num_fracs);
+    options.streams_in_batch = o.layout == StreamLayout::InBatch;
     return Connection(std::make_shared<HyperConnections>(S, options, std::move(branch)));
   };
   return {ConnectionInit<HyperConnectionsOptions>(make), expand, reduce};

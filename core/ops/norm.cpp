@@ -91,7 +91,8 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 //   s = sqrt(K) (1 + gamma) [K],  W_s = s ⊙ W [K, M],  y = x W_s [R, M],  out = y / n,  n = max(|x_r|, 1e-12)
 // Backward, with g = dL/dout and c_r = Σ_m g y (the part of the gradient that flows through n):
 //   dW_s = x^T (g / n),  dW = s ⊙ dW_s,  dgamma_k = sqrt(K) Σ_m W dW_s,
-//   dx = (g / n) W_s^T − c_r x / n³   (the second term only where the norm was not clamped)
+//   dx = (g / n) W_s^T − c_r x / n³   (the second term only where the norm was not clamped; the kernel
+//   forms c_r / n³ as (g · out) / n², from the saved output)
 Tensor scaled_rms_norm_matmul(const Tensor& x, const Tensor& gamma, const Tensor& weight) {
   const char* op = "scaled_rms_norm_matmul";
   check_floating(op, x);
@@ -107,37 +108,32 @@ Tensor scaled_rms_norm_matmul(const Tensor& x, const Tensor& gamma, const Tensor
   Shape out_shape = x.shape();
   out_shape.back() = M;
 
-  Tensor rows, inv_norm, clamped, scaled_weight, y, out;
+  // One fused kernel (core/cpu/norm_project.cpp): each row's norm and its M projections in one read of x.
+  Tensor rows, norm, scaled_weight, out;
   {
     autograd::NoGradGuard no_grad;  // the pieces below are this op's own, recorded once as a whole
-    rows = x.detach().reshape({-1, K});                                    // [R, K]
-    const Tensor norm = sqrt(sum(rows * rows, {1}, /*keepdim=*/true));   // [R, 1]
-    clamped = lt(norm, full({}, 1e-12, norm.options()));
-    inv_norm = 1.0 / clamp(norm, 1e-12, std::nullopt);
-    scaled_weight = weight.detach() * ((gamma.detach() + 1.0) * std::sqrt(static_cast<double>(K))).unsqueeze(1);
-    y = matmul(rows, scaled_weight);                                       // [R, M]
-    out = (y * inv_norm).reshape(out_shape);
+    rows = as_contiguous(x.detach().reshape({-1, K}));                                              // [R, K]
+    scaled_weight = as_contiguous(weight.detach() * ((gamma.detach() + 1.0) * std::sqrt(static_cast<double>(K))).unsqueeze(1));
+    out = Tensor::empty({rows.shape()[0], M}, x.options());
+    norm = Tensor::empty({rows.shape()[0]}, x.options());
+    HC_KERNEL(norm_project_forward, out, out, norm, rows, scaled_weight);
   }
-  return record(kScaledRmsNormMatmul, out, {x, gamma, weight},
-                [xs = save(x, kScaledRmsNormMatmul), inv_norm, clamped, scaled_weight, y,
+  return record(kScaledRmsNormMatmul, out.reshape(out_shape), {x, gamma, weight},
+                [rs = save(rows, kScaledRmsNormMatmul), os = save(out, kScaledRmsNormMatmul), norm, scaled_weight,
                  w = save(weight, kScaledRmsNormMatmul), gm = save(gamma, kScaledRmsNormMatmul), x_shape = x.shape(),
-                 K](const Tensor& grad, const Needs& need) {
-                  const Tensor rows = xs.get().reshape({-1, K});
-                  const Tensor g = grad.reshape({-1, scaled_weight.shape()[1]});  // [R, M]
-                  const Tensor g_over_n = g * inv_norm;
-                  Tensor grad_x, grad_gamma, grad_weight;
-                  if (need[0]) {
-                    const Tensor c = sum(g * y, {1}, /*keepdim=*/true);           // [R, 1]
-                    const Tensor through_norm = where(clamped, zeros({}, g.options()), c * inv_norm * inv_norm * inv_norm);
-                    grad_x = (matmul(g_over_n, scaled_weight.t()) - through_norm * rows).reshape(x_shape);
-                  }
-                  if (need[1] || need[2]) {
-                    const Tensor grad_scaled = matmul(rows.t(), g_over_n);  // [K, M]
+                 K, M](const Tensor& grad, const Needs& need) {
+                  const Tensor g = as_contiguous(grad.reshape({-1, M}));  // [R, M]
+                  const Tensor rows = rs.get();
+                  Tensor grad_x = need[0] ? Tensor::empty(rows.shape(), rows.options()) : Tensor();
+                  Tensor grad_scaled = need[1] || need[2] ? Tensor::empty({K, M}, rows.options()) : Tensor();
+                  HC_KERNEL(norm_project_backward, g, grad_x, grad_scaled, g, rows, scaled_weight, os.get(), norm);
+                  Tensor grad_gamma, grad_weight;
+                  if (grad_scaled.defined()) {
                     const Tensor gain = (gm.get() + 1.0) * std::sqrt(static_cast<double>(K));
                     if (need[2]) grad_weight = grad_scaled * gain.unsqueeze(1);
                     if (need[1]) grad_gamma = sum(grad_scaled * w.get(), {1}) * std::sqrt(static_cast<double>(K));
                   }
-                  return TensorList{grad_x, grad_gamma, grad_weight};
+                  return TensorList{grad_x.defined() ? grad_x.reshape(x_shape) : grad_x, grad_gamma, grad_weight};
                 });
 }
 
