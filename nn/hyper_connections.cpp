@@ -125,12 +125,13 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
   // The dynamic projections x̂ Wα and x̂ Wβ (x̂ = RMSNorm(x)) in one fused op: one norm, one GEMM for both.
   const int64_t C = dynamic_alpha_fn.shape()[1];
   const Tensor w_beta = !static_beta.defined() ? Tensor() : (F == 1 ? dynamic_beta_fn.reshape({d, 1}) : dynamic_beta_fn);
-  const Tensor projections =
-      scaled_rms_norm_matmul(x, norm->gamma, w_beta.defined() ? cat({dynamic_alpha_fn, w_beta}, 1) : dynamic_alpha_fn);
+  // φ over all projections at once (one dense pass), then split into α's and β's columns.
+  const Tensor projections = phi(
+      scaled_rms_norm_matmul(x, norm->gamma, w_beta.defined() ? cat({dynamic_alpha_fn, w_beta}, 1) : dynamic_alpha_fn));
   // α [B, N, F·S, C]. Width connection (HC): the branch input is A_m^T H and the kept residuals A_r^T H,
   // i.e. every column c of α = [A_m | A_r] mixes the stream rows: m = α^T x [B, N, C, d], read as
   // [B, N, F, V+S, d].
-  Tensor alpha = static_alpha + dynamic_alpha_scale * phi(projections.narrow(-1, 0, C));
+  Tensor alpha = static_alpha + dynamic_alpha_scale * projections.narrow(-1, 0, C);
 
   Width out;
   if (fuses_merge()) {
@@ -149,7 +150,7 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
   if (static_beta.defined()) {
     // β[f1, s, f2] = bβ[s·F + f2] + sβ φ(x̂[f1, s] · Wβ[:, f2]): [B, N, F·S, F] -> [B, N, F, S, F]
     Tensor b_beta = static_beta.reshape({F * S, F});
-    out.beta = (b_beta + dynamic_beta_scale * phi(projections.narrow(-1, C, w_beta.shape()[1]))).reshape({B, N, F, S, F});
+    out.beta = (b_beta + dynamic_beta_scale * projections.narrow(-1, C, w_beta.shape()[1])).reshape({B, N, F, S, F});
   }
   return out;
 }

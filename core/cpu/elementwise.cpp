@@ -44,10 +44,23 @@ bool gelu_dense(const Tensor& out, const Tensor& x, const Tensor* grad_y) {
   return true;
 }
 
+// tanh on dense float32 tensors through Eigen's vectorised tanh (the connections' coefficients, forward only;
+// the backward g (1 - y^2) vectorises in the generic loop). False unless both are contiguous float32.
+bool tanh_dense(const Tensor& out, const Tensor& x) {
+  if (x.dtype() != DType::Float32 || !out.is_contiguous() || !x.is_contiguous()) return false;
+  const float* xs = x.data<float>();
+  float* o = out.data<float>();
+  parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
+    Eigen::Map<Eigen::ArrayXf>(o + begin, end - begin) = Eigen::Map<const Eigen::ArrayXf>(xs + begin, end - begin).tanh();
+  });
+  return true;
+}
+
 }  // namespace
 
 void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
   if (op == UnaryOp::gelu && gelu_dense(out, x, nullptr)) return;
+  if (op == UnaryOp::tanh && tanh_dense(out, x)) return;
   dispatch_floating("unary", x.dtype(), [&]<class T>() {
     switch (op) {
 #define HC_UNARY_FORWARD(name, saves, forward, vjp)                           \
