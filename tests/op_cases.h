@@ -82,6 +82,8 @@ inline const std::vector<OpCase>& op_cases() {
   {"sum all",        [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return sum(in[0]); }},
   {"sum dims",       [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return sum(in[0], {0, 2}); }},
   {"sum keepdim",    [] { return TL{Xt(3, 4)}; },     [](const TL& in) { return sum(in[0], {-1}, true); }},
+  {"sum leading dims", [] { return TL{X({3, 4, 5})}; }, [](const TL& in) { return sum(in[0], {0, 1}); }},
+  {"sum leading keepdim", [] { return TL{X({3, 4, 5})}; }, [](const TL& in) { return sum(in[0], {0}, true); }},
   {"mean",           [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return mean(in[0], {1}); }},
   {"mean all",       [] { return TL{X({3, 2})}; },    [](const TL& in) { return mean(in[0]); }},
   {"max",            [] { return TL{X({3, 5})}; },    [](const TL& in) { return max(in[0], {1}); }},

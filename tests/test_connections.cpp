@@ -466,3 +466,25 @@ TEST_CASE("connections gpt: each connection builds, trains a step, and starts wh
   bad.connection = "ladder";
   CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("connection must be residual, hc, frac, mhc or mhc-paper"), Error);
 }
+
+TEST_CASE("connections hc: streams next to the features (fused merge) equal the library layout, values and gradients") {
+  const int64_t S = 4, B = 2, N = 3, D = 8;
+  for (int64_t fracs : {int64_t(1), int64_t(2)}) {  // F = 1 fuses the merge; F = 2 takes the general path
+    CAPTURE(fracs);
+    HyperConnectionsOptions in_batch = f64(D, 1);
+    in_batch.num_fracs = fracs;
+    HyperConnectionsOptions next_to = in_batch;
+    next_to.streams_in_batch = false;
+    HyperConnections a(S, in_batch), b(S, next_to);
+    perturb(a, 3);
+    copy_parameters(a, b);
+    const Tensor x = leaf({B, N, S, D});                                   // [B, N, S, D]
+    const Tensor x_batch = x.permute({0, 2, 1, 3}).reshape({B * S, N, D});  // [B·S, N, D]
+    const Tensor out_a = run_connection(a, x_batch);
+    const Tensor out_b = run_connection(b, x);
+    CHECK(out_b.shape() == Shape{B, N, S, D});
+    CHECK(max_abs_diff(values(out_a.reshape({B, S, N, D}).permute({0, 2, 1, 3})), values(out_b)) < 1e-14);
+    CHECK(gradcheck_connection(b, x.detach()).ok);
+    CHECK_THROWS_WITH_AS(b.width(leaf({B * S, N, D})), doctest::Contains("must be [B, ..., 4, 8]"), ShapeError);
+  }
+}

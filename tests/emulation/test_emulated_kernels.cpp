@@ -299,3 +299,25 @@ TEST_CASE("emulated CUDA: stream mixing forward and weight gradient") {
 }
 
 }  // namespace
+
+TEST_CASE("emulated CUDA: column sums and the connections' normalised projection, forward and backward") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    const Tensor cols = random({300, 7}, dtype);
+    Tensor sc = Tensor::empty({7}, cols.options()), se = Tensor::empty({7}, cols.options());
+    compare({sc}, {se}, [&] { cpu::sum_columns(sc, cols); }, [&] { gpu::sum_columns(se, cols); }, tolerance(dtype));
+
+    const int64_t R = 301, K = 37, M = 6;
+    Tensor x = random({R, K}, dtype);
+    x.narrow(0, 5, 1).mul_(0.0);  // one zero row: the clamped norm, no gradient through it
+    const Tensor w = random({K, M}, dtype), g = random({R, M}, dtype);
+    Tensor oc = Tensor::empty({R, M}, x.options()), oe = Tensor::empty({R, M}, x.options());
+    Tensor nc = Tensor::empty({R}, x.options()), ne = Tensor::empty({R}, x.options());
+    compare({oc, nc}, {oe, ne}, [&] { cpu::norm_project_forward(oc, nc, x, w); },
+            [&] { gpu::norm_project_forward(oe, ne, x, w); }, tolerance(dtype));
+    Tensor gxc = Tensor::empty({R, K}, x.options()), gxe = Tensor::empty({R, K}, x.options());
+    Tensor gwc = Tensor::empty({K, M}, x.options()), gwe = Tensor::empty({K, M}, x.options());
+    compare({gxc, gwc}, {gxe, gwe}, [&] { cpu::norm_project_backward(gxc, gwc, g, x, w, oc, nc); },
+            [&] { gpu::norm_project_backward(gxe, gwe, g, x, w, oc, nc); }, tolerance(dtype));
+  }
+}
