@@ -20,24 +20,22 @@ size_t size_class(size_t nbytes) {
   return (nbytes + step - 1) / step * step;
 }
 
-// Under AddressSanitizer nothing is cached, so that a use after free is still caught.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kDefaultLimit = 0;
-#elif defined(__has_feature)
+// Under AddressSanitizer (GCC's macro, clang's feature test) nothing is cached.
+#if defined(__has_feature)
 #if __has_feature(address_sanitizer)
-constexpr size_t kDefaultLimit = 0;
-#else
-constexpr size_t kDefaultLimit = size_t(1) << 30;
+#define HCGRAD_UNDER_ASAN 1
 #endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(HCGRAD_UNDER_ASAN)
+constexpr size_t kCacheLimit = 0;
 #else
-constexpr size_t kDefaultLimit = size_t(1) << 30;
+constexpr size_t kCacheLimit = size_t(1) << 30;
 #endif
 
 struct Cache {
   std::mutex mutex;
   std::unordered_map<size_t, std::vector<void*>> free_blocks;  // size class -> blocks
   CpuMemoryStats stats;
-  size_t limit = kDefaultLimit;
 };
 
 // Never destroyed: tensors in static objects may be freed after the end of main().
@@ -90,7 +88,7 @@ void cpu_release(void* block, size_t nbytes) {
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     c.stats.allocated -= size;
-    if (c.stats.cached + size <= c.limit) {
+    if (c.stats.cached + size <= kCacheLimit) {
       c.free_blocks[size].push_back(block);
       c.stats.cached += size;
       return;
@@ -104,11 +102,6 @@ CpuMemoryStats cpu_memory_stats() {
   return cache().stats;
 }
 
-void cpu_reset_peak() {
-  std::lock_guard<std::mutex> lock(cache().mutex);
-  cache().stats.peak_allocated = cache().stats.allocated;
-}
-
 void cpu_empty_cache() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
@@ -116,14 +109,6 @@ void cpu_empty_cache() {
     for (void* block : blocks) ::operator delete(block, kAlignment);
   c.free_blocks.clear();
   c.stats.cached = 0;
-}
-
-void cpu_set_cache_limit(size_t bytes) {
-  {
-    std::lock_guard<std::mutex> lock(cache().mutex);
-    cache().limit = bytes;
-  }
-  if (cpu_memory_stats().cached > bytes) cpu_empty_cache();
 }
 
 }  // namespace hcgrad

@@ -5,7 +5,8 @@
 //
 // Size classes: blocks under 4 KiB go straight to operator new (glibc keeps those in its own bins); above,
 // multiples of 4 KiB up to 1 MiB and multiples of 256 KiB beyond, so a block wastes at most one step.
-// At most `cache_limit` bytes (default 1 GiB) are kept free; past that, frees go back to the system.
+// At most 1 GiB is kept free; past that, frees go back to the system. Under AddressSanitizer nothing is
+// cached, so that a use after free is still caught.
 #pragma once
 
 #include <cstddef>
@@ -22,8 +23,6 @@ struct CpuMemoryStats {
 void* cpu_allocate(size_t nbytes);  // 64-byte aligned
 void cpu_release(void* block, size_t nbytes);
 CpuMemoryStats cpu_memory_stats();
-void cpu_reset_peak();
 void cpu_empty_cache();  // returns every cached block to the system
-void cpu_set_cache_limit(size_t bytes);
 
 }  // namespace hcgrad

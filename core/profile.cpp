@@ -81,19 +81,18 @@ void reset() {
 }
 
 void Scope::begin(const char* name, Category category, bool region) {
-  // A plain scope inside a region is claimed by the region's category.
-  for (auto it = stack.rbegin(); it != stack.rend() && !region; ++it)
-    if (it->region) {
+  // A plain scope inside a region is claimed by the region's category; its parent is the innermost
+  // enclosing plain scope (regions only recategorise).
+  const char* parent = nullptr;
+  bool claimed = region;
+  for (auto it = stack.rbegin(); it != stack.rend() && !(parent && claimed); ++it) {
+    if (it->region && !claimed) {
       category = it->category;
-      break;
+      claimed = true;
     }
-  const char* parent = "";
-  for (auto it = stack.rbegin(); it != stack.rend(); ++it)
-    if (!it->region) {
-      parent = it->name;
-      break;
-    }
-  stack.push_back({name, parent, category, region, Clock::now()});
+    if (!it->region && !parent) parent = it->name;
+  }
+  stack.push_back({name, parent ? parent : "", category, region, Clock::now()});
   active_ = true;
 }
 

@@ -6,7 +6,6 @@
 // at T = 128 Eigen's triangular products ran slower than full ones doing twice the flops.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include <Eigen/Core>
 

@@ -120,8 +120,8 @@ void sinkhorn_forward(const Tensor& out, const Tensor& logits, int64_t iters, bo
     const T* in = logits.data<T>();
     T* result = out.data<T>();
     parallel_for(0, B, matrices_per_task(M, N, iters), [&](int64_t b0, int64_t b1) {
-      std::vector<T> sums(std::max(M, N));  // one half-step's divisors, reused
       if (!log_domain) return forward_lanes<T>(result, in, b0, b1, M, N, iters);
+      std::vector<T> sums(std::max(M, N));  // one half-step's divisors, reused
       for (int64_t b = b0; b < b1; ++b)
         sinkhorn::matrix_forward<T>(result + b * M * N, sums.data(), in + b * M * N, M, N, iters, log_domain);
     });
@@ -136,8 +136,8 @@ void sinkhorn_backward(const Tensor& grad_logits, const Tensor& logits, const Te
     const T *in = logits.data<T>(), *grad_in = grad_out.data<T>();
     T* grad = grad_logits.data<T>();
     parallel_for(0, B, matrices_per_task(M, N, iters), [&](int64_t b0, int64_t b1) {
-      std::vector<T> tape((2 * iters + 1) * size), sums(2 * iters * stride);  // reused by every matrix of the task
       if (!log_domain) return backward_lanes<T>(grad, in, grad_in, b0, b1, M, N, iters);
+      std::vector<T> tape((2 * iters + 1) * size), sums(2 * iters * stride);  // reused by every matrix of the task
       for (int64_t b = b0; b < b1; ++b)
         sinkhorn::matrix_backward<T>(grad + b * size, tape.data(), sums.data(), in + b * size, grad_in + b * size, M,
                                      N, iters, log_domain);

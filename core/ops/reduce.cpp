@@ -67,43 +67,43 @@ Tensor expand_back(const Tensor& g, const Shape& keep_shape, const Shape& input_
   return g.reshape(keep_shape).expand(input_shape);
 }
 
-// The number of leading dims reduced when `dims` is exactly 0, 1, ..., r - 1 of a contiguous x with kept
-// dims after them (a bias gradient [B, T, C] -> [C]); 0 otherwise.
+// The number of leading dims reduced when `dims` is exactly 0, 1, ..., r - 1 of a contiguous floating x
+// with kept dims after them (a bias gradient [B, T, C] -> [C]); 0 otherwise (to_rows then reports errors).
 int64_t leading_reduced_dims(const Tensor& x, const Shape& dims) {
-  if (dims.empty() || !x.is_contiguous() || static_cast<int64_t>(dims.size()) >= x.dim()) return 0;
+  if (dims.empty() || !x.is_contiguous() || !is_floating(x.dtype()) || dims.ndim() >= x.dim()) return 0;
   std::vector<bool> reduced(x.dim(), false);
   for (int64_t dim : dims) {
-    const int64_t d = dim < 0 ? dim + x.dim() : dim;
-    if (d < 0 || d >= x.dim() || reduced[d]) return 0;  // to_rows reports the error
+    const int64_t d = normalize_dim("sum", dim, x.shape());
+    if (reduced[d]) return 0;
     reduced[d] = true;
   }
-  const int64_t r = static_cast<int64_t>(dims.size());
-  for (int64_t d = 0; d < r; ++d)
+  for (int64_t d = 0; d < dims.ndim(); ++d)
     if (!reduced[d]) return 0;
-  return r;
+  return dims.ndim();
 }
 
 }  // namespace
 
 Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
-  if (const int64_t r = leading_reduced_dims(x, dims); r > 0 && is_floating(x.dtype())) {
+  Tensor flat;
+  Shape keep_shape, out_shape;
+  if (const int64_t r = leading_reduced_dims(x, dims); r > 0) {
     // Column sums over the contiguous input as it lies: no transposed copy.
-    Shape kept(x.shape().begin() + r, x.shape().end()), keep_shape = x.shape();
+    out_shape = Shape(x.shape().begin() + r, x.shape().end());
+    keep_shape = x.shape();
     for (int64_t d = 0; d < r; ++d) keep_shape[d] = 1;
-    const int64_t inner = numel(kept);
-    Tensor flat = Tensor::empty({inner}, x.options());
-    HC_KERNEL(sum_columns, flat, flat, x.reshape({-1, inner}));
-    Tensor out = flat.reshape(keepdim ? keep_shape : kept);
-    return record(kSum, out, {x}, [keep = keep_shape, shape = x.shape()](const Tensor& g, const Needs&) {
-      return TensorList{expand_back(g, keep, shape)};
-    });
+    flat = Tensor::empty({numel(out_shape)}, x.options());
+    HC_KERNEL(sum_columns, flat, flat, x.reshape({-1, numel(out_shape)}));
+  } else {
+    RowLayout L = to_rows("sum", x, dims);
+    flat = Tensor::empty({L.outer}, x.options());
+    HC_KERNEL(sum_rows, flat, flat, L.rows);
+    keep_shape = L.keep_shape;
+    out_shape = L.out_shape;
   }
-  RowLayout L = to_rows("sum", x, dims);
-  Tensor flat = Tensor::empty({L.outer}, x.options());
-  HC_KERNEL(sum_rows, flat, flat, L.rows);
   // d(sum)/dx = 1 for every summed element
-  return record(kSum, shaped(flat, L, keepdim), {x},
-                [keep = L.keep_shape, shape = x.shape()](const Tensor& g, const Needs&) {
+  return record(kSum, flat.reshape(keepdim ? keep_shape : out_shape), {x},
+                [keep = keep_shape, shape = x.shape()](const Tensor& g, const Needs&) {
                   return TensorList{expand_back(g, keep, shape)};
                 });
 }
