@@ -2,7 +2,8 @@
 //
 // 1. Walk the graph from the root's node and count, for every node, how many edges point at it.
 // 2. Start with dL/d(root) (1 for a scalar loss) and process nodes in reverse topological order: a node
-//    runs only once all its consumers have sent their gradient, which are summed first (Kahn's algorithm).
+//    runs only once all its consumers have sent their gradient, which are summed first (Kahn's algorithm),
+//    in place where no one else holds the sum.
 // 3. Leaves' AccumulateGrad nodes add the result into leaf.grad.
 // 4. Unless retain_graph, each node drops its saved tensors right after running, so intermediate
 //    activations are freed during the backward pass, not after it.
@@ -15,6 +16,24 @@
 #include "core/ops.h"
 
 namespace hcgrad::autograd {
+namespace {
+
+// sum += grad. The sum is added to in place when nothing else can see its buffer: the engine is its only
+// holder (no saved tensor, no other edge, no user handle shares it). Otherwise, e.g. when add's backward
+// passed one gradient to two inputs, a new tensor is made, as PyTorch does.
+void accumulate(Tensor& sum, const Tensor& grad) {
+  if (!sum.defined()) {
+    sum = grad;
+    return;
+  }
+  bool sole_owner = sum.impl_ptr().use_count() == 1 && sum.storage().use_count() == 1 && sum.is_contiguous();
+  if (sole_owner && sum.shape() == grad.shape() && sum.dtype() == grad.dtype() && sum.device() == grad.device())
+    sum.add_(grad);
+  else
+    sum = add(sum, grad);
+}
+
+}  // namespace
 
 void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
   HC_CHECK(root.requires_grad(), Error,
@@ -63,8 +82,7 @@ void backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
       Node* child = node->next[i].get();
       if (!child) continue;
       if (i < input_grads.size() && input_grads[i].defined()) {
-        Tensor& sum = incoming[child];
-        sum = sum.defined() ? add(sum, input_grads[i]) : input_grads[i];
+        accumulate(incoming[child], input_grads[i]);
       }
       if (--pending[child] == 0) ready.push_back(child);
     }

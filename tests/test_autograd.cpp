@@ -23,6 +23,19 @@ TEST_CASE("a node used twice sums its gradients (diamond graph)") {
   CHECK(close(x.grad(), {1}, {18 * 2 + 3}));
 }
 
+TEST_CASE("summing gradients in place never writes into a gradient another edge still holds") {
+  // add's backward hands one gradient tensor to both inputs: s's and a's incoming sums start as the same
+  // buffer, so adding s's contribution into a's sum in place would change b's gradient too.
+  Tensor x = tensor({1, 2}, {2}, {.dtype = DType::Float64, .requires_grad = true});
+  Tensor a = x * 2.0;
+  Tensor b = x * 3.0;
+  Tensor s = a + b;
+  Tensor t = (s + a) + a * a;  // dt/da = 1 + 1 + 2a, dt/db = 1
+  sum(t).backward();
+  // dx = 2 * (2 + 2a) + 3 = 7 + 8x
+  CHECK(close(x.grad(), {2}, {15, 23}));
+}
+
 TEST_CASE("gradients accumulate across backward calls until cleared") {
   Tensor x = tensor({1, -1}, {2}, {.requires_grad = true});
   sum(x * 3.0).backward();
