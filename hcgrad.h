@@ -14,6 +14,7 @@
 #include "cuda/runtime.h"         // defines: cuda::is_available, synchronize, memory_stats, set_allow_tf32
 #include "nn/attention.h"   // defines: SelfAttention
 #include "nn/checkpoint.h"  // defines: save_safetensors, load_safetensors, parse_safetensors, copy_into
+#include "nn/diagnostics.h" // defines: amax_gain, composite_to_top, unfolded_connection_matrix, cosine_similarity_spread
 #include "nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
 #include "nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
 #include "nn/connection.h"  // defines: ConnectionModule, Connection, Residual, DepthResidual, Transform

@@ -21,6 +21,8 @@ Branch ConnectionModule::decorate_branch(Branch fn) const {
   };
 }
 
+std::optional<ConnectionMaps> ConnectionModule::maps(const Tensor&) const { return std::nullopt; }
+
 ConnectionCall::operator Tensor() const {
   HC_CHECK(output_.defined(), Error, module_name_, ": this connection has no branch, so hc(residuals) gives ",
            "(branch_input, add_residual): write `auto [branch_input, add_residual] = hc(residuals);`");

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <tuple>
 
 #include "nn/module.h"
@@ -69,6 +70,18 @@ class TransformFn : public Transform {
 //   NextToFeatures:  [B, N*, S, D]                                   (the library's mHC v2, "L2")
 enum class StreamLayout { InBatch, NextToFeatures };
 
+// A connection's maps for one call, per token, in the mHC paper's notation (mHC eq. 3; HC eq. 1-5 with
+// H_pre = A_m, H_res = A_r^T, H_post = B):
+//   x_{l+1} = H_res x_l + H_post^T F(H_pre x_l)
+// For the diagnostics (nn/diagnostics.h): gains of H_res and its products, HC's unfolded connection matrix.
+struct ConnectionMaps {
+  Tensor h_pre;   // [B, N, S]: the weight of each stream in the branch input
+  Tensor h_res;   // [B, N, S, S]: row = destination stream, column = source stream
+  Tensor h_post;  // [B, N, S]: the weight of the branch output in each stream
+  // mHC only: H_res again from the same logits with `iters` Sinkhorn iterations (>= 1), same shape and order.
+  std::function<Tensor(int64_t iters)> h_res_with_iters;
+};
+
 // The width step's result.
 struct ConnectionSplit {
   Tensor branch_input;
@@ -90,6 +103,9 @@ class ConnectionModule : public Module {
   const Branch& branch() const { return branch_; }
   void set_branch(Branch branch) { branch_ = std::move(branch); }
   virtual std::string name() const = 0;  // "HyperConnections", ... for error messages
+  // The maps this call would apply (no gradient recorded), for connections of one fraction and one view;
+  // nullopt otherwise (Residual, Frac-Connections, multi-view HC).
+  virtual std::optional<ConnectionMaps> maps(const Tensor& residuals) const;
 
  protected:
   Branch branch_;

@@ -174,6 +174,25 @@ Tensor GPT::forward(const Tensor& ids) const {
   return matmul(x, wte->weight.t());  // tied head: [B, T, C] @ [C, V]
 }
 
+std::vector<SubLayerTrace> GPT::trace(const Tensor& ids) const {
+  autograd::NoGradGuard no_grad;
+  HC_CHECK(ids.dim() == 2 && ids.dtype() == DType::Int64 && ids.shape()[1] <= config_.context, ShapeError,
+           "GPT::trace: expected int64 ids [B, T <= ", config_.context, "], got ", ids.dtype(), " ", ids.shape());
+  const int64_t T = ids.shape()[1];
+  Tensor x = expand_stream->forward(wte->forward(ids) +
+                                    wpe->forward(arange(T, {.dtype = DType::Int64, .device = ids.device()})));
+  std::vector<SubLayerTrace> layers;
+  for (const auto& block : block_list_)
+    for (const Connection* hc : {&block->hc_attn, &block->hc_mlp}) {
+      // The forward pass of Block, in the manual form, to keep the branch input.
+      std::optional<ConnectionMaps> maps = (*hc)->maps(x);
+      ConnectionSplit split = (*hc)->split(x);
+      layers.push_back({split.branch_input, std::move(maps)});
+      x = split.add_residual((*hc)->branch()(split.branch_input));
+    }
+  return layers;
+}
+
 Tensor GPT::loss(const Tensor& ids, const Tensor& targets) const {
   HC_CHECK(targets.shape() == ids.shape(), ShapeError, "GPT: targets ", targets.shape(), " must match ids ",
            ids.shape());

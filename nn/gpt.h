@@ -70,6 +70,12 @@ class Block : public Module {
   Connection hc_attn, hc_mlp;  // registered as "hc_attn", "hc_mlp"
 };
 
+// One sub-layer (a block's attention or MLP) seen in a forward pass, for the diagnostics (nn/diagnostics.h).
+struct SubLayerTrace {
+  Tensor branch_input;                  // [B, T, C]: what the branch read (before its LayerNorm)
+  std::optional<ConnectionMaps> maps;   // its connection's maps; nullopt for the plain residual and Frac
+};
+
 class GPT : public Module {
  public:
   // Every random number of the model (initialisation, then dropout masks) comes from `seed`.
@@ -79,6 +85,8 @@ class GPT : public Module {
   Tensor forward(const Tensor& ids) const;  // int64 [B, T] (T <= context) -> logits [B, T, vocab]
   // Mean cross-entropy of next-token prediction: logits of ids vs targets, both [B, T].
   Tensor loss(const Tensor& ids, const Tensor& targets) const;
+  // forward() without autograd, recording every sub-layer (2 per block, attention first).
+  std::vector<SubLayerTrace> trace(const Tensor& ids) const;
 
   // GPT-2's initialisation: weights and embeddings ~ N(0, 0.02), biases 0, norms 1, and the projections
   // that write into the residual stream (attn.proj, mlp.proj) ~ N(0, 0.02 / sqrt(2 layers)), so the

@@ -134,6 +134,7 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
   Tensor alpha = static_alpha + dynamic_alpha_scale * projections.narrow(-1, 0, C);
 
   Width out;
+  out.alpha = alpha;
   if (fuses_merge()) {
     // Only the branch input is mixed now (A_m, column 0); the depth step mixes the residuals (A_r).
     out.branch_input = stream_mix(alpha.narrow(-1, 0, 1), x).reshape(concat_shape({B}, middle, {D}));
@@ -155,12 +156,26 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
   return out;
 }
 
+std::optional<ConnectionMaps> HyperConnections::maps(const Tensor& residuals) const {
+  if (num_fracs != 1 || num_input_views != 1 || !static_beta.defined()) return std::nullopt;
+  autograd::NoGradGuard no_grad;
+  const Width w = width(residuals);
+  const int64_t S = num_streams, B = w.beta.shape()[0], N = w.beta.shape()[1];
+  // α's columns: 0 reads the branch input, 1 + t keeps stream t; rows are the source streams.
+  return ConnectionMaps{.h_pre = w.alpha.narrow(-1, 0, 1).reshape({B, N, S}),
+                        .h_res = w.alpha.narrow(-1, 1, S).transpose(-1, -2).contiguous(),
+                        .h_post = w.beta.reshape({B, N, S}),
+                        .h_res_with_iters = {}};
+}
+
 Tensor HyperConnections::add_residual(const Width& w, const Tensor& y) const {
   if (!static_beta.defined()) return y;  // add_branch_out_to_residual = false
   if (channel_first) {
     HC_CHECK(y.dim() >= 3, ShapeError, "HyperConnections: channel-first branch output ", y.shape(),
              " must be [B, ", dim, ", ...]");
-    Width last{.branch_input = {}, .residuals = features_last(w.residuals), .beta = w.beta};
+    Width last;
+    last.residuals = features_last(w.residuals);
+    last.beta = w.beta;
     return features_first(depth(last, features_last(y)));
   }
   return depth(w, y);

@@ -79,12 +79,15 @@ class HyperConnections : public ConnectionModule {
     // r + β y in one stream_mix_add pass from the streams and A_r, so r is never written out on its own.
     Tensor streams;           // [B, N, S, D]: the input streams x
     Tensor residual_weights;  // [B, N, S, S]: A_r, the residual-mixing columns of α
+    Tensor alpha;             // [B, N, F·S, V·F + S·F]: α, the width connection's weights (rows f1·S + s)
   };
   Width width(const Tensor& residuals) const;
   // new streams [B·S, N*, D] ([B, N*, S, D]) from the branch output y [B, N*, D] (the depth connection).
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
   ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
   std::string name() const override { return "HyperConnections"; }
+  // F = V = 1: H_pre = A_m = α[:, 0], H_res = A_r^T, H_post = β.
+  std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, num_fracs, num_input_views;
   bool tanh, channel_first, streams_in_batch;

@@ -2,6 +2,8 @@
 // flattened, S streams, F fractions of width d = D / F, P proposals, C = F + S·F columns (pre, then residual).
 #include "nn/mhc.h"
 
+#include "autograd/grad_mode.h"
+
 #include "core/creation.h"
 #include "nn/mhc_paper.h"
 
@@ -124,6 +126,7 @@ ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& in
   HC_CHECK(h_res.shape() == res_logits.shape(), ShapeError, "ManifoldHyperConnections: residual_mix_constraint_fn ",
            "returned ", h_res.shape(), " for logits ", res_logits.shape(), " (it must keep the shape)");
   Width out;
+  out.h_res_logits = res_logits;
   out.h_pre = mean(sigmoid(alpha.narrow(-1, 0, F)), {2});  // [B, N, SF, F]
   out.h_res = mean(h_res, {2});                            // [B, N, SF, SF]
 
@@ -167,6 +170,23 @@ Tensor ManifoldHyperConnections::merge(const Width& w, const Tensor& y) const {
   Tensor beta = w.beta.permute({0, 1, 3, 2, 4}).reshape({B, N, F, S * F});
   Tensor merged = stream_mix_add(w.h_res, w.streams, beta, y.reshape({B, N, F, d})).reshape({B, N, S, D});
   return dropout_->forward(mhc_streams_to_input(merged, w.input_shape, streams_in_batch));
+}
+
+std::optional<ConnectionMaps> ManifoldHyperConnections::maps(const Tensor& residuals) const {
+  if (num_fracs != 1 || !static_beta.defined()) return std::nullopt;
+  autograd::NoGradGuard no_grad;
+  const Width w = width(residuals, /*mix_residuals=*/false);
+  const int64_t S = num_streams, B = w.beta.shape()[0], N = w.beta.shape()[1];
+  ConnectionMaps m{.h_pre = w.h_pre.reshape({B, N, S}),
+                   .h_res = w.h_res.transpose(-1, -2).contiguous(),  // the library's rows are sources
+                   .h_post = w.beta.reshape({B, N, S}),
+                   .h_res_with_iters = {}};
+  if (!constraint_)
+    m.h_res_with_iters = [logits = w.h_res_logits, domain = sinkhorn_domain](int64_t iters) {
+      autograd::NoGradGuard no_grad;
+      return mean(sinkhorn(logits, iters, domain), {2}).transpose(-1, -2).contiguous();
+    };
+  return m;
 }
 
 ConnectionSplit ManifoldHyperConnections::split(const Tensor& residuals) const {

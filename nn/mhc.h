@@ -86,6 +86,7 @@ class ManifoldHyperConnections : public ConnectionModule {
     Tensor h_pre;         // [B, N, S·F, F]: row s·F + f (source), column f2 (branch fraction)
     Tensor h_res;         // [B, N, S·F, S·F]: row = source, column t·F + f2 = target; rows sum to 1
     Tensor streams;       // [B, N, S·F, d]: the stream fractions both mixes read (row s·F + f)
+    Tensor h_res_logits;  // [B, N, P, S·F, S·F]: what Sinkhorn (or the constraint) turned into H_res per proposal
     Shape input_shape;    // the residuals' shape (and layout) the merge returns to
   };
   // mix_residuals = false leaves `residuals` undefined: split() then mixes them inside the merge.
@@ -94,6 +95,8 @@ class ManifoldHyperConnections : public ConnectionModule {
   // The width step, and a depth step that merges in one fused op (stream_mix_add) when it can.
   ConnectionSplit split(const Tensor& residuals) const override;
   std::string name() const override { return "ManifoldHyperConnections"; }
+  // F = 1: H_pre, H_res (transposed to row = destination) and H_post = β of the width step.
+  std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, num_fracs, sinkhorn_iters, proposals;
   bool streams_in_batch;

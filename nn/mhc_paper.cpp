@@ -2,6 +2,8 @@
 // middle dims N* flattened, S = n streams, D = C features.
 #include "nn/mhc_paper.h"
 
+#include "autograd/grad_mode.h"
+
 #include "core/creation.h"
 
 namespace hcgrad::nn {
@@ -68,6 +70,7 @@ PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const 
   out.h_pre = sigmoid(alpha_pre * projection.narrow(-1, 0, S) + b_pre);               // eq. 8
   out.h_post = 2.0 * sigmoid(alpha_post * projection.narrow(-1, S, S) + b_post);
   Tensor res_logits = alpha_res * projection.narrow(-1, 2 * S, S * S).reshape({B, N, S, S}) + b_res;  // [t, s]
+  out.h_res_logits = res_logits;
   out.h_res = constraint_ ? constraint_(res_logits) : sinkhorn(res_logits, sinkhorn_iters, sinkhorn_domain);  // eq. 9
   HC_CHECK(out.h_res.shape() == res_logits.shape(), ShapeError, "PaperManifoldHyperConnections: ",
            "residual_mix_constraint_fn returned ", out.h_res.shape(), " for logits ", res_logits.shape());
@@ -102,6 +105,18 @@ Tensor PaperManifoldHyperConnections::merge(const Width& w, const Tensor& y) con
   Tensor merged =
       stream_mix_add(w.h_res.transpose(-1, -2), w.streams, w.h_post.unsqueeze(-2), y.reshape({B, N, 1, D}));
   return dropout_->forward(mhc_streams_to_input(merged, w.input_shape, streams_in_batch));
+}
+
+std::optional<ConnectionMaps> PaperManifoldHyperConnections::maps(const Tensor& residuals) const {
+  autograd::NoGradGuard no_grad;
+  const Width w = width(residuals, /*mix_residuals=*/false);
+  ConnectionMaps m{.h_pre = w.h_pre, .h_res = w.h_res, .h_post = w.h_post, .h_res_with_iters = {}};
+  if (!constraint_)
+    m.h_res_with_iters = [logits = w.h_res_logits, domain = sinkhorn_domain](int64_t iters) {
+      autograd::NoGradGuard no_grad;
+      return sinkhorn(logits, iters, domain);
+    };
+  return m;
 }
 
 ConnectionSplit PaperManifoldHyperConnections::split(const Tensor& residuals) const {

@@ -43,6 +43,7 @@ class PaperManifoldHyperConnections : public ConnectionModule {
     Tensor h_post;        // [B, N, S]: 2σ(...)
     Tensor h_res;         // [B, N, S, S]: H_res[t, s], row = destination; rows sum to 1
     Tensor streams;       // [B, N, S, D]: x_l, the streams both mixes read
+    Tensor h_res_logits;  // [B, N, S, S]: α_res · mat(R) + b_res, what Sinkhorn turned into H_res
     Shape input_shape;    // the residuals' shape (and layout) the merge returns to
   };
   // mix_residuals = false leaves `residuals` undefined: split() then mixes them inside the merge.
@@ -51,6 +52,7 @@ class PaperManifoldHyperConnections : public ConnectionModule {
   // The width step, and a depth step that merges in one fused op (stream_mix_add) when it can.
   ConnectionSplit split(const Tensor& residuals) const override;
   std::string name() const override { return "PaperManifoldHyperConnections"; }
+  std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, sinkhorn_iters;
   bool streams_in_batch;
