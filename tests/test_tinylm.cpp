@@ -1,6 +1,7 @@
 // tinylm end to end on a small synthetic text: exact resume, divergence handling, checkpoint refusals.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "helpers.h"
 #include "run_checkpoint.h"
@@ -159,4 +160,58 @@ TEST_CASE("tinylm: sampling refuses a checkpoint that is not a tinylm run or doe
   CHECK_THROWS_WITH_AS(tinylm::sample(o), doctest::Contains("wte.weight"), Error);
   o.checkpoint = scratch.path("missing.safetensors");
   CHECK_THROWS_AS(tinylm::sample(o), Error);
+}
+
+namespace {
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::stringstream cells_of(line);
+    for (std::string cell; std::getline(cells_of, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("tinylm: --diagnostics records gains and cosines per evaluation, then maps and a Sinkhorn sweep") {
+  Scratch scratch;
+  tinylm::TrainOptions o = small_run(scratch, "diag");
+  o.model.connection = "mhc-paper";
+  o.model.streams = 2;
+  o.model.dropout = 0;
+  o.diagnostics = true;
+  tinylm::train(o);
+  const std::string dir = scratch.path("diag/diagnostics/");
+  const auto gain = read_csv(dir + "gain.csv");
+  REQUIRE(gain.size() == 1 + 3 * 2 * 2);  // header + (evaluations 4, 8, 12) x (2 sub-layers) x (single, composite)
+  CHECK(gain[0] == std::vector<std::string>{"step", "layer", "kind", "max_abs_row_sum", "max_abs_col_sum", "min_col_sum"});
+  for (size_t r = 1; r < gain.size(); ++r) {
+    // mHC: doubly stochastic, so every gain is 1; the paper's rows are normalised last, so they are exact.
+    CHECK(std::abs(std::stod(gain[r][3]) - 1) < 1e-5);
+    CHECK(std::abs(std::stod(gain[r][4]) - 1) < 1e-2);
+  }
+  CHECK(gain.back()[0] == "12");
+  const auto cosine = read_csv(dir + "cosine.csv");
+  CHECK(cosine.size() == 1 + 3);  // one pair of consecutive sub-layers per evaluation
+  CHECK(std::stod(cosine[1][2]) <= std::stod(cosine[1][3]));  // p5 <= median
+  CHECK(read_csv(dir + "maps.csv").size() == 1 + 2 * 2 * 4);  // (single, composite) x 2 layers x 2 x 2 entries
+  CHECK(read_csv(dir + "unfolded.csv").size() == 1 + 6);     // the lower triangle of a 3 x 3 matrix
+  const auto sweep = read_csv(dir + "sinkhorn.csv");
+  REQUIRE(sweep.size() == 1 + 6);
+  CHECK(sweep[1][0] == "1");
+  CHECK(std::stod(sweep[1][1]) < 1e-5);                       // rows: exact after one iteration
+  CHECK(std::stod(sweep[6][2]) <= std::stod(sweep[1][2]));    // columns: closer to 1 after 50 than after 1
+
+  // A plain residual model has no maps, only the cosine similarities.
+  tinylm::TrainOptions plain = small_run(scratch, "plain");
+  plain.diagnostics = true;
+  tinylm::train(plain);
+  CHECK(read_csv(scratch.path("plain/diagnostics/gain.csv")).size() == 1);
+  CHECK(read_csv(scratch.path("plain/diagnostics/cosine.csv")).size() == 1 + 3);
+  CHECK_FALSE(fs::exists(scratch.path("plain/diagnostics/maps.csv")));
 }

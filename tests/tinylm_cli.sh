@@ -59,5 +59,22 @@ else
 fi
 expect_error "already holds a checkpoint" train --data "$scratch/text.txt" --out "$scratch/run"
 
+# compare: bad arguments, a directory that already holds files (never overwritten), then a tiny comparison.
+expect_error "unknown connection 'bogus'" compare --connections residual,bogus --out "$scratch/c0"
+expect_error "must be positive" compare --seeds 0 --out "$scratch/c0"
+mkdir -p "$scratch/c1" && echo "a user's file" >"$scratch/c1/keep.txt"
+expect_error "already holds files" compare --out "$scratch/c1"
+grep -q "a user's file" "$scratch/c1/keep.txt" || { echo "FAIL: compare touched a user's file"; failures=$((failures + 1)); }
+if ! "$tinylm" compare --data "$scratch/text.txt" --connections residual,mhc --seeds 2 --steps 2 --diagnostics \
+  --out "$scratch/cmp" >"$scratch/compare.log" 2>&1; then
+  echo "FAIL: a tiny comparison failed:"; tail -5 "$scratch/compare.log"; failures=$((failures + 1))
+elif [ "$(wc -l <"$scratch/cmp/summary.csv")" -ne 5 ] || ! grep -q "^| mhc | " "$scratch/cmp/summary.md" ||
+  [ ! -f "$scratch/cmp/mhc-seed2/diagnostics/gain.csv" ]; then
+  echo "FAIL: compare's summary.csv / summary.md / diagnostics are incomplete:"; cat "$scratch/cmp/summary.csv"
+  failures=$((failures + 1))
+else
+  echo "ok: tiny compare (2 connections x 2 seeds)"
+fi
+
 [ "$failures" -eq 0 ] && echo "all tinylm command-line checks passed" || echo "$failures failed"
 exit $((failures > 0))

@@ -7,7 +7,8 @@
 #   bash tools/run.sh test           the whole test suite (CTest over the doctest cases and CLI checks)
 #   bash tools/run.sh sanitize       the suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer
 #   bash tools/run.sh fuzz [seconds] the libFuzzer target for the checkpoint loader (needs clang)
-#   bash tools/run.sh compare [steps] tinylm once per connection (residual, hc, frac, mhc, ...): a table
+#   bash tools/run.sh compare [flags] tinylm compare: every connection for several seeds, a summary and PNG plots
+#                                    (installs gnuplot-nox; any tinylm compare flag may follow)
 #   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
 #   bash tools/run.sh bench          the GEMM benchmark (hcgrad matmul against plain Eigen)
 #   bash tools/run.sh gpu-test       only the GPU suite (each case skips, saying why, without a GPU)
@@ -27,11 +28,12 @@ die() {
   exit 1
 }
 
+# ensure_packages [extra packages...]: the build's packages, and those a job needs besides (gnuplot for plots).
 ensure_packages() {
   command -v dpkg-query >/dev/null || die "this set-up needs a Debian-like system (dpkg, apt-get); install these \
 packages or their equivalents yourself, then run cmake as in README.md: ${packages[*]}"
   local missing=() p
-  for p in "${packages[@]}"; do
+  for p in "${packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -76,8 +78,9 @@ case "$job" in
     build/examples/tinylm train "${@:2}"
     ;;
   compare)
+    ensure_packages gnuplot-nox  # the PNG plots
     release_build tinylm
-    bash tools/compare_connections.sh "${@:2}"
+    build/examples/tinylm compare "${@:2}"
     ;;
   demo)
     release_build mlp_demo

@@ -4,6 +4,8 @@
 //                 [--connection residual|hc|frac|mhc|mhc-paper --streams S --fracs F]
 //                 [--lr X --warmup N --weight-decay X --clip X] [--seed S] [--threads N]
 //                 [--eval-every N] [--out DIR] [--resume DIR] [--stop-at N]
+//   tinylm compare [--connections residual,hc,frac,mhc,mhc-paper] [--seeds 3] [--steps N] [--out DIR]
+//                 [--diagnostics] [--streams S] [--threads N]
 //   tinylm sample --checkpoint FILE|DIR [--prompt STR] [--tokens N] [--temperature X] [--top-k K] [--seed S]
 //
 // Errors (bad flags, unreadable data, a corrupt checkpoint, a diverging run) print one message and exit
@@ -14,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
+#include "compare.h"
 #include "trainer.h"
 
 int main(int argc, char** argv) {
@@ -53,6 +56,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--stop-at", train.stop_at, "stop after this step, as if interrupted");
   train_cmd->add_option("--sample-tokens", train.sample_tokens, "bytes to generate at the end")
       ->capture_default_str();
+  train_cmd->add_flag("--diagnostics", train.diagnostics,
+                      "record the stream diagnostics (gains, maps, cosine similarity) into OUT/diagnostics, with plots");
 
   tinylm::SampleOptions sample;
   CLI::App* sample_cmd = app.add_subcommand("sample", "generate text from a checkpoint");
@@ -63,6 +68,24 @@ int main(int argc, char** argv) {
   sample_cmd->add_option("--top-k", sample.top_k, "sample among the k likeliest (0: all)")->capture_default_str();
   sample_cmd->add_option("--seed", sample.seed, "random seed")->capture_default_str();
 
+  tinylm::CompareOptions compare;
+  CLI::App* compare_cmd =
+      app.add_subcommand("compare", "train every connection for several seeds: summary.csv, summary.md, plots");
+  compare_cmd->add_option("--connections", compare.connections, "comma-separated: residual,hc,frac,mhc,mhc-paper")
+      ->delimiter(',')
+      ->capture_default_str();
+  compare_cmd->add_option("--seeds", compare.seeds, "runs per connection (seeds 1..N)")->capture_default_str();
+  compare_cmd->add_option("--steps", compare.steps, "optimizer steps per run")->capture_default_str();
+  compare_cmd->add_option("--streams", compare.streams, "streams of hc / mhc / mhc-paper, fractions of frac")
+      ->capture_default_str();
+  compare_cmd->add_option("--eval-every", compare.eval_every, "steps between evaluations (0: steps / 10)")
+      ->capture_default_str();
+  compare_cmd->add_option("--threads", compare.threads, "CPU threads per run (0: all cores)")->capture_default_str();
+  compare_cmd->add_option("--data", compare.data, "training text file (default: the fortunes corpus)");
+  compare_cmd->add_option("--out", compare.out, "directory for the runs, the summary and the plots")
+      ->capture_default_str();
+  compare_cmd->add_flag("--diagnostics", compare.diagnostics, "record the stream diagnostics in every run");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -70,6 +93,8 @@ int main(int argc, char** argv) {
       for (const CLI::Option* option : train_cmd->get_options())
         if (option->count() > 0) train.given.insert(option->get_name(false, true).substr(2));  // "--lr" -> "lr"
       tinylm::train(train);
+    } else if (*compare_cmd) {
+      tinylm::compare(compare);
     } else {
       std::printf("%s\n", tinylm::sample(sample).c_str());
     }

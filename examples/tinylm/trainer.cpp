@@ -12,8 +12,10 @@
 #include <fstream>
 
 #include "core/fnv1a.h"
+#include "diagnostics.h"
 #include "hcgrad.h"
 #include "progress.h"
+#include "step_csv.h"
 #include "run_checkpoint.h"
 
 namespace tinylm {
@@ -138,38 +140,6 @@ std::string fresh_run_directory() {
   return dir;
 }
 
-// metrics.csv: one row per evaluation. A resumed run drops rows past its checkpoint (written after the
-// checkpoint by the interrupted run), so the file always describes one consistent run.
-class MetricsFile {
- public:
-  MetricsFile(const std::string& path, int64_t resume_step) : path_(path) {
-    std::vector<std::string> kept;
-    if (resume_step > 0 && fs::exists(path)) {
-      std::ifstream in(path);
-      std::string line;
-      std::getline(in, line);  // header
-      while (std::getline(in, line))
-        if (int64_t step = 0; std::sscanf(line.c_str(), "%lld", (long long*)&step) == 1 && step <= resume_step)
-          kept.push_back(line);
-    }
-    std::ofstream out(path, std::ios::trunc);
-    HC_CHECK(out, Error, "tinylm: cannot write ", path);
-    out << "step,train_loss,val_loss,lr,tokens_per_s\n";
-    for (const auto& line : kept) out << line << "\n";
-  }
-  void add(int64_t step, double train_loss, double val_loss, double lr, double tokens_per_s) {
-    std::ofstream out(path_, std::ios::app);
-    char row[160];
-    std::snprintf(row, sizeof row, "%lld,%.6f,%.6f,%.6g,%.1f\n", (long long)step, train_loss, val_loss, lr,
-                  tokens_per_s);
-    out << row;
-    HC_CHECK(out, Error, "tinylm: cannot write ", path_);
-  }
-
- private:
-  std::string path_;
-};
-
 }  // namespace
 
 TrainResult train(const TrainOptions& requested) {
@@ -243,8 +213,16 @@ TrainResult train(const TrainOptions& requested) {
   const bool continues_in_place = resumed && fs::exists(checkpoint_file) && fs::equivalent(checkpoint_file, resume_file);
   HC_CHECK(continues_in_place || !fs::exists(checkpoint_file), Error, "train: ", o.out,
            " already holds a checkpoint; continue it with --resume ", o.out, " or choose another --out");
-  MetricsFile metrics((fs::path(o.out) / "metrics.csv").string(), start_step);
+  // metrics.csv: one row per evaluation.
+  StepCsv metrics((fs::path(o.out) / "metrics.csv").string(), "step,train_loss,val_loss,lr,tokens_per_s", start_step);
   const std::map<std::string, std::string> settings = settings_of(o, data_fingerprint);
+  // The diagnostics watch one fixed sequence: the first context window of the validation text.
+  std::optional<Diagnostics> diagnostics;
+  if (o.diagnostics) {
+    std::vector<int64_t> first_window(data.val().begin(), data.val().begin() + o.model.context);
+    diagnostics.emplace((fs::path(o.out) / "diagnostics").string(),
+                        from_vector(first_window, {1, o.model.context}).to(device), start_step);
+  }
 
   std::printf("tinylm: %s, %.2fM parameters, on %s\n", o.model.describe().c_str(), model.num_parameters() / 1e6,
               device.is_cpu() ? "the CPU" : cuda::device_name(device.index).c_str());
@@ -300,8 +278,10 @@ TrainResult train(const TrainOptions& requested) {
 
     if (done % o.eval_every == 0 || done == end_step) {
       const double val_loss = evaluate(model, val_batches, device);
+      if (diagnostics) diagnostics->record(model, done);
       const double tokens_per_s = tokens_per_step * window_steps / window_seconds;
-      metrics.add(done, window_loss / window_steps, val_loss, lr, tokens_per_s);
+      metrics.add(format("%lld,%.6f,%.6f,%.6g,%.1f", (long long)done, window_loss / window_steps, val_loss, lr,
+                         tokens_per_s));
       save_run(checkpoint_file, model, &optimizer,
                {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
       last_saved = done;
@@ -321,8 +301,12 @@ TrainResult train(const TrainOptions& requested) {
                 (long long)end_step, o.out.c_str());
     return result;
   }
-  Generator sample_gen(o.seed + 2);
   model.eval();
+  if (diagnostics) {
+    diagnostics->finish(model, o.model.connection + (o.model.streams > 1 ? " x" + std::to_string(o.model.streams) : ""));
+    std::printf("tinylm: diagnostics in %s\n", (fs::path(o.out) / "diagnostics").c_str());
+  }
+  Generator sample_gen(o.seed + 2);
   result.sample = nn::ByteTokenizer::decode(model.generate({'\n'}, o.sample_tokens, 0.8, 40, sample_gen));
   std::printf("final val_loss=%.4f tokens_per_s=%.0f\n", result.final_val_loss, result.tokens_per_s);
   std::printf("--- sample (temperature 0.8, top-k 40) ---%s\n---\n", result.sample.c_str());

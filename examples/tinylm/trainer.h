@@ -31,6 +31,7 @@ struct TrainOptions {
   std::string resume;          // a run directory (or checkpoint file) to continue from
   int64_t stop_at = 0;         // stop after this step as if interrupted (0: run to `steps`)
   int64_t sample_tokens = 300; // generated at the end
+  bool diagnostics = false;    // record the stream diagnostics into OUT/diagnostics (diagnostics.h)
   // Flags the user gave explicitly (a resumed run refuses to change the others).
   std::set<std::string> given;
 };

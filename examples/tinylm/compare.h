@@ -1,0 +1,35 @@
+// tinylm compare: one training run per connection and seed, then a summary and plots.
+//
+//   DIR/<variant>-seed<k>/      each run (tinylm train's run directory: metrics.csv, checkpoint, log.txt,
+//                               diagnostics/ with --diagnostics)
+//   DIR/summary.csv             variant, seed, final val loss, tokens/s, peak RSS
+//   DIR/summary.md              per variant: mean ± std over seeds, and the paired difference to residual
+//   DIR/val_loss.png            validation-loss curves, mean and ±1 std band over seeds (plots.h)
+//   DIR/gain.png, cosine.png    with --diagnostics: the composite gains and the cosine similarities, seed 1
+//
+// Each run is a child process (`tinylm train`), so its peak memory is its own. Seed k gives every variant the
+// same batches (and the same initial weights outside the connections).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tinylm {
+
+struct CompareOptions {
+  std::vector<std::string> connections{"residual", "hc", "frac", "mhc", "mhc-paper"};
+  int64_t seeds = 3;
+  int64_t steps = 600;
+  int64_t streams = 4;     // hc, mhc, mhc-paper: streams; frac: fractions
+  int64_t eval_every = 0;  // 0: steps / 10
+  int threads = 0;
+  std::string data;        // empty: the default corpus
+  std::string out = "runs/compare";
+  bool diagnostics = false;
+  std::string program = "/proc/self/exe";  // the tinylm executable that runs each training (Linux: this one)
+};
+
+void compare(const CompareOptions& options);
+
+}  // namespace tinylm
