@@ -9,6 +9,8 @@
 #   bash tools/run.sh fuzz [seconds] the libFuzzer target for the checkpoint loader (needs clang)
 #   bash tools/run.sh compare [flags] tinylm compare: every connection for several seeds, a summary and PNG plots
 #                                    (installs gnuplot-nox; any tinylm compare flag may follow)
+#   bash tools/run.sh vit [flags]    vit_digits: a small ViT with and without mHC on the 8x8 digits (fetches
+#                                    python3-sklearn's digits.csv.gz into data/)
 #   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
 #   bash tools/run.sh bench          the GEMM benchmark (hcgrad matmul against plain Eigen)
 #   bash tools/run.sh gpu-test       only the GPU suite (each case skips, saying why, without a GPU)
@@ -20,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(cmake make g++ libeigen3-dev libtbb-dev doctest-dev nlohmann-json3-dev libcli11-dev fortunes)
+packages=(cmake make g++ libeigen3-dev libtbb-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev fortunes)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 die() {
@@ -71,6 +73,31 @@ release_build() {
   build build -DCMAKE_BUILD_TYPE=Release -- "$@"
 }
 
+# data/digits.csv.gz: the 8x8 handwritten digits, the one file of Debian's python3-sklearn the ViT example reads
+# (copied when the package is installed, else unpacked from the downloaded package; nothing else is installed).
+fetch_digits() {
+  local target=data/digits.csv.gz member=usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
+  [ -s "$target" ] && return 0
+  mkdir -p data
+  if [ -s "/$member" ]; then
+    cp "/$member" "$target"
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "no apt-get to fetch python3-sklearn's digits.csv.gz; put the file at $target"
+  local tmp
+  tmp=$(mktemp -d)
+  echo "hcgrad: fetching digits.csv.gz from Debian's python3-sklearn package"
+  if ! (cd "$tmp" && apt-get download python3-sklearn >/dev/null 2>&1); then
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo=(sudo)
+    "${sudo[@]}" apt-get update >/dev/null && (cd "$tmp" && apt-get download python3-sklearn >/dev/null 2>&1) ||
+      { rm -rf "$tmp"; die "could not download python3-sklearn (for its digits.csv.gz); put the file at $target"; }
+  fi
+  dpkg-deb --fsys-tarfile "$tmp"/python3-sklearn_*.deb | tar -xO "./$member" >"$target.tmp" && mv "$target.tmp" "$target"
+  rm -rf "$tmp" "$target.tmp"
+  [ -s "$target" ] || die "python3-sklearn's package did not hold $member"
+}
+
 job=${1:-}
 case "$job" in
   train)
@@ -82,12 +109,19 @@ case "$job" in
     release_build tinylm
     build/examples/tinylm compare "${@:2}"
     ;;
+  vit)
+    release_build vit_digits
+    fetch_digits
+    build/examples/vit_digits --data data/digits.csv.gz "${@:2}"
+    ;;
   demo)
     release_build mlp_demo
     build/examples/mlp_demo "${@:2}"
     ;;
   test)
     release_build
+    # The ViT accuracy test needs the digits; without them (offline) that one test is skipped, saying why.
+    (fetch_digits) || echo "hcgrad: could not fetch data/digits.csv.gz; the vit_digits accuracy test will be skipped"
     ctest --test-dir build --output-on-failure -j "$jobs"
     ;;
   sanitize)
@@ -124,7 +158,7 @@ case "$job" in
     fi
     ;;
   *)
-    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|demo|bench|gpu-test|gpu-bench" >&2
+    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|vit|demo|bench|gpu-test|gpu-bench" >&2
     exit 2
     ;;
 esac

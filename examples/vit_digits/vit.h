@@ -1,0 +1,81 @@
+// A small Vision Transformer (Dosovitskiy et al. 2021) whose blocks join their streams through a connection
+// module: the `hyper-connections` library's example ViT (its vit.py; connections-reference.md b.11), in C++.
+//
+//   image [B, C, H, W] -> patches [B, n, p·p·C]      b c (h p1) (w p2) -> b (h w) (p1 p2 c), n = (H/p)(W/p)
+//     -> LayerNorm -> Linear -> LayerNorm            patch embedding                       [B, n, D]
+//     -> [cls; patches] + positions                  a learned class token, learned positions [B, n + 1, D]
+//     -> expand to S streams -> depth x (attention block, MLP block), each inside its connection
+//     -> reduce (sum of the streams) -> LayerNorm -> the class token's row -> Linear   logits [B, classes]
+//
+// The blocks are pre-norm: Attention = LayerNorm -> q, k, v (no bias) -> softmax(q kᵀ / √d_head) v -> Linear;
+// FeedForward = LayerNorm -> Linear -> GELU -> Linear. Differences from vit.py, on purpose: GELU is the tanh form
+// (hcgrad's gelu; the exact erf form differs by < 0.001), and each connection's home stream is its layer index
+// mod S instead of Python's random choice, so a run is reproducible from its seed.
+#pragma once
+
+#include "nn/connection.h"
+#include "nn/layers.h"
+#include "nn/module.h"
+
+namespace vit {
+
+using hcgrad::Generator;
+using hcgrad::Tensor;
+using namespace hcgrad::nn;
+
+struct ViTConfig {
+  int64_t image_size = 8, patch_size = 4, channels = 1, classes = 10;
+  int64_t dim = 64, depth = 4, heads = 4, dim_head = 16, mlp_dim = 128;
+  std::string connection = "mhc";  // residual, hc, mhc or mhc-paper
+  int64_t streams = 4;             // for hc / mhc / mhc-paper
+  std::string describe() const;
+};
+
+class Attention : public Module {
+ public:
+  Attention(int64_t dim, int64_t heads, int64_t dim_head, Generator& gen);
+  Tensor forward(const Tensor& x) const;  // [B, T, D] -> [B, T, D], every token sees every token
+
+  int64_t heads, dim_head;
+  std::shared_ptr<LayerNorm> norm;
+  std::shared_ptr<Linear> qkv, out;
+};
+
+class FeedForward : public Module {
+ public:
+  FeedForward(int64_t dim, int64_t hidden, Generator& gen);
+  Tensor forward(const Tensor& x) const;
+
+  std::shared_ptr<LayerNorm> norm;
+  std::shared_ptr<Linear> fc1, fc2;
+};
+
+using ConnectionBuilder = std::function<Connection(int64_t layer_index, Branch branch)>;
+
+// One transformer layer: attention and feed-forward, each inside its own connection (layer index 2l, 2l + 1).
+class Layer : public Module {
+ public:
+  Layer(const ViTConfig& config, int64_t index, Generator& gen, const ConnectionBuilder& connect);
+  Tensor forward(const Tensor& x) const;  // the streams in, the streams out
+
+  std::shared_ptr<Attention> attn;
+  std::shared_ptr<FeedForward> ff;
+  Connection hc_attn, hc_ff;
+};
+
+class ViT : public Module {
+ public:
+  ViT(const ViTConfig& config, uint64_t seed);
+  ViT(const ViT&) = delete;  // the connections' branches point at this model's layers
+  Tensor forward(const Tensor& images) const;  // float [B, C, H, W] -> logits [B, classes]
+
+  ViTConfig config;
+  std::shared_ptr<LayerNorm> patch_norm_in, patch_norm_out, final_norm;
+  std::shared_ptr<Linear> patch_proj, head;
+  Tensor cls_token, positions;  // [1, 1, D], [1, n + 1, D]
+  std::shared_ptr<ModuleList> layers;  // of Layer
+  std::vector<std::shared_ptr<Layer>> layer_list;  // the same layers, typed
+  std::shared_ptr<Transform> expand_stream, reduce_stream;
+};
+
+}  // namespace vit

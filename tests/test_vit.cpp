@@ -1,0 +1,107 @@
+// The vit_digits example's model and data: shapes, the connections it builds, learning on a tiny set, and
+// refusals of bad data files.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "digits.h"
+#include "helpers.h"
+#include "vit.h"
+
+using namespace hctest;
+namespace fs = std::filesystem;
+
+namespace {
+
+vit::ViTConfig tiny(const std::string& connection) {
+  vit::ViTConfig c;
+  c.dim = 16;
+  c.depth = 2;
+  c.heads = 2;
+  c.dim_head = 8;
+  c.mlp_dim = 32;
+  c.connection = connection;
+  c.streams = 2;
+  return c;
+}
+
+// 20 digit-like images: class k lights up row k of the 8 x 8 grid (pixels 0..16), in the CSV format.
+std::string write_rows_file(const fs::path& path) {
+  std::ofstream out(path);
+  for (int i = 0; i < 20; ++i) {
+    const int label = i % 10;
+    for (int p = 0; p < 64; ++p) out << (p / 8 == label % 8 ? 16 : (p * 7 + i) % 3) << ",";
+    out << label << "\n";
+  }
+  return path.string();
+}
+
+}  // namespace
+
+TEST_CASE("vit: logits have one row per image for every connection, and the blocks are wrapped as asked") {
+  const Tensor images = rand({3, 1, 8, 8});
+  for (const char* connection : {"residual", "hc", "mhc", "mhc-paper"}) {
+    CAPTURE(connection);
+    vit::ViT model(tiny(connection), 1);
+    CHECK(model.forward(images).shape() == Shape{3, 10});
+    CHECK(model.layer_list.size() == 2);
+    CHECK(model.layer_list[0]->hc_attn->name() ==
+          std::string(connection == std::string("residual") ? "Residual"
+                      : connection == std::string("hc")     ? "HyperConnections"
+                      : connection == std::string("mhc")    ? "ManifoldHyperConnections"
+                                                            : "PaperManifoldHyperConnections"));
+  }
+  vit::ViT model(tiny("mhc"), 1);
+  CHECK_THROWS_WITH_AS(model.forward(rand({3, 8, 8})), doctest::Contains("expected images [B, 1, 8, 8]"), ShapeError);
+  vit::ViTConfig bad = tiny("bogus");
+  CHECK_THROWS_WITH_AS(vit::ViT(bad, 1), doctest::Contains("connection must be residual, hc, mhc or mhc-paper"), Error);
+}
+
+TEST_CASE("vit: a few AdamW steps fit a tiny labelled set (the gradient reaches every part of the model)") {
+  const fs::path dir = fs::temp_directory_path() / ("hcgrad_vit_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const vit::Digits data = vit::load_digits(write_rows_file(dir / "rows.csv"));
+  fs::remove_all(dir);
+  REQUIRE(data.size() == 20);
+  CHECK(data.images.shape() == Shape{20, 1, 8, 8});
+  CHECK(values(data.images.narrow(0, 0, 1).reshape({64}))[0] == 1.0);  // 16 / 16
+  vit::ViT model(tiny("mhc"), 2);
+  nn::AdamW optimizer(model.parameters(), {.lr = 3e-3, .weight_decay = 0.0});
+  double first = 0, last = 0;
+  for (int step = 0; step < 60; ++step) {
+    Tensor loss = cross_entropy(model.forward(data.images), data.labels);
+    (step == 0 ? first : last) = loss.item();
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  }
+  CHECK(last < 0.3 * first);
+  for (const auto& [name, p] : model.named_parameters()) {
+    CAPTURE(name);
+    CHECK(p.grad().defined());
+  }
+}
+
+TEST_CASE("vit: the digits split is seeded and disjoint, and bad files are refused with the line") {
+  const fs::path dir = fs::temp_directory_path() / ("hcgrad_vit_split_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const vit::Digits data = vit::load_digits(write_rows_file(dir / "rows.csv"));
+  const vit::DigitsSplit a = vit::split_digits(data, 0.25, 7), b = vit::split_digits(data, 0.25, 7);
+  CHECK(a.test.size() == 5);
+  CHECK(a.train.size() == 15);
+  CHECK(values(a.test.images) == values(b.test.images));
+  Generator gen(3);
+  std::vector<int64_t> order = vit::shuffled_indices(20, gen);
+  std::sort(order.begin(), order.end());
+  for (int64_t i = 0; i < 20; ++i) CHECK(order[i] == i);  // a permutation
+
+  std::ofstream(dir / "short.csv") << "1,2,3\n";
+  CHECK_THROWS_WITH_AS(vit::load_digits((dir / "short.csv").string()),
+                       doctest::Contains("line 1: expected 64 pixels and a label 0..9, got 3 values"), Error);
+  std::ofstream(dir / "text.csv") << "a,b\n";
+  CHECK_THROWS_WITH_AS(vit::load_digits((dir / "text.csv").string()), doctest::Contains("'a' is not a number"), Error);
+  CHECK_THROWS_WITH_AS(vit::load_digits((dir / "missing.csv.gz").string()), doctest::Contains("bash tools/run.sh vit"),
+                       Error);
+  fs::remove_all(dir);
+}
