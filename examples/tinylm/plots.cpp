@@ -90,11 +90,11 @@ void render_run_plots(const PlotData& plot) {
   s += "set grid\nset style fill transparent solid 0.25 noborder\n";
   s += "set output 'cosine.png'\nset title '" + plot.title + ": cosine similarity of consecutive sub-layer inputs'\n";
   s += "set xlabel 'sub-layer l (attention and MLP counted separately)'\nset ylabel 'cos(input l-1, input l)'\n"
-       "set yrange [*:1.02]\n";
+       "set yrange [*:1.02]\nset key bottom right\n";
   s += "plot 'cosine.dat' using 1:2:4 with filledcurves title '5-95% of tokens', '' using 1:3 with linespoints "
        "lw 2 title 'median'\n";
   if (!plot.single.empty()) {
-    s += "set yrange [*:*]\nset output 'gain.png'\nset title '" + plot.title + ": Amax gain of H_res (token average)'\n";
+    s += "set yrange [*:*]\nset key default\nset output 'gain.png'\nset title '" + plot.title + ": Amax gain of H_res (token average)'\n";
     s += "set logscale y\nset yrange [0.5:*]\nset ylabel 'gain'\nset key outside right\n";
     s += "plot 'gain.dat' using 1:2 with linespoints title 'layer: max |row sum|', "
          "'' using 1:3 with linespoints title 'layer: max |col sum|', "
@@ -141,7 +141,8 @@ void render_run_plots(const PlotData& plot) {
     s += "set output 'sinkhorn.png'\nset grid\nset title '" + plot.title +
          ": Sinkhorn iterations on the trained logits'\nset size noratio\nset xrange [*:*]\nset yrange [*:*]\n";
     s += "set xtics auto\nset ytics auto nomirror\nset logscale xy\nset xlabel 'iterations t'\n"
-         "set ylabel '|sum - 1|'\nset y2tics\nset y2label 'ms per layer (all tokens)'\nset key top right\n";
+         "set ylabel '|sum - 1|'\nset format y '%.0e'\nset y2tics\nset y2label 'ms per layer (all tokens)'\n"
+         "set key top right\n";
     s += "plot 'sinkhorn.dat' using 1:2 with linespoints title 'max row error', '' using 1:3 with linespoints "
          "title 'max column error', '' using 1:4 with linespoints dt 2 title 'mean row error', "
          "'' using 1:5 with linespoints dt 2 title 'mean column error', "
@@ -182,7 +183,8 @@ void render_compare_plots(const std::string& dir, const std::vector<CompareVaria
   s += "set xlabel 'sub-layer l (attention and MLP counted separately)'\n";
   if (!cosines.empty())
     s += "set output 'cosine.png'\nset title 'median and 5-95% cosine similarity of consecutive sub-layer inputs "
-         "(seed 1)'\nset ylabel 'cos(input l-1, input l)'\nset yrange [*:1.02]\nplot " + cosines + "\n"
+         "(seed 1)'\nset ylabel 'cos(input l-1, input l)'\nset yrange [*:1.02]\nset key bottom right\nplot " +
+         cosines + "\nset key top right\n"
          "set yrange [*:*]\n";
   if (!gains.empty())
     s += "set output 'gain.png'\nset title 'Amax gain of the composite map from layer l to the top (seed 1)'\n"
