@@ -148,16 +148,16 @@ TEST_CASE("diagnostics: HC, mHC and mHC-paper maps reproduce the modules' own ou
     perturb(hc, 41, 0.3);
     check_maps_reproduce(hc, x);
   }
+  ManifoldHyperConnectionsOptions o;
+  o.dim = D;
+  o.streams_in_batch = false;
+  o.dtype = DType::Float64;
   {
-    ManifoldHyperConnectionsOptions o;
-    o.dim = D;
-    o.streams_in_batch = false;
-    o.dtype = DType::Float64;
     ManifoldHyperConnections mhc(S, o);
     perturb(mhc, 42, 0.3);
     check_maps_reproduce(mhc, x);
-    // More Sinkhorn iterations bring the columns closer to 1; rows are exact after any number (rows normalised last
-    // in the library's orientation, so they are this map's columns).
+    // The library normalises its rows (the sources) last, so this map's columns are exact after any number of
+    // Sinkhorn iterations; more iterations bring its rows closer to 1.
     const ConnectionMaps maps = *mhc.maps(x);
     REQUIRE(maps.h_res_with_iters);
     const StochasticError one = stochastic_error(to_matrices(maps.h_res_with_iters(1))[0]);
@@ -167,11 +167,7 @@ TEST_CASE("diagnostics: HC, mHC and mHC-paper maps reproduce the modules' own ou
     CHECK(max_abs_diff(values(maps.h_res_with_iters(mhc.sinkhorn_iters)), values(maps.h_res)) < 1e-15);
   }
   {
-    ManifoldHyperConnectionsOptions o;
-    o.dim = D;
-    o.streams_in_batch = false;
-    o.dtype = DType::Float64;
-    PaperManifoldHyperConnections paper(S, o);
+    PaperManifoldHyperConnections paper(S, o);  // rows (destinations) normalised last: rows exact
     perturb(paper, 43, 0.3);
     check_maps_reproduce(paper, x);
     const ConnectionMaps maps = *paper.maps(x);
