@@ -71,8 +71,8 @@ TEST_CASE("profile: nested scopes add exclusive times that sum to the outer scop
 
 TEST_CASE("cpu allocator: a freed block is reused for the next tensor of its size class") {
   hcgrad::cpu_empty_cache();
-  const size_t misses_before = hcgrad::cpu_memory_stats().system_allocations;
-  const void* first = nullptr;
+  [[maybe_unused]] const size_t misses_before = hcgrad::cpu_memory_stats().system_allocations;
+  [[maybe_unused]] const void* first = nullptr;
   {
     Tensor t = Tensor::empty({1000, 100}, {.dtype = DType::Float32});  // 400 kB
     first = t.raw_data();

@@ -149,7 +149,9 @@ void compare(const CompareOptions& requested) {
       if (!o.data.empty()) args.insert(args.end(), {"--data", o.data});
       if (o.diagnostics) args.push_back("--diagnostics");
 
-      RunResult r{.variant = variant, .seed = seed};
+      RunResult r;
+      r.variant = variant;
+      r.seed = seed;
       const std::string log = (dir / "log.txt").string();
       const int status = run_child(o.program, args, log, r.peak_rss_mb);
       HC_CHECK(status == 0, Error, "compare: ", variant, " seed ", seed, " failed (exit ", status, "); the end of ",

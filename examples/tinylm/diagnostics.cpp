@@ -62,15 +62,6 @@ void write_file(const fs::path& path, const std::string& text) {
   HC_CHECK(out, Error, "tinylm: cannot write ", path.string());
 }
 
-std::string matrix_text(const Matrix& m) {  // gnuplot's `matrix` format: one row per line
-  std::string text;
-  for (int64_t r = 0; r < m.rows(); ++r) {
-    for (int64_t c = 0; c < m.cols(); ++c) text += format("%s%.6g", c ? " " : "", m(r, c));
-    text += "\n";
-  }
-  return text;
-}
-
 }  // namespace
 
 Diagnostics::Diagnostics(std::string dir, Tensor sequence, int64_t resume_step)
@@ -101,7 +92,9 @@ void Diagnostics::finish(const nn::GPT& model, const std::string& title) {
   const fs::path dir(dir_);
   const std::vector<nn::SubLayerTrace> trace = model.trace(sequence_);
   const TracedMaps maps = maps_of(trace);
-  PlotData plot{.dir = dir_, .title = title};
+  PlotData plot;
+  plot.dir = dir_;
+  plot.title = title;
 
   // Cosine similarity of consecutive layer inputs (every connection).
   std::string cosine_dat;
