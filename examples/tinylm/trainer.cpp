@@ -278,7 +278,11 @@ TrainResult train(const TrainOptions& requested) {
 
     if (done % o.eval_every == 0 || done == end_step) {
       const double val_loss = evaluate(model, val_batches, device);
-      if (diagnostics) diagnostics->record(model, done);
+      if (diagnostics) {  // in eval mode, as the validation loss: no dropout, no draws from its generator
+        model.eval();
+        diagnostics->record(model, done);
+        model.train();
+      }
       const double tokens_per_s = tokens_per_step * window_steps / window_seconds;
       metrics.add(format("%lld,%.6f,%.6f,%.6g,%.1f", (long long)done, window_loss / window_steps, val_loss, lr,
                          tokens_per_s));
