@@ -6,8 +6,11 @@
 // that a checkpoint can store.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace hcgrad {
 
@@ -46,5 +49,16 @@ void manual_seed(uint64_t seed);
 // Draws for one element, from its counter (shared by every kernel that fills tensors).
 double uniform_from_counter(uint64_t counter, uint64_t seed);   // in [0, 1), 53 random bits
 double normal_from_counter(uint64_t counter, uint64_t seed);    // N(0, 1), Box-Muller
+
+// Fisher-Yates with counter-based draws (std::shuffle's algorithm, and so its result, differs between standard
+// libraries): for i = n down to 2, items[i - 1] swaps with items[j], j drawn in [0, i) from counter
+// first_counter + i - 1. Uses counters first_counter + 1 .. first_counter + n - 1.
+template <class T>
+void shuffle_by_counter(std::vector<T>& items, uint64_t first_counter, uint64_t seed) {
+  for (size_t i = items.size(); i > 1; --i) {
+    const auto j = static_cast<size_t>(uniform_from_counter(first_counter + i - 1, seed) * static_cast<double>(i));
+    std::swap(items[i - 1], items[std::min(j, i - 1)]);
+  }
+}
 
 }  // namespace hcgrad

@@ -93,15 +93,6 @@ void append_fortunes(std::string_view file_text, std::vector<std::string>& out) 
   flush();
 }
 
-// Fisher-Yates with the library's counter-based generator rather than std::shuffle, whose algorithm (and so
-// whose result) differs between standard libraries: the corpus must be the same bytes everywhere.
-void shuffle_deterministically(std::vector<std::string>& items, uint64_t seed) {
-  for (size_t i = items.size(); i > 1; --i) {
-    auto j = static_cast<size_t>(uniform_from_counter(i, seed) * static_cast<double>(i));  // in [0, i)
-    std::swap(items[i - 1], items[std::min(j, i - 1)]);
-  }
-}
-
 std::string missing_package_message(const std::string& directory, const std::string& what) {
   return detail::concat("default_corpus: ", what, ". The default corpus is the text of Debian's `fortunes` package, "
                         "expected in ", directory, ": install it with `apt-get install fortunes` (tools/run.sh "
@@ -120,7 +111,7 @@ FortuneCorpus load_fortunes(const std::string& directory) {
     ++corpus.files;
   }
   HC_CHECK(!fortunes.empty(), Error, missing_package_message(directory, "none of its fortune files were found"));
-  shuffle_deterministically(fortunes, kShuffleSeed);
+  shuffle_by_counter(fortunes, 1, kShuffleSeed);  // counters 1..n-1: the same bytes on every machine
   corpus.fortunes = static_cast<int64_t>(fortunes.size());
   for (const std::string& fortune : fortunes) {
     corpus.text += fortune;

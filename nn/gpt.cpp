@@ -101,38 +101,15 @@ GPT::GPT(const GPTConfig& config, uint64_t seed)
   wte = register_module("wte", std::make_shared<Embedding>(config.vocab_size, config.dim, init, embedding));
   wpe = register_module("wpe", std::make_shared<Embedding>(config.context, config.dim, init, embedding));
   // One factory call decides the connection of every block (README of the hyper-connections library).
-  const HyperConnectionsFactoryOptions factory{.num_fracs = config.fracs,
-                                               .disable = config.connection == "residual",
-                                               .layout = StreamLayout::NextToFeatures,
-                                               .dim = config.dim,
-                                               .dtype = config.dtype};
-  ConnectionBuilder init_hc;
-  if (config.connection == "hc" || config.connection == "frac" || config.connection == "residual") {
-    auto made = hyper_connections(config.streams, factory);
-    init_hc = [made, config](int64_t layer_index, Branch branch) {
-      return made.init_hc({.dim = config.dim, .layer_index = layer_index, .dtype = config.dtype}, std::move(branch));
-    };
-    expand_stream = made.expand_stream.module();
-    reduce_stream = made.reduce_stream.module();
-  } else {
-    auto made = manifold_hyper_connections(config.streams, factory);
-    const MhcVariant variant = config.connection == "mhc-paper" ? MhcVariant::Paper : MhcVariant::Library;
-    init_hc = [made, config, variant](int64_t layer_index, Branch branch) {
-      ManifoldHyperConnectionsOptions options;
-      options.dim = config.dim;
-      options.layer_index = layer_index;
-      options.variant = variant;
-      options.dtype = config.dtype;
-      return made.init_hc(options, std::move(branch));
-    };
-    expand_stream = made.expand_stream.module();
-    reduce_stream = made.reduce_stream.module();
-  }
+  const NamedConnections made =
+      connections_by_name(config.connection, config.streams, config.fracs, config.dim, config.dtype);
+  expand_stream = made.expand_stream;
+  reduce_stream = made.reduce_stream;
   register_module("expand_stream", expand_stream);
   register_module("reduce_stream", reduce_stream);
   blocks = register_module("blocks", std::make_shared<ModuleList>());
   for (int64_t i = 0; i < config.layers; ++i)
-    block_list_.push_back(blocks->push_back(std::make_shared<Block>(config, i, init, dropout_gen_, init_hc)));
+    block_list_.push_back(blocks->push_back(std::make_shared<Block>(config, i, init, dropout_gen_, made.init_hc)));
   ln_f = register_module("ln_f", std::make_shared<LayerNorm>(config.dim, NormOptions{.bias = config.bias,
                                                                                      .dtype = config.dtype}));
   // The layers above drew PyTorch's default init; GPT-2's replaces it, from the same stream.
@@ -159,7 +136,7 @@ void GPT::reset_parameters(Generator& gen) {
   }
 }
 
-Tensor GPT::forward(const Tensor& ids) const {
+Tensor GPT::embed(const Tensor& ids) const {
   HC_CHECK(ids.dim() == 2 && ids.dtype() == DType::Int64, ShapeError, "GPT: expected int64 ids [B, T], got ",
            ids.dtype(), " ", ids.shape());
   const int64_t T = ids.shape()[1];
@@ -167,7 +144,11 @@ Tensor GPT::forward(const Tensor& ids) const {
            config_.context, "] (ids ", ids.shape(), ")");
   Tensor positions = arange(T, {.dtype = DType::Int64, .device = ids.device()});
   Tensor x = wte->forward(ids) + wpe->forward(positions);  // [B, T, C] + [T, C]
-  x = expand_stream->forward(x);  // [B, T, C] -> [B, T, S, C]: a copy per stream (identity for "residual")
+  return expand_stream->forward(x);  // [B, T, C] -> [B, T, S, C]: a copy per stream (identity for "residual")
+}
+
+Tensor GPT::forward(const Tensor& ids) const {
+  Tensor x = embed(ids);
   for (const auto& block : block_list_) x = block->forward(x);
   x = reduce_stream->forward(x);  // the sum of the streams: [B, T, C]
   x = ln_f->forward(x);
@@ -176,11 +157,7 @@ Tensor GPT::forward(const Tensor& ids) const {
 
 std::vector<SubLayerTrace> GPT::trace(const Tensor& ids) const {
   autograd::NoGradGuard no_grad;
-  HC_CHECK(ids.dim() == 2 && ids.dtype() == DType::Int64 && ids.shape()[1] <= config_.context, ShapeError,
-           "GPT::trace: expected int64 ids [B, T <= ", config_.context, "], got ", ids.dtype(), " ", ids.shape());
-  const int64_t T = ids.shape()[1];
-  Tensor x = expand_stream->forward(wte->forward(ids) +
-                                    wpe->forward(arange(T, {.dtype = DType::Int64, .device = ids.device()})));
+  Tensor x = embed(ids);
   std::vector<SubLayerTrace> layers;
   for (const auto& block : block_list_)
     for (const Connection* hc : {&block->hc_attn, &block->hc_mlp}) {
@@ -204,13 +181,8 @@ GPT::DecaySplit GPT::decay_split() const {
   DecaySplit split;
   for (const auto& [name, p] : named_parameters()) {
     const bool embedding = name.starts_with("wte.") || name.starts_with("wpe.");
-    // The HC authors advise against decaying the static connection weights (they start at identity-like
-    // values): static_alpha / static_beta, and the biases b_pre / b_post / b_res of the paper's mHC.
-    const size_t last_dot = name.rfind('.');
-    const std::string leaf = name.substr(last_dot + 1);
-    const bool static_connection = name.find(".hc_") != std::string::npos &&
-                                   (leaf.starts_with("static_") || leaf.starts_with("b_"));
-    (p.dim() >= 2 && !embedding && !static_connection ? split.decay : split.no_decay).push_back(p);
+    // Nor the static connection weights (static_alpha / static_beta, the paper mHC's b_pre / b_post / b_res).
+    (p.dim() >= 2 && !embedding && !is_static_connection_weight(name) ? split.decay : split.no_decay).push_back(p);
   }
   return split;
 }

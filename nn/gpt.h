@@ -51,9 +51,6 @@ class MLP : public Module {
   std::shared_ptr<Dropout> dropout;
 };
 
-// Builds the connection around one branch of the model: init_hc(layer_index, branch).
-using ConnectionBuilder = std::function<Connection(int64_t layer_index, Branch branch)>;
-
 // One pre-norm transformer block. Each branch is wrapped by its own connection (layer_index 2i and 2i + 1 for
 // block i): x + attn(ln1(x)) for the plain residual, the width / depth connections of HC, Frac or mHC otherwise,
 // where x holds all streams in the connection's layout.
@@ -85,7 +82,8 @@ class GPT : public Module {
   Tensor forward(const Tensor& ids) const;  // int64 [B, T] (T <= context) -> logits [B, T, vocab]
   // Mean cross-entropy of next-token prediction: logits of ids vs targets, both [B, T].
   Tensor loss(const Tensor& ids, const Tensor& targets) const;
-  // forward() without autograd, recording every sub-layer (2 per block, attention first).
+  // forward() without autograd, recording every sub-layer (2 per block, attention first), in the model's current
+  // mode (call eval() first to leave dropout out).
   std::vector<SubLayerTrace> trace(const Tensor& ids) const;
 
   // GPT-2's initialisation: weights and embeddings ~ N(0, 0.02), biases 0, norms 1, and the projections
@@ -114,6 +112,7 @@ class GPT : public Module {
   std::shared_ptr<Transform> expand_stream, reduce_stream;  // [B, T, C] <-> the streams (identity for "residual")
 
  private:
+  Tensor embed(const Tensor& ids) const;  // ids [B, T] -> token + position embeddings, expanded to the streams
   GPTConfig config_;
   std::vector<std::shared_ptr<Block>> block_list_;  // the same blocks, typed
   Generator dropout_gen_;  // drawn by every Dropout of the model; a checkpoint stores its offset

@@ -64,4 +64,38 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
   return {ConnectionInit<ManifoldHyperConnectionsOptions>(make), expand, reduce};
 }
 
+NamedConnections connections_by_name(const std::string& connection, int64_t streams, int64_t fracs, int64_t dim,
+                                     DType dtype) {
+  const HyperConnectionsFactoryOptions factory{.num_fracs = fracs,
+                                               .disable = connection == "residual",
+                                               .layout = StreamLayout::NextToFeatures,
+                                               .dim = dim,
+                                               .dtype = dtype};
+  if (connection == "hc" || connection == "frac" || connection == "residual") {
+    auto made = hyper_connections(streams, factory);
+    auto init_hc = [made, dim, dtype](int64_t layer_index, Branch branch) {
+      return made.init_hc({.dim = dim, .layer_index = layer_index, .dtype = dtype}, std::move(branch));
+    };
+    return {init_hc, made.expand_stream.module(), made.reduce_stream.module()};
+  }
+  HC_CHECK(connection == "mhc" || connection == "mhc-paper", Error, "connections_by_name: connection must be ",
+           "residual, hc, frac, mhc or mhc-paper, got '", connection, "'");
+  auto made = manifold_hyper_connections(streams, factory);
+  const MhcVariant variant = connection == "mhc-paper" ? MhcVariant::Paper : MhcVariant::Library;
+  auto init_hc = [made, dim, dtype, variant](int64_t layer_index, Branch branch) {
+    ManifoldHyperConnectionsOptions options;
+    options.dim = dim;
+    options.layer_index = layer_index;
+    options.variant = variant;
+    options.dtype = dtype;
+    return made.init_hc(options, std::move(branch));
+  };
+  return {init_hc, made.expand_stream.module(), made.reduce_stream.module()};
+}
+
+bool is_static_connection_weight(const std::string& name) {
+  const std::string leaf = name.substr(name.rfind('.') + 1);
+  return name.find(".hc_") != std::string::npos && (leaf.starts_with("static_") || leaf.starts_with("b_"));
+}
+
 }  // namespace hcgrad::nn

@@ -64,4 +64,22 @@ ConnectionFactory<HyperConnectionsOptions> hyper_connections(int64_t num_streams
 ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(
     int64_t num_streams, HyperConnectionsFactoryOptions options = {});
 
+// Builds the connection around one branch of a model: init_hc(layer_index, branch).
+using ConnectionBuilder = std::function<Connection(int64_t layer_index, Branch branch)>;
+
+// A model's connections chosen by name, as tinylm's --connection: "residual" (x + f(x)), "hc" and "frac"
+// (hyper_connections with `streams` streams and `fracs` fractions), "mhc" / "mhc-paper"
+// (manifold_hyper_connections, the library or the paper variant). Streams next to the features
+// (StreamLayout::NextToFeatures); each connection's home stream is its layer index mod streams.
+struct NamedConnections {
+  ConnectionBuilder init_hc;
+  std::shared_ptr<Transform> expand_stream, reduce_stream;
+};
+NamedConnections connections_by_name(const std::string& connection, int64_t streams, int64_t fracs, int64_t dim,
+                                     DType dtype = DType::Float32);
+
+// True for a connection's static weights (static_alpha / static_beta, the paper mHC's biases b_*), by parameter
+// name ("blocks.0.hc_attn.static_alpha"): the HC authors advise against decaying them (they start identity-like).
+bool is_static_connection_weight(const std::string& parameter_name);
+
 }  // namespace hcgrad::nn

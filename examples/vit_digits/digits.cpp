@@ -56,11 +56,7 @@ Digits load_digits(const std::string& path) {
 std::vector<int64_t> shuffled_indices(int64_t n, Generator& gen) {
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), int64_t(0));
-  const uint64_t first = gen.reserve(static_cast<uint64_t>(n));
-  for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates, one counter-based draw per position
-    const double u = uniform_from_counter(first + static_cast<uint64_t>(i), gen.seed());
-    std::swap(order[i], order[std::min(static_cast<int64_t>(u * static_cast<double>(i + 1)), i)]);
-  }
+  shuffle_by_counter(order, gen.reserve(static_cast<uint64_t>(n)), gen.seed());
   return order;
 }
 

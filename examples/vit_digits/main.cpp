@@ -56,11 +56,8 @@ Result train_one(const Options& o, const std::string& connection, const vit::Dig
   // Weight decay on the weight matrices only: not on biases, norms, the class token, the positions, nor the
   // connections' static weights (the HC authors' advice; the library's issue 4 traced a ViT's NaN to decaying them).
   std::vector<Tensor> decay, no_decay;
-  for (const auto& [name, p] : model.named_parameters()) {
-    const std::string leaf = name.substr(name.rfind('.') + 1);
-    const bool connection_static = name.find(".hc_") != std::string::npos && (leaf.starts_with("static_") || leaf.starts_with("b_"));
-    (p.dim() == 2 && !connection_static ? decay : no_decay).push_back(p);
-  }
+  for (const auto& [name, p] : model.named_parameters())
+    (p.dim() == 2 && !nn::is_static_connection_weight(name) ? decay : no_decay).push_back(p);
   nn::AdamW optimizer({{.params = decay, .weight_decay = o.weight_decay}, {.params = no_decay, .weight_decay = 0.0}},
                       {.lr = o.lr, .weight_decay = o.weight_decay});
   const int64_t steps_per_epoch = (data.train.size() + o.batch - 1) / o.batch, total = o.epochs * steps_per_epoch;

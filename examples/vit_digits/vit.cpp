@@ -67,33 +67,13 @@ ViT::ViT(const ViTConfig& c, uint64_t seed) : config(c) {
   positions = register_parameter("pos_embedding", randn({1, patches + 1, c.dim}, {}, gen));
 
   // One factory call builds every connection (and the expand / reduce around them), as vit.py's Transformer.
-  const HyperConnectionsFactoryOptions factory{.disable = c.connection == "residual",
-                                               .layout = StreamLayout::NextToFeatures, .dim = c.dim};
-  const int64_t streams = c.connection == "residual" ? 1 : c.streams;
-  ConnectionBuilder connect;
-  if (c.connection == "hc" || c.connection == "residual") {
-    auto made = hyper_connections(streams, factory);
-    connect = [made, dim = c.dim](int64_t layer, Branch branch) {
-      return made.init_hc({.dim = dim, .layer_index = layer}, std::move(branch));
-    };
-    expand_stream = made.expand_stream.module();
-    reduce_stream = made.reduce_stream.module();
-  } else {
-    auto made = manifold_hyper_connections(streams, factory);
-    connect = [made, dim = c.dim, paper = c.connection == "mhc-paper"](int64_t layer, Branch branch) {
-      ManifoldHyperConnectionsOptions options;
-      options.dim = dim;
-      options.layer_index = layer;
-      options.variant = paper ? MhcVariant::Paper : MhcVariant::Library;
-      return made.init_hc(options, std::move(branch));
-    };
-    expand_stream = made.expand_stream.module();
-    reduce_stream = made.reduce_stream.module();
-  }
+  const NamedConnections made = connections_by_name(c.connection, c.connection == "residual" ? 1 : c.streams, 1, c.dim);
+  expand_stream = made.expand_stream;
+  reduce_stream = made.reduce_stream;
   register_module("expand_stream", expand_stream);
   register_module("reduce_stream", reduce_stream);
   layers = register_module("layers", std::make_shared<ModuleList>());
-  for (int64_t l = 0; l < c.depth; ++l) layer_list.push_back(layers->push_back(std::make_shared<Layer>(c, l, gen, connect)));
+  for (int64_t l = 0; l < c.depth; ++l) layer_list.push_back(layers->push_back(std::make_shared<Layer>(c, l, gen, made.init_hc)));
   final_norm = register_module("norm", std::make_shared<LayerNorm>(c.dim));
   head = register_module("head", std::make_shared<Linear>(c.dim, c.classes, gen));
 }

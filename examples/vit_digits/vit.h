@@ -13,7 +13,7 @@
 // mod S instead of Python's random choice, so a run is reproducible from its seed.
 #pragma once
 
-#include "nn/connection.h"
+#include "nn/hyper_connections_factory.h"
 #include "nn/layers.h"
 #include "nn/module.h"
 
@@ -49,8 +49,6 @@ class FeedForward : public Module {
   std::shared_ptr<LayerNorm> norm;
   std::shared_ptr<Linear> fc1, fc2;
 };
-
-using ConnectionBuilder = std::function<Connection(int64_t layer_index, Branch branch)>;
 
 // One transformer layer: attention and feed-forward, each inside its own connection (layer index 2l, 2l + 1).
 class Layer : public Module {
