@@ -1,4 +1,4 @@
-#include "autograd/grad_mode.h"
+#include "hcgrad/autograd/grad_mode.h"
 
 namespace hcgrad::autograd {
 

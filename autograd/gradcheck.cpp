@@ -1,13 +1,13 @@
-#include "autograd/gradcheck.h"
+#include "hcgrad/autograd/gradcheck.h"
 
 #include <cmath>
 #include <set>
 #include <sstream>
 
-#include "autograd/grad_mode.h"
-#include "autograd/node.h"
-#include "core/creation.h"
-#include "core/ops.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/autograd/node.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::autograd {
 

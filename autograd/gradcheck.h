@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/tensor.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::autograd {
 

@@ -1,9 +1,9 @@
-#include "autograd/node.h"
+#include "hcgrad/autograd/node.h"
 
 #include <algorithm>
 
-#include "autograd/grad_mode.h"
-#include "core/ops.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::autograd {
 

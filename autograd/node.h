@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "core/profile.h"
-#include "core/tensor.h"
+#include "hcgrad/core/profile.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::autograd {
 

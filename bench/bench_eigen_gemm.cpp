@@ -4,7 +4,7 @@
 //   build/bench/bench_eigen_gemm [n k m] [threads]
 #include <Eigen/Core>
 
-#include "bench/bench_util.h"
+#include "bench_util.h"
 
 int main(int argc, char** argv) {
   const auto [n, k, m, threads] = parse_gemm_args(argc, argv, "bench_eigen_gemm");

@@ -3,8 +3,8 @@
 //   build/bench/bench_matmul [n k m] [threads]        (default: 2048 512 512, 2 threads)
 //
 // bench/matmul.sh runs it beside bench_eigen_gemm (plain Eigen, same shapes and threads).
-#include "bench/bench_util.h"
-#include "hcgrad.h"
+#include "bench_util.h"
+#include "hcgrad/hcgrad.h"
 
 using namespace hcgrad;
 

@@ -21,7 +21,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "hcgrad.h"
+#include "hcgrad/hcgrad.h"
 
 using namespace hcgrad;
 

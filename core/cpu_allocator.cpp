@@ -1,4 +1,4 @@
-#include "core/cpu_allocator.h"
+#include "hcgrad/core/cpu_allocator.h"
 
 #include <algorithm>
 #include <mutex>
@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/profile.h"
+#include "hcgrad/core/profile.h"
 
 namespace hcgrad {
 

@@ -1,10 +1,10 @@
-#include "core/creation.h"
+#include "hcgrad/core/creation.h"
 
 #include <cmath>
 
-#include "core/kernels.h"
-#include "core/cpu/loops.h"
-#include "core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/cpu/loops.h"
+#include "hcgrad/core/dispatch.h"
 
 namespace hcgrad {
 

@@ -5,8 +5,8 @@
 #include <initializer_list>
 #include <vector>
 
-#include "core/random.h"
-#include "core/tensor.h"
+#include "hcgrad/core/random.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad {
 

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "core/dtype.h"
-#include "core/error.h"
+#include "hcgrad/core/dtype.h"
+#include "hcgrad/core/error.h"
 
 namespace hcgrad {
 

@@ -11,9 +11,9 @@
 
 #include <cstdint>
 
-#include "core/profile.h"
-#include "core/tensor.h"
-#include "core/unary_ops.h"
+#include "hcgrad/core/profile.h"
+#include "hcgrad/core/tensor.h"
+#include "hcgrad/core/unary_ops.h"
 
 namespace hcgrad {
 enum class BinaryOp { Add, Sub, Mul, Div };
@@ -30,14 +30,14 @@ struct AdamStep {
 }  // namespace hcgrad
 
 namespace hcgrad::cpu {
-#include "core/kernel_list.h"
+#include "hcgrad/core/kernel_list.h"
 }  // namespace hcgrad::cpu
 
 // Each call is also a profiler scope named after the kernel (core/profile.h; one flag test when off). On a
 // GPU the scope times the launch, not the kernel, unless the caller synchronises.
 #if HCGRAD_WITH_CUDA
 namespace hcgrad::cuda {
-#include "core/kernel_list.h"
+#include "hcgrad/core/kernel_list.h"
 }  // namespace hcgrad::cuda
 #define HC_KERNEL(name, on, ...)                                                                       \
   ::hcgrad::profile::timed_kernel(#name, [&] {                                                         \

@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "core/tensor.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad {
 

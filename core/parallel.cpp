@@ -1,4 +1,4 @@
-#include "core/parallel.h"
+#include "hcgrad/core/parallel.h"
 
 #include <memory>
 #include <mutex>

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "autograd/node.h"
-#include "core/dispatch.h"
-#include "core/tensor.h"
+#include "hcgrad/autograd/node.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad {
 

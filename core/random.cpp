@@ -1,4 +1,4 @@
-#include "core/random.h"
+#include "hcgrad/core/random.h"
 
 #include <cmath>
 #include <numbers>

@@ -1,8 +1,8 @@
-#include "core/shape.h"
+#include "hcgrad/core/shape.h"
 
 #include <algorithm>
 
-#include "core/error.h"
+#include "hcgrad/core/error.h"
 
 namespace hcgrad {
 

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "core/unary_ops.h"  // HC_HOST_DEVICE
+#include "hcgrad/core/unary_ops.h"  // HC_HOST_DEVICE
 
 namespace hcgrad::sinkhorn {
 

@@ -1,8 +1,8 @@
-#include "core/storage.h"
+#include "hcgrad/core/storage.h"
 
-#include "core/cpu_allocator.h"
-#include "core/error.h"
-#include "cuda/runtime.h"
+#include "hcgrad/core/cpu_allocator.h"
+#include "hcgrad/core/error.h"
+#include "hcgrad/cuda/runtime.h"
 
 namespace hcgrad {
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/device.h"
+#include "hcgrad/core/device.h"
 
 namespace hcgrad {
 

@@ -1,13 +1,13 @@
 // Tensor methods: metadata, data access, autograd entry points and in-place updates. The methods that
 // are ops (views, reductions, matmul) forward to the free functions of core/ops.h.
-#include "core/tensor.h"
+#include "hcgrad/core/tensor.h"
 
-#include "autograd/grad_mode.h"
-#include "autograd/node.h"
-#include "core/kernels.h"
-#include "core/creation.h"
-#include "core/dispatch.h"
-#include "core/ops.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/autograd/node.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad {
 

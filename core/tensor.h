@@ -13,11 +13,11 @@
 #include <optional>
 #include <vector>
 
-#include "core/device.h"
-#include "core/dtype.h"
-#include "core/error.h"
-#include "core/shape.h"
-#include "core/storage.h"
+#include "hcgrad/core/device.h"
+#include "hcgrad/core/dtype.h"
+#include "hcgrad/core/error.h"
+#include "hcgrad/core/shape.h"
+#include "hcgrad/core/storage.h"
 
 namespace hcgrad {
 

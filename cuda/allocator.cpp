@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cuda/common.h"
-#include "cuda/runtime.h"
+#include "hcgrad/cuda/common.h"
+#include "hcgrad/cuda/runtime.h"
 
 namespace hcgrad::cuda {
 

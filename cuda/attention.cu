@@ -16,9 +16,9 @@
 // lie entirely above the diagonal are never visited.
 #include <algorithm>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

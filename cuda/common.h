@@ -4,8 +4,8 @@
 
 #include <cuda_runtime.h>
 
-#include "core/error.h"
-#include "core/tensor.h"
+#include "hcgrad/core/error.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::cuda {
 

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <utility>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

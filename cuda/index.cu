@@ -4,9 +4,9 @@
 //
 // index_add sums colliding rows with atomicAdd, so the order of the additions (and the last bits of a
 // float sum) may change from run to run, as PyTorch's index_add_ on CUDA. The CPU kernel is deterministic.
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

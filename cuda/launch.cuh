@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "cuda/common.h"
+#include "hcgrad/cuda/common.h"
 
 namespace hcgrad::cuda {
 

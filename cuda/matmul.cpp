@@ -13,11 +13,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "core/ops.h"
-#include "cuda/common.h"
-#include "cuda/runtime.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/ops.h"
+#include "hcgrad/cuda/common.h"
+#include "hcgrad/cuda/runtime.h"
 
 namespace hcgrad::cuda {
 

@@ -9,9 +9,9 @@
 // column over the rows in a fixed order (deterministic, no atomics).
 #include <cmath>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

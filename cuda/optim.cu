@@ -1,9 +1,9 @@
 // The Adam / AdamW update on the GPU: one thread per element, the same formula as core/cpu/optim.cpp.
 #include <cmath>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "cuda/common.h"
-#include "cuda/runtime.h"
+#include "hcgrad/cuda/common.h"
+#include "hcgrad/cuda/runtime.h"
 
 namespace hcgrad::cuda {
 

@@ -4,10 +4,10 @@
 // forward.
 #include <algorithm>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "core/sinkhorn_math.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/sinkhorn_math.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

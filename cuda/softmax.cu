@@ -2,9 +2,9 @@
 // max, a block sum, then one more pass to write (the formulas of core/cpu/softmax.cpp).
 #include <cmath>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

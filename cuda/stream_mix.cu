@@ -10,9 +10,9 @@
 // stride over d, coalesced) and reduces them with warp_sum. Fixed order: results are deterministic.
 #include <cstdint>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "cuda/launch.cuh"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
 
 namespace hcgrad::cuda {
 

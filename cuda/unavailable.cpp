@@ -1,8 +1,8 @@
 // cuda/runtime.h in a build without the CUDA backend (HCGRAD_CUDA=OFF): there is no GPU to use, and
 // anything that would put a tensor on one says so.
-#include "core/error.h"
-#include "core/tensor.h"
-#include "cuda/runtime.h"
+#include "hcgrad/core/error.h"
+#include "hcgrad/core/tensor.h"
+#include "hcgrad/cuda/runtime.h"
 
 namespace hcgrad::cuda {
 

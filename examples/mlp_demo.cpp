@@ -9,7 +9,7 @@
 #include <numbers>
 #include <vector>
 
-#include "hcgrad.h"
+#include "hcgrad/hcgrad.h"
 
 using namespace hcgrad;
 

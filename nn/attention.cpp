@@ -1,10 +1,10 @@
 // Causal multi-head self-attention; shapes as in nn/attention.h.
-#include "nn/attention.h"
+#include "hcgrad/nn/attention.h"
 
 #include <cmath>
 
-#include "core/creation.h"
-#include "core/ops.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

@@ -9,7 +9,7 @@
 // weights are formed explicitly, so that dropout can zero some of them.
 #pragma once
 
-#include "nn/layers.h"
+#include "hcgrad/nn/layers.h"
 
 namespace hcgrad::nn {
 

@@ -5,7 +5,7 @@
 // overflow, bounds, exact tiling of the data section) before a single byte is copied, so a truncated,
 // corrupt or malicious file gives a CheckpointError, never a crash. tests/fuzz/fuzz_safetensors.cpp
 // holds it to that.
-#include "nn/checkpoint.h"
+#include "hcgrad/nn/checkpoint.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -26,8 +26,8 @@
 #include <tuple>
 #include <unordered_map>
 
-#include "autograd/grad_mode.h"
-#include "core/fnv1a.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/fnv1a.h"
 
 // Safetensors stores little-endian values and this file copies them as raw bytes.
 static_assert(std::endian::native == std::endian::little, "checkpoint.cpp assumes a little-endian host");

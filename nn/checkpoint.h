@@ -27,9 +27,9 @@
 #include <utility>
 #include <vector>
 
-#include "core/error.h"
-#include "core/tensor.h"
-#include "nn/named_tensors.h"
+#include "hcgrad/core/error.h"
+#include "hcgrad/core/tensor.h"
+#include "hcgrad/nn/named_tensors.h"
 
 namespace hcgrad::nn {
 

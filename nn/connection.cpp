@@ -1,7 +1,7 @@
 // The common connection interface (nn/connection.h): wrapped and manual use, decorate_branch, Residual.
-#include "nn/connection.h"
+#include "hcgrad/nn/connection.h"
 
-#include "core/profile.h"
+#include "hcgrad/core/profile.h"
 
 namespace hcgrad::nn {
 

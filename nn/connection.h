@@ -20,7 +20,7 @@
 #include <optional>
 #include <tuple>
 
-#include "nn/module.h"
+#include "hcgrad/nn/module.h"
 
 namespace hcgrad::nn {
 

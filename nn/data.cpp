@@ -1,5 +1,5 @@
 // Text data: the byte tokenizer, file reading, the fortunes corpus, the train/validation split, batches.
-#include "nn/data.h"
+#include "hcgrad/nn/data.h"
 
 #include <algorithm>
 #include <array>
@@ -10,7 +10,7 @@
 #include <sstream>
 #include <utility>
 
-#include "core/error.h"
+#include "hcgrad/core/error.h"
 
 namespace hcgrad::nn {
 

@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/random.h"
-#include "core/tensor.h"
+#include "hcgrad/core/random.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::nn {
 

@@ -1,10 +1,10 @@
 // The stream diagnostics of nn/diagnostics.h.
-#include "nn/diagnostics.h"
+#include "hcgrad/nn/diagnostics.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
+#include "hcgrad/core/error.h"
 
 namespace hcgrad::nn::diagnostics {
 

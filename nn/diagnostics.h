@@ -10,7 +10,7 @@
 
 #include <Eigen/Dense>
 
-#include "core/tensor.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::nn::diagnostics {
 

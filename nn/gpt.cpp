@@ -1,14 +1,14 @@
 // GPT: MLP, Block, the model, its initialisation and sampling. Shapes as in nn/gpt.h.
-#include "nn/gpt.h"
+#include "hcgrad/nn/gpt.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <sstream>
 
-#include "autograd/grad_mode.h"
-#include "core/creation.h"
-#include "core/ops.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "nn/attention.h"
-#include "nn/hyper_connections_factory.h"
+#include "hcgrad/nn/attention.h"
+#include "hcgrad/nn/hyper_connections_factory.h"
 
 namespace hcgrad::nn {
 

@@ -1,14 +1,14 @@
 // HyperConnections: width and depth connections over S residual streams. Equations and layouts in
 // nn/hyper_connections.h; shapes below use B (batch), N (the middle dims N* flattened), F fractions of
 // width d = D / F, S streams, V branch-input views, C = V·F + S·F columns.
-#include "nn/hyper_connections.h"
+#include "hcgrad/nn/hyper_connections.h"
 
 #include <cmath>
 
-#include "autograd/grad_mode.h"
-#include "core/creation.h"
-#include "core/ops.h"
-#include "nn/layout.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
+#include "hcgrad/nn/layout.h"
 
 namespace hcgrad::nn {
 

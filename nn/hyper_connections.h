@@ -29,8 +29,8 @@
 #include <functional>
 #include <memory>
 
-#include "nn/connection.h"
-#include "nn/layers.h"
+#include "hcgrad/nn/connection.h"
+#include "hcgrad/nn/layers.h"
 
 namespace hcgrad::nn {
 

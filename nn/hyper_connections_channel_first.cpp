@@ -1,12 +1,12 @@
 // ChannelFirstHyperConnections: equations in nn/hyper_connections_channel_first.h. Shapes below use B (batch),
 // S streams, D channels, P the spatial dims (H, W, ...) flattened: the work happens with the channels last,
 // where each 1×1 conv is a matmul with its [out, D] weight.
-#include "nn/hyper_connections_channel_first.h"
+#include "hcgrad/nn/hyper_connections_channel_first.h"
 
 #include <cmath>
 
-#include "core/creation.h"
-#include "core/ops.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

@@ -1,5 +1,5 @@
 // hyper_connections() / manifold_hyper_connections(): nn/hyper_connections_factory.h.
-#include "nn/hyper_connections_factory.h"
+#include "hcgrad/nn/hyper_connections_factory.h"
 
 namespace hcgrad::nn {
 

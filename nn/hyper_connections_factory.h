@@ -13,9 +13,9 @@
 
 #include <optional>
 
-#include "nn/hyper_connections.h"
-#include "nn/mhc.h"
-#include "nn/streams.h"
+#include "hcgrad/nn/hyper_connections.h"
+#include "hcgrad/nn/mhc.h"
+#include "hcgrad/nn/streams.h"
 
 namespace hcgrad::nn {
 

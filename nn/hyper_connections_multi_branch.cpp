@@ -1,10 +1,10 @@
 // MultiBranchHyperConnections: equations in nn/hyper_connections_multi_branch.h. Shapes below use B (batch),
 // N (the middle dims N* flattened), S streams, I branch inputs, D features.
-#include "nn/hyper_connections_multi_branch.h"
+#include "hcgrad/nn/hyper_connections_multi_branch.h"
 
-#include "core/creation.h"
-#include "core/ops.h"
-#include "nn/layout.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
+#include "hcgrad/nn/layout.h"
 
 namespace hcgrad::nn {
 

@@ -25,9 +25,9 @@
 #include <optional>
 #include <vector>
 
-#include "nn/connection.h"
-#include "nn/hyper_connections.h"
-#include "nn/hyper_connections_factory.h"
+#include "hcgrad/nn/connection.h"
+#include "hcgrad/nn/hyper_connections.h"
+#include "hcgrad/nn/hyper_connections_factory.h"
 
 namespace hcgrad::nn {
 

@@ -1,10 +1,10 @@
 // MultiInputHyperConnections: equations in nn/hyper_connections_multi_input.h. Shapes below use B (batch),
 // N (the middle dims N* flattened), S streams, D features (D_j for extra input j).
-#include "nn/hyper_connections_multi_input.h"
+#include "hcgrad/nn/hyper_connections_multi_input.h"
 
-#include "core/creation.h"
-#include "core/ops.h"
-#include "nn/layout.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
+#include "hcgrad/nn/layout.h"
 
 namespace hcgrad::nn {
 

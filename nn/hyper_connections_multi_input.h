@@ -30,8 +30,8 @@
 #include <string>
 #include <vector>
 
-#include "nn/connection.h"
-#include "nn/hyper_connections.h"
+#include "hcgrad/nn/connection.h"
+#include "hcgrad/nn/hyper_connections.h"
 
 namespace hcgrad::nn {
 

@@ -1,11 +1,11 @@
 // Linear, Embedding, LayerNorm, RMSNorm, Dropout: thin modules over the fused ops of core/ops.h.
-#include "nn/layers.h"
+#include "hcgrad/nn/layers.h"
 
 #include <cmath>
 
-#include "autograd/grad_mode.h"
-#include "core/creation.h"
-#include "core/ops.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

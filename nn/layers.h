@@ -8,8 +8,8 @@
 // Initialisation follows PyTorch's defaults; GPT re-initialises as GPT-2 does (nn/gpt.cpp).
 #pragma once
 
-#include "core/random.h"
-#include "nn/module.h"
+#include "hcgrad/core/random.h"
+#include "hcgrad/nn/module.h"
 
 namespace hcgrad::nn {
 

@@ -4,7 +4,7 @@
 
 #include <initializer_list>
 
-#include "core/tensor.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::nn::layout {
 

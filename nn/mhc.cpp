@@ -1,11 +1,11 @@
 // ManifoldHyperConnections: equations and layouts in nn/mhc.h. Shapes: B batch, N the middle dims N*
 // flattened, S streams, F fractions of width d = D / F, P proposals, C = F + S·F columns (pre, then residual).
-#include "nn/mhc.h"
+#include "hcgrad/nn/mhc.h"
 
-#include "autograd/grad_mode.h"
+#include "hcgrad/autograd/grad_mode.h"
 
-#include "core/creation.h"
-#include "nn/mhc_paper.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/nn/mhc_paper.h"
 
 namespace hcgrad::nn {
 

@@ -32,8 +32,8 @@
 // one projection over all n·C features of a token, mHC eq. 7-9).
 #pragma once
 
-#include "nn/hyper_connections.h"
-#include "core/ops.h"
+#include "hcgrad/nn/hyper_connections.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

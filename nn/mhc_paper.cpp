@@ -1,10 +1,10 @@
 // PaperManifoldHyperConnections: equations, orientation and init in nn/mhc_paper.h. Shapes: B batch, N the
 // middle dims N* flattened, S = n streams, D = C features.
-#include "nn/mhc_paper.h"
+#include "hcgrad/nn/mhc_paper.h"
 
-#include "autograd/grad_mode.h"
+#include "hcgrad/autograd/grad_mode.h"
 
-#include "core/creation.h"
+#include "hcgrad/core/creation.h"
 
 namespace hcgrad::nn {
 

@@ -28,7 +28,7 @@
 // library-only (the paper has neither) and rejected.
 #pragma once
 
-#include "nn/mhc.h"
+#include "hcgrad/nn/mhc.h"
 
 namespace hcgrad::nn {
 

@@ -1,5 +1,5 @@
 // Module bookkeeping: parameter registration, dotted names, train/eval, zero_grad.
-#include "nn/module.h"
+#include "hcgrad/nn/module.h"
 
 #include <algorithm>
 

@@ -22,8 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensor.h"
-#include "nn/named_tensors.h"
+#include "hcgrad/core/tensor.h"
+#include "hcgrad/nn/named_tensors.h"
 
 namespace hcgrad::nn {
 

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensor.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::nn {
 

@@ -4,7 +4,7 @@
 // arrays of numel elements, and each formula is one Eigen expression (one pass over the memory, no
 // autograd; the only temporary is the L2-decayed gradient, as in PyTorch). Everything runs in the parameter's dtype, as PyTorch does; the scalars
 // (lr, bias corrections) are computed in double and rounded once.
-#include "nn/optim.h"
+#include "hcgrad/nn/optim.h"
 
 #include <cmath>
 #include <map>
@@ -12,12 +12,12 @@
 
 #include <Eigen/Core>
 
-#include "autograd/grad_mode.h"
-#include "autograd/node.h"
-#include "core/creation.h"
-#include "core/dispatch.h"
-#include "core/kernels.h"
-#include "core/ops.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/autograd/node.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

@@ -1,10 +1,10 @@
 // Depth-residual functions (nn/residuals.h; connections-reference.md b.7). Shapes: x, r [..., N, D].
-#include "nn/residuals.h"
+#include "hcgrad/nn/residuals.h"
 
 #include <cmath>
 
-#include "core/creation.h"
-#include "core/ops.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

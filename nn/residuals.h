@@ -11,9 +11,9 @@
 //                             (axis −2): the mean of the update and its variation around it get separate gains
 #pragma once
 
-#include "core/random.h"
-#include "nn/connection.h"
-#include "nn/layers.h"
+#include "hcgrad/core/random.h"
+#include "hcgrad/nn/connection.h"
+#include "hcgrad/nn/layers.h"
 
 namespace hcgrad::nn {
 

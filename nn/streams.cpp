@@ -1,9 +1,9 @@
 // Expand / reduce of the residual streams (nn/streams.h). Shapes: B batch, N* middle dims, S streams, D width.
-#include "nn/streams.h"
+#include "hcgrad/nn/streams.h"
 
-#include "core/creation.h"
-#include "autograd/grad_mode.h"
-#include "core/ops.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
 

@@ -9,8 +9,8 @@
 //                               the streams per feature (so at init a softmax-weighted mean that favours large values)
 #pragma once
 
-#include "nn/connection.h"
-#include "nn/layers.h"
+#include "hcgrad/nn/connection.h"
+#include "hcgrad/nn/layers.h"
 
 namespace hcgrad::nn {
 

@@ -8,7 +8,7 @@
 
 #include <doctest/doctest.h>
 
-#include "hcgrad.h"
+#include "hcgrad/hcgrad.h"
 
 namespace hctest {
 

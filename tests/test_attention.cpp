@@ -4,7 +4,7 @@
 // gradchecks are in test_gradcheck.cpp; the GPU kernels are compared with these in gpu/test_gpu_attention.cpp.
 #include "helpers.h"
 
-#include "core/kernels.h"
+#include "hcgrad/core/kernels.h"
 
 using namespace hctest;
 

@@ -12,7 +12,7 @@
 #include <random>
 
 #include "helpers.h"
-#include "nn/checkpoint.h"
+#include "hcgrad/nn/checkpoint.h"
 
 using namespace hctest;
 using namespace hcgrad::nn;

@@ -3,10 +3,10 @@
 
 #include <Eigen/Core>
 
-#include "core/kernels.h"
-#include "core/cpu/loops.h"
-#include "core/cpu/parallel.h"
-#include "core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/cpu/loops.h"
+#include "hcgrad/core/cpu/parallel.h"
+#include "hcgrad/core/dispatch.h"
 
 namespace hcgrad::cpu {
 

@@ -15,8 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/cpu/parallel.h"
-#include "core/tensor.h"
+#include "hcgrad/core/cpu/parallel.h"
+#include "hcgrad/core/tensor.h"
 
 namespace hcgrad::cpu {
 

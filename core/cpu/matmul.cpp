@@ -9,10 +9,10 @@
 
 #include <Eigen/Core>
 
-#include "core/kernels.h"
-#include "core/cpu/parallel.h"
-#include "core/dispatch.h"
-#include "core/parallel.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/cpu/parallel.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/parallel.h"
 
 namespace hcgrad::cpu {
 

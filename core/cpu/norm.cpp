@@ -7,9 +7,9 @@
 #include <cmath>
 #include <vector>
 
-#include "core/kernels.h"
-#include "core/cpu/parallel.h"
-#include "core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/cpu/parallel.h"
+#include "hcgrad/core/dispatch.h"
 
 namespace hcgrad::cpu {
 

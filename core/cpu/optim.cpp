@@ -2,8 +2,8 @@
 // The formula (torch.optim.Adam / AdamW) is in core/kernel_list.h; nn/optim.cpp computes the scalars.
 #include <Eigen/Core>
 
-#include "core/dispatch.h"
-#include "core/kernels.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
 
 namespace hcgrad::cpu {
 

@@ -6,10 +6,10 @@
 
 #include <Eigen/Core>
 
-#include "core/kernels.h"
-#include "core/cpu/parallel.h"
-#include "core/dispatch.h"
-#include "core/sinkhorn_math.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/cpu/parallel.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/sinkhorn_math.h"
 
 namespace hcgrad::cpu {
 

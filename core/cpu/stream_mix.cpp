@@ -7,9 +7,9 @@
 
 #include <Eigen/Core>
 
-#include "core/cpu/parallel.h"
-#include "core/dispatch.h"
-#include "core/kernels.h"
+#include "hcgrad/core/cpu/parallel.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
 
 namespace hcgrad::cpu {
 

@@ -9,7 +9,7 @@
 //   dq = scale * dS k,  dk = scale * dS^T q
 #include <cmath>
 
-#include "core/ops/op.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

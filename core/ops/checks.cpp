@@ -1,6 +1,6 @@
 // Input checks shared by the ops. Messages name the op and both operands, e.g.
 //   "add: dtypes float32 and float64 differ (shapes [2,3] and [3]); convert one with .to(dtype)"
-#include "core/ops.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad {
 

@@ -2,8 +2,8 @@
 // Each forward is followed by its backward rule.
 #include <limits>
 
-#include "core/creation.h"
-#include "core/ops/op.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -1,7 +1,7 @@
 // Gathering rows by index. Forward copies the picked slices; backward scatter-adds the gradient back
 // (an index picked twice receives both gradients).
-#include "core/creation.h"
-#include "core/ops/op.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -1,7 +1,7 @@
 // Joining and splitting along a dim.
 //   cat:   copies each input into its window of the output; backward hands each input its window of dL/dout.
 //   stack: unsqueeze + cat.   split/chunk: narrow views (differentiable through narrow).
-#include "core/ops/op.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -1,7 +1,7 @@
 // cross_entropy(logits [N, C], targets [N]): the fused, numerically stable form of
 // nll_loss(log_softmax(logits), targets), with ignore_index and mean / sum / none reduction.
-#include "core/creation.h"
-#include "core/ops/op.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -1,7 +1,7 @@
 // matmul: [..., n, k] @ [..., k, m] -> [..., n, m] with broadcast batch dims (torch.matmul semantics).
 //   backward: dA = dC @ B^T,  dB = A^T @ dC   (then summed over broadcast batch dims by record())
 // B^T and A^T are transposed views: the GEMM kernel reads them in place.
-#include "core/ops/op.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <limits>
 
-#include "autograd/grad_mode.h"
-#include "core/creation.h"
-#include "core/ops/op.h"
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -2,9 +2,9 @@
 // backward rule (see autograd/node.h). Included by core/ops/*.cpp only.
 #pragma once
 
-#include "autograd/node.h"
-#include "core/kernels.h"
-#include "core/ops.h"
+#include "hcgrad/autograd/node.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/core/ops.h"
 
 namespace hcgrad {
 using autograd::Needs;

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <limits>
 
-#include "core/creation.h"
-#include "core/dispatch.h"
-#include "core/ops/op.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -14,7 +14,7 @@
 // Memory: like the mHC paper's kernel, only the input logits are saved; backward recomputes the
 // 2 * iters iterates of each matrix (cheap: they are small) instead of storing them per call.
 // Saving the output as well would buy nothing, since the recompute reproduces it exactly.
-#include "core/ops/op.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

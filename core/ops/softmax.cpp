@@ -2,7 +2,7 @@
 // swapped to the end (a transposed view, copied to contiguous rows) and swapped back afterwards.
 //   softmax backward:     dx = y * (dy - sum(dy * y))
 //   log_softmax backward: dx = dy - softmax(x) * sum(dy)
-#include "core/ops/op.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

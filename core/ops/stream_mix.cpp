@@ -16,7 +16,7 @@
 //   grad_weights[..., s, k] = sum_d x[..., s, d] g[..., k, d]        (then summed over broadcast dims)
 #include <vector>
 
-#include "core/ops/op.h"
+#include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 

@@ -6,9 +6,9 @@
 //   to(device) -> copy back to the source device
 #include <numeric>
 
-#include "core/creation.h"
-#include "core/ops/op.h"
-#include "cuda/runtime.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops/op.h"
+#include "hcgrad/cuda/runtime.h"
 
 namespace hcgrad {
 

@@ -17,7 +17,7 @@
 #include <map>
 #include <sstream>
 
-#include "core/error.h"
+#include "hcgrad/core/error.h"
 #include "plots.h"
 #include "progress.h"
 #include "step_csv.h"

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "nn/diagnostics.h"
+#include "hcgrad/nn/diagnostics.h"
 #include "plots.h"
 
 namespace tinylm {

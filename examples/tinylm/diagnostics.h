@@ -15,7 +15,7 @@
 
 #include <string>
 
-#include "nn/gpt.h"
+#include "hcgrad/nn/gpt.h"
 #include "step_csv.h"
 
 namespace tinylm {

@@ -15,7 +15,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "core/error.h"
+#include "hcgrad/core/error.h"
 #include "compare.h"
 #include "trainer.h"
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
+#include "hcgrad/core/error.h"
 #include "step_csv.h"
 
 namespace tinylm {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/diagnostics.h"
+#include "hcgrad/nn/diagnostics.h"
 
 namespace tinylm {
 

@@ -10,9 +10,9 @@
 #include <map>
 #include <string>
 
-#include "nn/checkpoint.h"
-#include "nn/gpt.h"
-#include "nn/optim.h"
+#include "hcgrad/nn/checkpoint.h"
+#include "hcgrad/nn/gpt.h"
+#include "hcgrad/nn/optim.h"
 
 namespace tinylm {
 

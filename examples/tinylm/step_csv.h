@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "hcgrad/core/error.h"
 
 namespace tinylm {
 

@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/fnv1a.h"
+#include "hcgrad/core/fnv1a.h"
 #include "diagnostics.h"
-#include "hcgrad.h"
+#include "hcgrad/hcgrad.h"
 #include "progress.h"
 #include "step_csv.h"
 #include "run_checkpoint.h"

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/gpt.h"
+#include "hcgrad/nn/gpt.h"
 
 namespace tinylm {
 

@@ -9,9 +9,9 @@
 #include <sstream>
 #include <vector>
 
-#include "core/creation.h"
-#include "core/ops.h"
-#include "core/random.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
+#include "hcgrad/core/random.h"
 
 namespace vit {
 

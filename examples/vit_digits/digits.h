@@ -7,8 +7,8 @@
 
 #include <vector>
 
-#include "core/random.h"
-#include "core/tensor.h"
+#include "hcgrad/core/random.h"
+#include "hcgrad/core/tensor.h"
 
 namespace vit {
 

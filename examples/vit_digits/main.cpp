@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "digits.h"
-#include "hcgrad.h"
+#include "hcgrad/hcgrad.h"
 #include "vit.h"
 
 using namespace hcgrad;

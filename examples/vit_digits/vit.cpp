@@ -3,9 +3,9 @@
 
 #include <cmath>
 
-#include "core/creation.h"
-#include "core/ops.h"
-#include "nn/hyper_connections_factory.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/ops.h"
+#include "hcgrad/nn/hyper_connections_factory.h"
 
 namespace vit {
 

@@ -13,9 +13,9 @@
 // mod S instead of Python's random choice, so a run is reproducible from its seed.
 #pragma once
 
-#include "nn/hyper_connections_factory.h"
-#include "nn/layers.h"
-#include "nn/module.h"
+#include "hcgrad/nn/hyper_connections_factory.h"
+#include "hcgrad/nn/layers.h"
+#include "hcgrad/nn/module.h"
 
 namespace vit {
 

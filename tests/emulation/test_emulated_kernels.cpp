@@ -6,10 +6,10 @@
 // Bar: relative error ||emulated - cpu|| / ||cpu|| below 1e-5 in float32 and 1e-12 in float64.
 #include "helpers.h"
 
-#include "core/kernels.h"
+#include "hcgrad/core/kernels.h"
 
 namespace hcgrad::emulated_cuda {
-#include "core/kernel_list.h"
+#include "hcgrad/core/kernel_list.h"
 }  // namespace hcgrad::emulated_cuda
 
 namespace {

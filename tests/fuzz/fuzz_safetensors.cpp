@@ -10,9 +10,9 @@
 #include <cstring>
 #include <vector>
 
-#include "core/creation.h"
-#include "core/dispatch.h"
-#include "nn/checkpoint.h"
+#include "hcgrad/core/creation.h"
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/nn/checkpoint.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hcgrad.h"
+#include "hcgrad/hcgrad.h"
 
 namespace refcheck {
 

@@ -2,8 +2,8 @@
 // puts this directory first). The rewritten kernels live in namespace hcgrad::emulated_cuda.
 #pragma once
 
-#include "core/error.h"
-#include "core/tensor.h"
+#include "hcgrad/core/error.h"
+#include "hcgrad/core/tensor.h"
 #include "cuda_emulation.h"
 
 namespace hcgrad::emulated_cuda {
