@@ -11,6 +11,8 @@
 #                                    (installs gnuplot-nox; any tinylm compare flag may follow)
 #   bash tools/run.sh vit [flags]    vit_digits: a small ViT with and without mHC on the 8x8 digits (fetches
 #                                    python3-sklearn's digits.csv.gz into data/)
+#   bash tools/run.sh install [prefix] the library, its headers and its CMake package into prefix (default
+#                                    ~/.local), for find_package(hcgrad) in your own project
 #   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
 #   bash tools/run.sh bench          the GEMM benchmark (hcgrad matmul against plain Eigen)
 #   bash tools/run.sh gpu-test       only the GPU suite (each case skips, saying why, without a GPU)
@@ -114,6 +116,10 @@ case "$job" in
     fetch_digits
     build/examples/vit_digits --data data/digits.csv.gz "${@:2}"
     ;;
+  install)
+    release_build hcgrad
+    cmake --install build --prefix "${2:-$HOME/.local}"
+    ;;
   demo)
     release_build mlp_demo
     build/examples/mlp_demo "${@:2}"
@@ -158,7 +164,7 @@ case "$job" in
     fi
     ;;
   *)
-    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|vit|demo|bench|gpu-test|gpu-bench" >&2
+    echo "usage: bash tools/run.sh train|test|sanitize|fuzz|compare|vit|install|demo|bench|gpu-test|gpu-bench" >&2
     exit 2
     ;;
 esac
