@@ -1,4 +1,6 @@
-// hcgrad: one include for the whole library.
+// hcgrad: one include for the whole library: #include <hcgrad/hcgrad.h>.
+// It includes no third-party header. nn/diagnostics.h (amax_gain, composite_to_top, unfolded_connection_matrix,
+// cosine_similarity_spread) hands out Eigen matrices, so it is included on its own: <hcgrad/nn/diagnostics.h>.
 #pragma once
 
 #include "hcgrad/autograd/grad_mode.h"  // defines: NoGradGuard, is_grad_enabled
@@ -14,7 +16,6 @@
 #include "hcgrad/cuda/runtime.h"         // defines: cuda::is_available, synchronize, memory_stats, set_allow_tf32
 #include "hcgrad/nn/attention.h"   // defines: SelfAttention
 #include "hcgrad/nn/checkpoint.h"  // defines: save_safetensors, load_safetensors, parse_safetensors, copy_into
-#include "hcgrad/nn/diagnostics.h" // defines: amax_gain, composite_to_top, unfolded_connection_matrix, cosine_similarity_spread
 #include "hcgrad/nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
 #include "hcgrad/nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
 #include "hcgrad/nn/connection.h"  // defines: ConnectionModule, Connection, Residual, DepthResidual, Transform

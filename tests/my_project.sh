@@ -24,6 +24,13 @@ case "$mode" in
     test -f "$work/prefix/lib/cmake/hcgrad/hcgradConfig.cmake" || fail "no CMake package in the installed tree"
     # Only the public headers: the kernels' private ones stay behind.
     test ! -e "$work/prefix/include/hcgrad/core/cpu" || fail "core/cpu/ (private kernel headers) was installed"
+    # The umbrella header includes no third-party header (Eigen stays behind nn/diagnostics.h).
+    echo '#include <hcgrad/hcgrad.h>' >"$work/umbrella.cpp"
+    ${CXX:-c++} -std=c++20 -I"$work/prefix/include" -M "$work/umbrella.cpp" >"$work/umbrella.deps" ||
+      fail "<hcgrad/hcgrad.h> needs more than the installed include folder (a third-party header?)"
+    if grep -qi 'eigen\|tbb\|nlohmann\|cuda_runtime' "$work/umbrella.deps"; then
+      fail "<hcgrad/hcgrad.h> pulls in a third-party header: $(grep -oi '[^ ]*\(eigen\|tbb\|nlohmann\|cuda_runtime\)[^ ]*' "$work/umbrella.deps" | head -3)"
+    fi
     configure=(-DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release)
     ;;
   subdirectory)

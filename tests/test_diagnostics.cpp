@@ -1,5 +1,6 @@
 // The stream diagnostics (nn/diagnostics.h) on matrices made by hand with known answers, and the maps the
 // connection modules report: applying them by hand reproduces each module's own output.
+#include "hcgrad/nn/diagnostics.h"
 #include "helpers.h"
 
 using namespace hctest;
