@@ -3,9 +3,10 @@
 // cosine_similarity_spread) hands out Eigen matrices, so it is included on its own: <hcgrad/nn/diagnostics.h>.
 #pragma once
 
+#include "hcgrad/autograd/engine.h"     // defines: backward (Tensor::backward runs it)
 #include "hcgrad/autograd/grad_mode.h"  // defines: NoGradGuard, is_grad_enabled
 #include "hcgrad/autograd/gradcheck.h"  // defines: gradcheck
-#include "hcgrad/autograd/node.h"       // defines: Node, record, backward
+#include "hcgrad/autograd/node.h"       // defines: Node, record
 #include "hcgrad/core/cpu_allocator.h"  // defines: cpu_memory_stats, cpu_empty_cache (the caching CPU allocator)
 #include "hcgrad/core/creation.h"       // defines: zeros, ones, full, arange, from_vector, tensor, rand, randn
 #include "hcgrad/core/ops.h"            // defines: every op (add ... layer_norm)

@@ -7,6 +7,12 @@
 // 3. Leaves' AccumulateGrad nodes add the result into leaf.grad.
 // 4. Unless retain_graph, each node drops its saved tensors right after running, so intermediate
 //    activations are freed during the backward pass, not after it.
+//
+// The engine layer sits above the ops (docs/architecture.md): besides backward() this file holds what runs
+// a node, the apply() of autograd/node.h's FunctionNode and AccumulateGrad, which sum and copy gradients
+// with ops, and Tensor::backward().
+#include "hcgrad/autograd/engine.h"
+
 #include <unordered_map>
 #include <vector>
 
@@ -15,7 +21,56 @@
 #include "hcgrad/core/creation.h"
 #include "hcgrad/core/ops.h"
 
+namespace hcgrad {
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  autograd::backward(*this, gradient, retain_graph);
+}
+
+}  // namespace hcgrad
+
 namespace hcgrad::autograd {
+
+// ---- running one node ----
+
+TensorList FunctionNode::apply(const Tensor& grad_output) {
+  HC_CHECK(fn_, Error, "backward: the graph through '", op_,
+           "' was freed by an earlier backward(); call backward(gradient, /*retain_graph=*/true) the first "
+           "time to backpropagate twice");
+  // Profiling: the backward runs in the forward's region (e.g. "connection"), and what the rule does
+  // outside kernels (building tensors, undoing broadcasts) counts as the op's own autograd time.
+  profile::Scope region_scope(region.name, region.category, /*region=*/true);  // no-op when none
+  profile::Scope op_scope(op_, profile::Category::Autograd);
+  Needs needs(next.size());
+  for (size_t i = 0; i < next.size(); ++i) needs[i] = next[i] != nullptr;
+  TensorList grads = fn_(grad_output, needs);
+  HC_CHECK(grads.size() == next.size(), Error, op_, ": backward returned ", grads.size(), " gradients for ",
+           next.size(), " inputs");
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!needs[i]) {
+      grads[i] = Tensor();
+    } else if (grads[i].defined() && grads[i].shape() != input_shapes_[i]) {
+      grads[i] = sum_to(grads[i], input_shapes_[i]);  // undo broadcasting
+    }
+  }
+  return grads;
+}
+
+TensorList AccumulateGrad::apply(const Tensor& grad_output) {
+  std::shared_ptr<TensorImpl> leaf = leaf_.lock();
+  if (!leaf) return {};
+  HC_CHECK(grad_output.shape() == leaf->shape, ShapeError, "backward: gradient of shape ", grad_output.shape(),
+           " for a leaf of shape ", leaf->shape);
+  if (!leaf->grad) {
+    leaf->grad = grad_output.clone().impl_ptr();  // own copy: grad_output may be shared or a broadcast view
+  } else {
+    Tensor(leaf->grad).add_(grad_output);  // repeated backward() calls accumulate, like PyTorch
+  }
+  return {};
+}
+
+// ---- the backward pass ----
+
 namespace {
 
 // sum += grad. The sum is added to in place when nothing else can see its buffer: the engine is its only

@@ -1,9 +1,11 @@
+// The autograd graph: op names, nodes, saved tensors, recording. What runs the graph (the nodes' apply(),
+// which do tensor arithmetic, and backward()) is in autograd/engine.cpp, above the op layer
+// (docs/architecture.md).
 #include "hcgrad/autograd/node.h"
 
 #include <algorithm>
 
 #include "hcgrad/autograd/grad_mode.h"
-#include "hcgrad/core/ops.h"
 
 namespace hcgrad::autograd {
 
@@ -41,42 +43,6 @@ Node::~Node() {
 
 FunctionNode::FunctionNode(const OpName& op, BackwardFn fn, std::vector<Shape> input_shapes)
     : op_(op.c_str()), fn_(std::move(fn)), input_shapes_(std::move(input_shapes)) {}
-
-TensorList FunctionNode::apply(const Tensor& grad_output) {
-  HC_CHECK(fn_, Error, "backward: the graph through '", op_,
-           "' was freed by an earlier backward(); call backward(gradient, /*retain_graph=*/true) the first "
-           "time to backpropagate twice");
-  // Profiling: the backward runs in the forward's region (e.g. "connection"), and what the rule does
-  // outside kernels (building tensors, undoing broadcasts) counts as the op's own autograd time.
-  profile::Scope region_scope(region.name, region.category, /*region=*/true);  // no-op when none
-  profile::Scope op_scope(op_, profile::Category::Autograd);
-  Needs needs(next.size());
-  for (size_t i = 0; i < next.size(); ++i) needs[i] = next[i] != nullptr;
-  TensorList grads = fn_(grad_output, needs);
-  HC_CHECK(grads.size() == next.size(), Error, op_, ": backward returned ", grads.size(), " gradients for ",
-           next.size(), " inputs");
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!needs[i]) {
-      grads[i] = Tensor();
-    } else if (grads[i].defined() && grads[i].shape() != input_shapes_[i]) {
-      grads[i] = sum_to(grads[i], input_shapes_[i]);  // undo broadcasting
-    }
-  }
-  return grads;
-}
-
-TensorList AccumulateGrad::apply(const Tensor& grad_output) {
-  std::shared_ptr<TensorImpl> leaf = leaf_.lock();
-  if (!leaf) return {};
-  HC_CHECK(grad_output.shape() == leaf->shape, ShapeError, "backward: gradient of shape ", grad_output.shape(),
-           " for a leaf of shape ", leaf->shape);
-  if (!leaf->grad) {
-    leaf->grad = grad_output.clone().impl_ptr();  // own copy: grad_output may be shared or a broadcast view
-  } else {
-    Tensor(leaf->grad).add_(grad_output);  // repeated backward() calls accumulate, like PyTorch
-  }
-  return {};
-}
 
 // ---- saved tensors ----
 

@@ -15,8 +15,11 @@
 //     return TensorList{need[0] ? g * b.get() : Tensor(), need[1] ? g * a.get() : Tensor()};
 //   });
 //
-// Gradients may come back in the broadcast shape of the output: record() sums them down to each input's
-// shape, so the rules stay as short as their math.
+// Gradients may come back in the broadcast shape of the output: the recorded node sums them down to each
+// input's shape (FunctionNode::apply), so the rules stay as short as their math.
+//
+// This header and autograd/node.cpp are the graph, below the op layer: the ops include them to record.
+// Running the graph takes ops, so the nodes' apply() and backward() are in autograd/engine.cpp, above it.
 #pragma once
 
 #include <functional>
@@ -118,7 +121,6 @@ Tensor record(const OpName& op, Tensor out, const TensorList& inputs, BackwardFn
 // The node that receives a gradient for `t`: its grad_fn, its leaf accumulator, or null.
 std::shared_ptr<Node> gradient_edge(const Tensor& t);
 
-// Runs backpropagation from `root` (Tensor::backward calls this; see engine.cpp).
-void backward(const Tensor& root, const Tensor& gradient, bool retain_graph);
+// backward(), which runs the graph, is in autograd/engine.h.
 
 }  // namespace hcgrad::autograd

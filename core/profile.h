@@ -7,7 +7,7 @@
 //
 // What is timed, on the thread that calls the ops (the kernels' own oneTBB workers run inside a scope):
 //   * every kernel call, through HC_KERNEL (core/kernels.h), named after the kernel;
-//   * every backward node (autograd/node.cpp), named after its op;
+//   * every backward node (FunctionNode::apply, autograd/engine.cpp), named after its op;
 //   * the CPU allocator (core/cpu_allocator.cpp);
 //   * regions, which claim everything inside them for one category: the connection modules
 //     (nn/connection.cpp), the optimizer step and gradient clipping (nn/optim.cpp).

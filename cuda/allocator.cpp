@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hcgrad/core/device_memory.h"
 #include "hcgrad/cuda/common.h"
 #include "hcgrad/cuda/runtime.h"
 

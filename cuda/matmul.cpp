@@ -15,7 +15,6 @@
 
 #include "hcgrad/core/dispatch.h"
 #include "hcgrad/core/kernels.h"
-#include "hcgrad/core/ops.h"
 #include "hcgrad/cuda/common.h"
 #include "hcgrad/cuda/runtime.h"
 
@@ -69,6 +68,14 @@ Operand operand_of(const Tensor& t) {
   return {};
 }
 
+// A row-major copy of `t` on its GPU, for an operand cuBLAS cannot read in place (the copy kernel, as the op
+// layer's as_contiguous would run it; kernels do not call ops).
+Tensor dense_copy(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
+  HC_KERNEL(copy, /*on=*/out, /*out=*/out, /*src=*/t);
+  return out;
+}
+
 template <class T>
 void gemm_batched(cublasHandle_t handle, cublasOperation_t op_b, cublasOperation_t op_a, int m, int n, int k,
                   const T* b, int64_t ldb, int64_t stride_b, const T* a, int64_t lda, int64_t stride_a, T* c,
@@ -99,8 +106,8 @@ void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
   }
   Tensor a = a_in, b = b_in;
   Operand op_a = operand_of(a), op_b = operand_of(b);
-  if (!op_a.usable) a = as_contiguous(a), op_a = operand_of(a);
-  if (!op_b.usable) b = as_contiguous(b), op_b = operand_of(b);
+  if (!op_a.usable) a = dense_copy(a), op_a = operand_of(a);
+  if (!op_b.usable) b = dense_copy(b), op_b = operand_of(b);
 
   // Batch dims: coalesce a's and b's strides over out's batch shape; the last run is cuBLAS's batch.
   Shape batch(out.shape().begin(), out.shape().end() - 2);

@@ -1,4 +1,6 @@
-// The CUDA runtime as the rest of hcgrad sees it: plain C++, no CUDA headers, so every file may include it.
+// The CUDA runtime as the rest of hcgrad sees it: plain C++, no CUDA headers. It is the CUDA backend's
+// public header, in the kernels layer (docs/architecture.md): the ops (Tensor::to), the umbrella header and
+// programs include it; the base layer gets its device memory through core/device_memory.h instead.
 // In a build without CUDA (HCGRAD_CUDA=OFF) these functions still exist (cuda/unavailable.cpp): nothing
 // is available, and allocating or copying to a GPU throws a DeviceError that says why.
 //
@@ -47,11 +49,7 @@ MemoryStats memory_stats(int device = 0);
 // Hands every cached block back to the driver (torch.cuda.empty_cache).
 void empty_cache();
 
-// ---- internals, for core/storage.cpp and Tensor::to ----
-// `nbytes` (> 0) bytes on GPU `device`, from the cache when a freed block fits (cuda/allocator.cpp).
-void* allocate(size_t nbytes, int device);
-// Gives a block back to the cache; `nbytes` and `device` as allocated.
-void release(void* ptr, size_t nbytes, int device);
+// ---- internals, for Tensor::to (Storage's allocate and release are in core/device_memory.h) ----
 // Copies the bytes of `src` into `dst`: both contiguous, same shape and dtype, on any two devices.
 void copy_between_devices(const Tensor& dst, const Tensor& src);
 

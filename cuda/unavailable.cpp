@@ -1,5 +1,6 @@
-// cuda/runtime.h in a build without the CUDA backend (HCGRAD_CUDA=OFF): there is no GPU to use, and
-// anything that would put a tensor on one says so.
+// cuda/runtime.h and core/device_memory.h in a build without the CUDA backend (HCGRAD_CUDA=OFF): there is
+// no GPU to use, and anything that would put a tensor on one says so.
+#include "hcgrad/core/device_memory.h"
 #include "hcgrad/core/error.h"
 #include "hcgrad/core/tensor.h"
 #include "hcgrad/cuda/runtime.h"

@@ -2,6 +2,8 @@
 //   tensor([[ 1.0000, -2.5000],
 //           [ 3.0000,  4.0000]], shape=[2,2], dtype=float32, requires_grad=true)
 // Large tensors show the first and last three entries of each dim around "...".
+// In the op layer: a GPU tensor is printed from a copy (to(), an op), and grad_fn's name comes from the
+// autograd graph.
 #include <cmath>
 #include <cstdio>
 #include <string>

@@ -1,3 +1,5 @@
+// The functions of core/creation.h. They run kernels (fill) and ops (to() for another dtype or device), so
+// they belong to the op layer (docs/architecture.md).
 #include "hcgrad/core/creation.h"
 
 #include <cmath>
@@ -24,7 +26,7 @@ Tensor full(const Shape& shape, double value, TensorOptions options) {
   bool requires_grad = options.requires_grad;
   options.requires_grad = false;  // fill first: a leaf that requires grad refuses in-place writes in grad mode
   Tensor t = Tensor::empty(shape, options);
-  HC_KERNEL(fill, t, t, value);
+  HC_KERNEL(fill, /*on=*/t, /*out=*/t, value);
   if (requires_grad) t.requires_grad_(true);
   return t;
 }
