@@ -36,12 +36,13 @@ void sum_columns(const Tensor& out, const Tensor& cols);
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
 
 // ---- stream mixing (core/cpu/stream_mix.cpp); every tensor contiguous, one small matrix per row m ----
-// out [M, K, D] = weights[m]^T @ x[m] (+ extra_weights[m]^T @ extra_x[m]):
-//   out[m, k, d] = sum_s weights[m, s, k] * x[m, s, d]  (+ sum_e extra_weights[m, e, k] * extra_x[m, e, d])
-// weights [M, S, K], x [M, S, D]; extra_weights [M, E, K], extra_x [M, E, D], or both undefined. The extra
-// pair is the connections' residual merge: the branch output y added to the mixed streams in the same pass.
-void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
-                const Tensor& extra_x);
+// stream_mix:     out [M, K, D] = weights[m]^T @ x[m]:  out[m, k, d] = sum_s weights[m, s, k] * x[m, s, d]
+// stream_mix_add: the same plus extra_weights[m]^T @ extra_x[m] in the same pass: the connections' residual
+//                 merge, the branch output y added to the mixed streams.
+// weights [M, S, K], x [M, S, D]; extra_weights [M, E, K], extra_x [M, E, D].
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x);
+void stream_mix_add(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
+                    const Tensor& extra_x);
 // grad_weights [M, S, K]: grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d];
 // x [M, S, D], grad_out [M, K, D].
 void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out);
@@ -79,13 +80,13 @@ void rms_norm_forward(const Tensor& y, const Tensor& rstd, const Tensor& x, cons
 void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_y, const Tensor& x,
                        const Tensor& weight, const Tensor& rstd);
 
-// ---- the connections' normalised projection (core/cpu/norm_project.cpp); every tensor contiguous ----
+// ---- scaled_rms_norm_matmul (core/cpu/scaled_rms_norm_matmul.cpp); every tensor contiguous ----
 // out [R, M] = (x [R, K] @ w [K, M]) / max(norm_r, 1e-12), norm [R] = |x_r| (kept for backward).
-void norm_project_forward(const Tensor& out, const Tensor& norm, const Tensor& x, const Tensor& w);
+void scaled_rms_norm_matmul_forward(const Tensor& out, const Tensor& norm, const Tensor& x, const Tensor& w);
 // With g = dL/dout [R, M] and n_r = max(norm_r, 1e-12):
 //   grad_x[r] = (g_r / n_r) w^T - [norm_r >= 1e-12] (g_r . out_r / n_r^2) x_r,   grad_w = sum_r x_r^T (g_r / n_r)
 // grad_w is summed over fixed blocks of rows in order (deterministic).
-void norm_project_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad, const Tensor& x,
+void scaled_rms_norm_matmul_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad, const Tensor& x,
                            const Tensor& w, const Tensor& out, const Tensor& norm);
 
 // ---- Sinkhorn (core/cpu/sinkhorn.cpp); logits, out, grads: contiguous [B, M, N], one matrix each ----
@@ -95,14 +96,14 @@ void sinkhorn_forward(const Tensor& out, const Tensor& logits, int64_t iters, bo
 void sinkhorn_backward(const Tensor& grad_logits, const Tensor& logits, const Tensor& grad_out, int64_t iters,
                        bool log_domain);
 
-// ---- fused attention (core/cpu/attention.cpp); q, k, v, out and grads: contiguous [B, H, T, hd] ----
+// ---- fused attention (core/cpu/scaled_dot_product_attention.cpp); q, k, v, out and grads: contiguous [B, H, T, hd] ----
 // out[b,h,i] = sum_j softmax_j(scale * q_i . k_j) v_j over the keys j (j <= i when causal);
 // lse [B, H, T] = the log-sum-exp of each scaled, masked score row, kept for backward.
-void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                        bool causal, double scale);
 // The three input gradients, the probabilities recomputed from q, k and lse (nothing T x T is kept).
 // Any of grad_q, grad_k, grad_v may be undefined (not needed).
-void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
+void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         bool causal, double scale);
 
@@ -111,5 +112,5 @@ void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor
 //   p *= 1 - lr * decoupled_decay;  g' = g + l2_decay * p
 //   m += (1 - beta1) (g' - m);  v = beta2 v + (1 - beta2) g'^2
 //   p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)
-void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-               const AdamStep& step);
+void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                 const AdamUpdateOptions& options);

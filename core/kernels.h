@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "hcgrad/core/adam_update.h"
 #include "hcgrad/core/profile.h"
 #include "hcgrad/core/tensor.h"
 #include "hcgrad/core/unary_ops.h"
@@ -18,15 +19,6 @@
 namespace hcgrad {
 enum class BinaryOp { Add, Sub, Mul, Div };
 enum class CompareOp { Eq, Ne, Lt, Le, Gt, Ge };
-
-// The scalars of one Adam step (adam_step); nn/optim.cpp fills them in.
-struct AdamStep {
-  double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double decoupled_decay = 0;  // AdamW's weight decay: shrinks p itself
-  double l2_decay = 0;         // Adam's weight decay: added to the gradient
-  double step_size = 0;        // lr / bias_correction1
-  double bias_correction2_sqrt = 1;
-};
 }  // namespace hcgrad
 
 namespace hcgrad::cpu {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "hcgrad/core/adam_update.h"
 #include "hcgrad/core/tensor.h"
 
 namespace hcgrad {
@@ -74,7 +75,7 @@ Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extr
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 
-// ---- fused attention (core/ops/attention.cpp) ----
+// ---- fused attention (core/ops/scaled_dot_product_attention.cpp) ----
 // q, k, v [B, H, T, hd] (float32 or float64, one shape, dtype and device) -> [B, H, T, hd]:
 //   softmax(q k^T * scale, keys j > i masked out when causal) v,   scale defaulting to 1 / sqrt(hd).
 // One kernel each way; backward recomputes the probabilities, so nothing of size T x T is kept.
@@ -111,7 +112,8 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
                 std::optional<double> eps = std::nullopt);
 // The hyper-connections' norm + coefficient projection in one op: x [..., K], gamma [K], weight [K, M] ->
 // [..., M] = (x / max(|x|, 1e-12) * sqrt(K) * (1 + gamma)) @ weight (the library's RMSNorm, then the
-// projection). Computed as the mHC paper does: the GEMM first, the division by the norm on its small result.
+// projection). Computed as the mHC paper does: the GEMM first, the division by the norm on its small result
+// (core/ops/scaled_rms_norm_matmul.cpp).
 Tensor scaled_rms_norm_matmul(const Tensor& x, const Tensor& gamma, const Tensor& weight);
 
 // ---- Sinkhorn-Knopp, for mHC's residual-mixing matrix (core/ops/sinkhorn.cpp) ----
@@ -122,6 +124,14 @@ enum class SinkhornDomain { Linear, Log };
 // (1 when square). float32 or float64, computed in that dtype.
 // iters >= 1. One fused op: backward recomputes the iterations and differentiates through all of them.
 Tensor sinkhorn(const Tensor& logits, int64_t iters, SinkhornDomain domain = SinkhornDomain::Linear);
+
+// ---- optimizer updates, in place and outside autograd (core/ops/optim.cpp) ----
+// One Adam / AdamW step of param [any shape] with its gradient and moment buffers (same shape, dtype and
+// device, contiguous), torch.optim semantics:
+//   p *= 1 - lr * decoupled_decay;  g' = g + l2_decay * p
+//   m += (1 - beta1) (g' - m);  v = beta2 v + (1 - beta2) g'^2;  p -= step_size * m / (sqrt(v) / bc2_sqrt + eps)
+void adam_update_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                  const AdamUpdateOptions& options);
 
 // ---- views and copies: the free-function spelling of the Tensor methods (core/ops/view.cpp) ----
 Tensor reshape(const Tensor& x, const Shape& shape);

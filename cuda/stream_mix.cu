@@ -100,8 +100,9 @@ void launch_stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x
 
 }  // namespace
 
-void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
-                const Tensor& extra_x) {
+// One pass for both pairs; with extra_x undefined it is stream_mix (below).
+void stream_mix_add(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
+                    const Tensor& extra_x) {
   const int64_t M = x.shape()[0], D = x.shape()[2];
   const int64_t S = x.shape()[1], K = weights.shape()[2];
   if (out.numel() == 0) return;
@@ -115,6 +116,10 @@ void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const
     else if (S <= 16) launch_stream_mix<T, 16>(out, weights, x, extra_weights, extra_x, M, s, k, D);
     else launch_stream_mix<T, 0>(out, weights, x, extra_weights, extra_x, M, s, k, D);
   });
+}
+
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
+  stream_mix_add(out, weights, x, Tensor(), Tensor());  // no extra pair: E = 0
 }
 
 void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out) {

@@ -95,7 +95,7 @@ HyperConnections::Width HyperConnections::width(const Tensor& input) const {
   return width_features_last(input);
 }
 
-bool HyperConnections::fuses_merge() const {
+bool HyperConnections::fuses_stream_mix_add() const {
   return !streams_in_batch && num_fracs == 1 && num_input_views == 1 && !depth_residual_fn_ && static_beta.defined();
 }
 
@@ -135,7 +135,7 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
 
   Width out;
   out.alpha = alpha;
-  if (fuses_merge()) {
+  if (fuses_stream_mix_add()) {
     // Only the branch input is mixed now (A_m, column 0); the depth step mixes the residuals (A_r).
     out.branch_input = stream_mix(alpha.narrow(-1, 0, 1), x).reshape(concat_shape({B}, middle, {D}));
     out.streams = x;

@@ -102,7 +102,7 @@ class HyperConnections : public ConnectionModule {
  private:
   Width width_features_last(const Tensor& residuals) const;             // width(), features last
   Tensor depth(const Width& width, const Tensor& branch_output) const;  // add_residual(), features last
-  bool fuses_merge() const;  // see Width::streams
+  bool fuses_stream_mix_add() const;  // see Width::streams
 
   std::shared_ptr<DepthResidual> depth_residual_fn_;
   std::shared_ptr<Dropout> dropout_;

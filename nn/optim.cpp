@@ -16,7 +16,6 @@
 #include "hcgrad/autograd/node.h"
 #include "hcgrad/core/creation.h"
 #include "hcgrad/core/dispatch.h"
-#include "hcgrad/core/kernels.h"
 #include "hcgrad/core/ops.h"
 
 namespace hcgrad::nn {
@@ -282,9 +281,9 @@ void Adam::update(const Tensor& param, const Tensor& grad, const std::vector<Ten
   // Bias corrections: m and v start at zero, so early on they underestimate E[g] and E[g^2].
   const double bias_correction1 = 1 - std::pow(beta1, static_cast<double>(step));
   const double bias_correction2 = 1 - std::pow(beta2, static_cast<double>(step));
-  // AdamW shrinks the parameter itself; Adam adds the decay to the gradient. One fused kernel per
-  // parameter (core/cpu/optim.cpp, cuda/optim.cu) does the whole update.
-  const AdamStep scalars{.lr = lr,
+  // AdamW shrinks the parameter itself; Adam adds the decay to the gradient. One op per parameter
+  // (adam_update_, one fused kernel) does the whole update.
+  const AdamUpdateOptions scalars{.lr = lr,
                          .beta1 = beta1,
                          .beta2 = beta2,
                          .eps = options_.eps,
@@ -292,7 +291,7 @@ void Adam::update(const Tensor& param, const Tensor& grad, const std::vector<Ten
                          .l2_decay = decoupled_weight_decay_ ? 0.0 : weight_decay,
                          .step_size = lr / bias_correction1,
                          .bias_correction2_sqrt = std::sqrt(bias_correction2)};
-  HC_KERNEL(adam_step, param, param, grad, buffers[0], buffers[1], scalars);
+  adam_update_(param, grad, buffers[0], buffers[1], scalars);
 }
 
 namespace {

@@ -7,9 +7,9 @@
 
 namespace hcgrad::cpu {
 
-void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-               const AdamStep& s) {
-  dispatch_floating("adam_step", param.dtype(), [&]<class T>() {
+void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                 const AdamUpdateOptions& s) {
+  dispatch_floating("adam_update", param.dtype(), [&]<class T>() {
     using Array = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
     using ConstArray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
     const int64_t n = param.numel();

@@ -71,8 +71,9 @@ void mix_one_row(T* out, const T* w, const T* x, int64_t S, const T* ew, const T
 
 }  // namespace
 
-void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
-                const Tensor& extra_x) {
+// One pass for both pairs; with extra_x undefined it is stream_mix (below).
+void stream_mix_add(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
+                    const Tensor& extra_x) {
   const int64_t M = x.shape()[0], S = x.shape()[1], D = x.shape()[2], K = weights.shape()[2];
   const int64_t E = extra_x.defined() ? extra_x.shape()[1] : 0;
   dispatch_floating("stream_mix", x.dtype(), [&]<class T>() {
@@ -86,6 +87,10 @@ void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x, const
                     ex ? ex + m * E * D : nullptr, E, K, D);
     });
   });
+}
+
+void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
+  stream_mix_add(out, weights, x, Tensor(), Tensor());  // no extra pair: E = 0
 }
 
 // grad_weights[m, s, k] = x[m, s, :] . grad_out[m, k, :]: S·K dot products of length D per row, each one

@@ -96,8 +96,10 @@ Tensor mix(const OpName& name, const std::vector<MixOperand>& pairs) {
   Shape out_shape(a.x.shape().begin(), a.x.shape().end() - 2);
   out_shape.insert(out_shape.end(), {K, D});
   Tensor out = Tensor::empty(out_shape, a.x.options());
-  HC_KERNEL(stream_mix, out, as_matrices(out, M, K, D), a.w_rows, a.x_rows, b ? b->w_rows : Tensor(),
-            b ? b->x_rows : Tensor());
+  if (b)
+    HC_KERNEL(stream_mix_add, out, as_matrices(out, M, K, D), a.w_rows, a.x_rows, b->w_rows, b->x_rows);
+  else
+    HC_KERNEL(stream_mix, out, as_matrices(out, M, K, D), a.w_rows, a.x_rows);
   TensorList inputs;
   std::vector<SavedPair> saved;
   for (const MixOperand& pair : pairs) {

@@ -155,7 +155,7 @@ TEST_CASE("emulated CUDA: softmax and log_softmax, forward and backward") {
   }
 }
 
-TEST_CASE("emulated CUDA: gather and scatter-add along a middle dim, repeated indices") {
+TEST_CASE("emulated CUDA: index_select and index_add along a middle dim, repeated indices") {
   for (DType dtype : kFloatTypes) {
     CAPTURE(dtype);
     const Tensor x = random({3, 6, 5}, dtype);
@@ -168,7 +168,7 @@ TEST_CASE("emulated CUDA: gather and scatter-add along a middle dim, repeated in
   }
 }
 
-TEST_CASE("emulated CUDA: cross-entropy forward and backward with an ignored target") {
+TEST_CASE("emulated CUDA: cross_entropy forward and backward with an ignored target") {
   for (DType dtype : kFloatTypes) {
     CAPTURE(dtype);
     const Tensor logits = random({6, 300}, dtype, -5, 5);
@@ -212,7 +212,7 @@ TEST_CASE("emulated CUDA: layer_norm and rms_norm, forward and backward, with an
   }
 }
 
-TEST_CASE("emulated CUDA: Sinkhorn forward and recomputing backward, both domains, square and not") {
+TEST_CASE("emulated CUDA: sinkhorn forward and recomputing backward, both domains, square and not") {
   for (DType dtype : kFloatTypes) {
     for (bool log_domain : {false, true}) {
       for (const Shape& shape : {Shape{150, 4, 4}, Shape{3, 3, 5}}) {
@@ -230,24 +230,24 @@ TEST_CASE("emulated CUDA: Sinkhorn forward and recomputing backward, both domain
   }
 }
 
-TEST_CASE("emulated CUDA: the Adam and AdamW step") {
+TEST_CASE("emulated CUDA: adam_update, Adam and AdamW") {
   for (DType dtype : kFloatTypes) {
     for (bool decoupled : {true, false}) {
       CAPTURE(dtype);
       CAPTURE(decoupled);
-      const AdamStep step{.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
-                          .decoupled_decay = decoupled ? 0.1 : 0.0, .l2_decay = decoupled ? 0.0 : 0.1,
+      const AdamUpdateOptions step{.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+                                   .decoupled_decay = decoupled ? 0.1 : 0.0, .l2_decay = decoupled ? 0.0 : 0.1,
                           .step_size = 1e-2 / (1 - 0.9 * 0.9), .bias_correction2_sqrt = std::sqrt(1 - 0.95 * 0.95)};
       const Tensor grad = random({1000}, dtype);
       Tensor pc = random({1000}, dtype), mc = random({1000}, dtype) * 0.1, vc = random({1000}, dtype, 0, 1);
       Tensor pe = pc.clone(), me = mc.clone(), ve = vc.clone();
-      compare({pc, mc, vc}, {pe, me, ve}, [&] { cpu::adam_step(pc, grad, mc, vc, step); },
-              [&] { gpu::adam_step(pe, grad, me, ve, step); }, tolerance(dtype));
+      compare({pc, mc, vc}, {pe, me, ve}, [&] { cpu::adam_update(pc, grad, mc, vc, step); },
+              [&] { gpu::adam_update(pe, grad, me, ve, step); }, tolerance(dtype));
     }
   }
 }
 
-TEST_CASE("emulated CUDA: fused attention forward and backward, causal and not, odd sizes") {
+TEST_CASE("emulated CUDA: scaled_dot_product_attention forward and backward, causal and not, odd sizes") {
   for (DType dtype : kFloatTypes) {
     for (bool causal : {true, false}) {
       for (const Shape& shape : {Shape{1, 2, 37, 24}, Shape{2, 1, 5, 65}}) {
@@ -260,22 +260,22 @@ TEST_CASE("emulated CUDA: fused attention forward and backward, causal and not, 
         const Shape rows{shape[0], shape[1], shape[2]};
         Tensor oc = Tensor::empty(shape, q.options()), oe = Tensor::empty(shape, q.options());
         Tensor lc = Tensor::empty(rows, q.options()), le = Tensor::empty(rows, q.options());
-        compare({oc, lc}, {oe, le}, [&] { cpu::attention_forward(oc, lc, q, k, v, causal, scale); },
-                [&] { gpu::attention_forward(oe, le, q, k, v, causal, scale); }, tolerance(dtype) * 10);
+        compare({oc, lc}, {oe, le}, [&] { cpu::scaled_dot_product_attention_forward(oc, lc, q, k, v, causal, scale); },
+                [&] { gpu::scaled_dot_product_attention_forward(oe, le, q, k, v, causal, scale); }, tolerance(dtype) * 10);
         Tensor dqc = Tensor::empty(shape, q.options()), dkc = Tensor::empty(shape, q.options()),
                dvc = Tensor::empty(shape, q.options());
         Tensor dqe = Tensor::empty(shape, q.options()), dke = Tensor::empty(shape, q.options()),
                dve = Tensor::empty(shape, q.options());
         compare({dqc, dkc, dvc}, {dqe, dke, dve},
-                [&] { cpu::attention_backward(dqc, dkc, dvc, go, q, k, v, oc, lc, causal, scale); },
-                [&] { gpu::attention_backward(dqe, dke, dve, go, q, k, v, oc, lc, causal, scale); },
+                [&] { cpu::scaled_dot_product_attention_backward(dqc, dkc, dvc, go, q, k, v, oc, lc, causal, scale); },
+                [&] { gpu::scaled_dot_product_attention_backward(dqe, dke, dve, go, q, k, v, oc, lc, causal, scale); },
                 tolerance(dtype) * 10);
       }
     }
   }
 }
 
-TEST_CASE("emulated CUDA: stream mixing forward and weight gradient") {
+TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward_weights") {
   for (DType dtype : kFloatTypes) {
     for (const Shape& sizes : {Shape{33, 4, 4, 40}, Shape{5, 3, 1, 300}, Shape{4, 20, 2, 7}}) {  // M, S, K, D
       CAPTURE(dtype);
@@ -283,12 +283,12 @@ TEST_CASE("emulated CUDA: stream mixing forward and weight gradient") {
       const int64_t M = sizes[0], S = sizes[1], K = sizes[2], D = sizes[3];
       const Tensor w = random({M, S, K}, dtype), x = random({M, S, D}, dtype), g = random({M, K, D}, dtype);
       Tensor c = Tensor::empty({M, K, D}, x.options()), e = Tensor::empty({M, K, D}, x.options());
-      compare({c}, {e}, [&] { cpu::stream_mix(c, w, x, {}, {}); }, [&] { gpu::stream_mix(e, w, x, {}, {}); },
+      compare({c}, {e}, [&] { cpu::stream_mix(c, w, x); }, [&] { gpu::stream_mix(e, w, x); },
               tolerance(dtype));
       // With the merge's extra rows (E = 1 and E = 3).
       for (int64_t E : {1, 3}) {
         const Tensor ew = random({M, E, K}, dtype), ex = random({M, E, D}, dtype);
-        compare({c}, {e}, [&] { cpu::stream_mix(c, w, x, ew, ex); }, [&] { gpu::stream_mix(e, w, x, ew, ex); },
+        compare({c}, {e}, [&] { cpu::stream_mix_add(c, w, x, ew, ex); }, [&] { gpu::stream_mix_add(e, w, x, ew, ex); },
                 tolerance(dtype));
       }
       Tensor dc = Tensor::empty({M, S, K}, x.options()), de = Tensor::empty({M, S, K}, x.options());
@@ -300,7 +300,7 @@ TEST_CASE("emulated CUDA: stream mixing forward and weight gradient") {
 
 }  // namespace
 
-TEST_CASE("emulated CUDA: column sums and the connections' normalised projection, forward and backward") {
+TEST_CASE("emulated CUDA: sum_columns and scaled_rms_norm_matmul, forward and backward") {
   for (DType dtype : kFloatTypes) {
     CAPTURE(dtype);
     const Tensor cols = random({300, 7}, dtype);
@@ -313,11 +313,11 @@ TEST_CASE("emulated CUDA: column sums and the connections' normalised projection
     const Tensor w = random({K, M}, dtype), g = random({R, M}, dtype);
     Tensor oc = Tensor::empty({R, M}, x.options()), oe = Tensor::empty({R, M}, x.options());
     Tensor nc = Tensor::empty({R}, x.options()), ne = Tensor::empty({R}, x.options());
-    compare({oc, nc}, {oe, ne}, [&] { cpu::norm_project_forward(oc, nc, x, w); },
-            [&] { gpu::norm_project_forward(oe, ne, x, w); }, tolerance(dtype));
+    compare({oc, nc}, {oe, ne}, [&] { cpu::scaled_rms_norm_matmul_forward(oc, nc, x, w); },
+            [&] { gpu::scaled_rms_norm_matmul_forward(oe, ne, x, w); }, tolerance(dtype));
     Tensor gxc = Tensor::empty({R, K}, x.options()), gxe = Tensor::empty({R, K}, x.options());
     Tensor gwc = Tensor::empty({K, M}, x.options()), gwe = Tensor::empty({K, M}, x.options());
-    compare({gxc, gwc}, {gxe, gwe}, [&] { cpu::norm_project_backward(gxc, gwc, g, x, w, oc, nc); },
-            [&] { gpu::norm_project_backward(gxe, gwe, g, x, w, oc, nc); }, tolerance(dtype));
+    compare({gxc, gwc}, {gxe, gwe}, [&] { cpu::scaled_rms_norm_matmul_backward(gxc, gwc, g, x, w, oc, nc); },
+            [&] { gpu::scaled_rms_norm_matmul_backward(gxe, gwe, g, x, w, oc, nc); }, tolerance(dtype));
   }
 }

@@ -1,4 +1,5 @@
-// The connections' normalised projection on the CPU (the op: scaled_rms_norm_matmul in core/ops/norm.cpp).
+// scaled_rms_norm_matmul on the CPU: the connections' norm and coefficient projection (the op is in
+// core/ops/scaled_rms_norm_matmul.cpp).
 // x is [R, K] with K the model width and w [K, M] with M ~ 6 coefficients, so the GEMM is too thin for
 // Eigen's blocking to pay off; instead each row is read once, for its norm and its M dot products (forward)
 // or its gradient (backward), while it sits in L1.
@@ -28,7 +29,7 @@ template <class T>
 using ConstRow = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 }  // namespace
 
-void norm_project_forward(const Tensor& out, const Tensor& norm, const Tensor& x, const Tensor& w) {
+void scaled_rms_norm_matmul_forward(const Tensor& out, const Tensor& norm, const Tensor& x, const Tensor& w) {
   const int64_t R = x.shape()[0], K = x.shape()[1], M = w.shape()[1];
   dispatch_floating("scaled_rms_norm_matmul", x.dtype(), [&]<class T>() {
     const Matrix<T> wt = ConstRows<T>(w.data<T>(), K, M).transpose();  // [M, K]: one contiguous row per output
@@ -48,7 +49,7 @@ void norm_project_forward(const Tensor& out, const Tensor& norm, const Tensor& x
 
 // Plain loops over the K features (vectorised), the M ~ 6 coefficients outside them: Eigen's small dynamic
 // products here allocated a temporary per row.
-void norm_project_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad, const Tensor& x,
+void scaled_rms_norm_matmul_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad, const Tensor& x,
                            const Tensor& w, const Tensor& out, const Tensor& norm) {
   const int64_t R = x.shape()[0], K = x.shape()[1], M = w.shape()[1];
   dispatch_floating("scaled_rms_norm_matmul_backward", x.dtype(), [&]<class T>() {

@@ -44,7 +44,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor qc = as_contiguous(q), kc = as_contiguous(k), vc = as_contiguous(v);
   Tensor out = Tensor::empty(shape, q.options());
   Tensor lse = Tensor::empty({shape[0], shape[1], shape[2]}, q.options());  // [B, H, T]
-  HC_KERNEL(attention_forward, out, out, lse, qc, kc, vc, causal, s);
+  HC_KERNEL(scaled_dot_product_attention_forward, out, out, lse, qc, kc, vc, causal, s);
   return record(kAttention, out, {q, k, v},
                 [q = save(qc, kAttention), k = save(kc, kAttention), v = save(vc, kAttention),
                  o = save(out, kAttention), lse, causal, s](const Tensor& g, const Needs& need) {
@@ -52,7 +52,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                   Tensor grad_q = empty_if(need[0], qv.shape(), g.options());
                   Tensor grad_k = empty_if(need[1], qv.shape(), g.options());
                   Tensor grad_v = empty_if(need[2], qv.shape(), g.options());
-                  HC_KERNEL(attention_backward, g, grad_q, grad_k, grad_v, as_contiguous(g), qv, kv, vv, ov, lse,
+                  HC_KERNEL(scaled_dot_product_attention_backward, g, grad_q, grad_k, grad_v, as_contiguous(g), qv, kv, vv, ov, lse,
                             causal, s);
                   return TensorList{grad_q, grad_k, grad_v};
                 });

@@ -61,7 +61,7 @@ void zero_masked(Scalar* matrix, int64_t i, int64_t T, bool causal) {
 
 // Per head: S = scale q k^T; each row's softmax over its visible keys turns S into P in place
 // (lse_i = max + log(sum of exp)); out = P v.
-void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                        bool causal, double scale) {
   const int64_t heads = q.shape()[0] * q.shape()[1], T = q.shape()[2], hd = q.shape()[3];
   dispatch_floating("scaled_dot_product_attention", q.dtype(), [&]<class Scalar>() {
@@ -89,7 +89,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
 
 // Per head: P = exp(scale q k^T - lse) recomputed; dv = P^T dout; dP = dout v^T;
 // dS = P * (dP - D) with D_i = dout_i . out_i; dq = scale dS k; dk = scale dS^T q.
-void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
+void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         bool causal, double scale) {
   const int64_t heads = q.shape()[0] * q.shape()[1], T = q.shape()[2], hd = q.shape()[3];

@@ -1,7 +1,7 @@
 // scaled_dot_product_attention (the fused op) against the composite it replaces:
 //   softmax(masked_fill(q k^T * scale, causal mask, -inf), -1) v
 // forward values, the saved log-sum-exp, gradients, and the error messages. The float64 finite-difference
-// gradchecks are in test_gradcheck.cpp; the GPU kernels are compared with these in gpu/test_gpu_attention.cpp.
+// gradchecks are in test_gradcheck.cpp; the GPU kernels are compared with these in gpu/test_gpu_scaled_dot_product_attention.cpp.
 #include "helpers.h"
 
 #include "hcgrad/core/kernels.h"
@@ -65,7 +65,7 @@ TEST_CASE("scaled_dot_product_attention takes an explicit scale and strided view
   }
 }
 
-TEST_CASE("attention_forward keeps the log-sum-exp of each scaled, masked score row") {
+TEST_CASE("scaled_dot_product_attention_forward keeps the log-sum-exp of each scaled, masked score row") {
   for (bool causal : {true, false})
     for (const Shape& shape : kShapes) {
       CAPTURE(causal);
@@ -74,7 +74,7 @@ TEST_CASE("attention_forward keeps the log-sum-exp of each scaled, masked score 
       const double scale = default_scale(shape);
       Tensor out = empty(shape, {.dtype = DType::Float64});
       Tensor lse = empty({shape[0], shape[1], shape[2]}, {.dtype = DType::Float64});
-      cpu::attention_forward(out, lse, qkv[0], qkv[1], qkv[2], causal, scale);
+      cpu::scaled_dot_product_attention_forward(out, lse, qkv[0], qkv[1], qkv[2], causal, scale);
       Tensor expected = logsumexp(reference_scores(qkv[0], qkv[1], causal, scale), {-1});
       CHECK(close(lse, {shape[0], shape[1], shape[2]}, values(expected), 1e-12));
     }

@@ -65,7 +65,7 @@ __device__ inline bool visible(int64_t query, int64_t key, const AttentionShape&
 // ---- forward: one block per (head, 16 queries); lse is the log-sum-exp of each scaled score row ----
 template <class Scalar, int kHeadDim>
 __global__ void __launch_bounds__(kBlockThreads)
-    attention_forward_kernel(Scalar* out, Scalar* lse, const Scalar* q, const Scalar* k, const Scalar* v,
+    scaled_dot_product_attention_forward_kernel(Scalar* out, Scalar* lse, const Scalar* q, const Scalar* k, const Scalar* v,
                              AttentionShape shape, int64_t query_blocks, Scalar scale) {
   constexpr int kDimsPerLane = kHeadDim / kWarp;
   constexpr Scalar kNegInf = -std::numeric_limits<Scalar>::infinity();
@@ -364,7 +364,7 @@ Scalar* ptr_or_null(const Tensor& t) {
 
 }  // namespace
 
-void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                        bool causal, double scale) {
   const char* op = "scaled_dot_product_attention";
   const Problem problem = problem_of(op, q, causal);
@@ -374,9 +374,9 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
   const int64_t query_blocks = ceil_div(shape.T, kBlockRows);
   dispatch_floating(op, q.dtype(), [&]<class Scalar>() {
     with_head_dim(shape.hd, [&]<int kHeadDim>() {
-      const size_t bytes = shared_memory_for<Scalar>(op, attention_forward_kernel<Scalar, kHeadDim>,
+      const size_t bytes = shared_memory_for<Scalar>(op, scaled_dot_product_attention_forward_kernel<Scalar, kHeadDim>,
                                                      kBlockRows + 2 * kTileColumns, shape);
-      attention_forward_kernel<Scalar, kHeadDim>
+      scaled_dot_product_attention_forward_kernel<Scalar, kHeadDim>
           <<<static_cast<unsigned>(problem.heads * query_blocks), kBlockThreads, bytes, stream>>>(
               ptr<Scalar>(out), ptr<Scalar>(lse), ptr<Scalar>(q), ptr<Scalar>(k), ptr<Scalar>(v), shape,
               query_blocks, static_cast<Scalar>(scale));
@@ -385,7 +385,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
   });
 }
 
-void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
+void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         bool causal, double scale) {
   const char* op = "scaled_dot_product_attention_backward";

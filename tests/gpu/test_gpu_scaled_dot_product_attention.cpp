@@ -1,5 +1,5 @@
-// The fused attention kernels on the GPU (cuda/attention.cu) against the CPU kernels, which
-// test_attention.cpp checks against the composite softmax(q k^T * scale) v: the output and all three
+// The fused attention kernels on the GPU (cuda/scaled_dot_product_attention.cu) against the CPU kernels, which
+// test_scaled_dot_product_attention.cpp checks against the composite softmax(q k^T * scale) v: the output and all three
 // gradients, causal and not, float32 and float64, head dims that fill the kernels' tiles and odd ones
 // that do not.
 #include "helpers.h"
