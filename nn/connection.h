@@ -65,7 +65,7 @@ class TransformFn : public Transform {
   std::function<Tensor(const Tensor&)> fn_;
 };
 
-// Where the streams live in a residual tensor (connections-reference.md b.0):
+// Where the streams live in a residual tensor (docs/connections.md):
 //   InBatch:         [B·S, N*, D], stream s of item b is row b·S + s (the library's HC and mHC v1, "L1")
 //   NextToFeatures:  [B, N*, S, D]                                   (the library's mHC v2, "L2")
 enum class StreamLayout { InBatch, NextToFeatures };

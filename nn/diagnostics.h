@@ -19,7 +19,7 @@ using Vector = Eigen::VectorXd;
 
 // mHC Fig. 3's "Amax gain magnitude" of one map: the largest |row sum| (how much the forward signal can grow),
 // the largest |column sum| (the same for the gradient), and the smallest column sum (attenuation, which the
-// max alone hides; papers.md section 6). A doubly stochastic matrix has all three equal to 1.
+// max alone hides). A doubly stochastic matrix has all three equal to 1.
 struct Gain {
   double max_abs_row_sum = 0, max_abs_col_sum = 0, min_col_sum = 0;
 };

@@ -21,7 +21,7 @@
 // itself, and output fraction f gets β·y[f] (a diagonal write). The library's F > 1 init re-reads its
 // [VF | SF] layout as F blocks of V+S columns, which scrambles the fractions, and its static β[s·F + f2] is
 // shared by every input fraction f1, so each output fraction receives the sum of all branch fractions
-// (connections-reference.md b.3.4, a documented library bug). hcgrad keeps the library's forward
+// (docs/connections.md, a documented library bug). hcgrad keeps the library's forward
 // equations above, but stores the static β per (f1, s, f2) — [F·S, F], init δ(f1, f2) — which holds both:
 // the paper's diagonal write at init, and the library's weights exactly (broadcast over f1).
 #pragma once

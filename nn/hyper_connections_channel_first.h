@@ -1,5 +1,5 @@
 // The `hyper-connections` library's separate channel-first module (hyper_connections_channel_first.py,
-// connections-reference.md b.4): Hyper-Connections for conv feature maps, residuals [B·S, D, H, W] with the
+// docs/connections.md): Hyper-Connections for conv feature maps, residuals [B·S, D, H, W] with the
 // streams folded into the batch (row b·S + s = stream s of item b) and the channels on axis 1. The library
 // builds its dynamic weights from 1×1 convolutions; a 1×1 conv is a matmul over the channel axis, which is
 // how this module computes them (any number >= 1 of spatial dims works; the library's Conv2d needs two).

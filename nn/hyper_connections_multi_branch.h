@@ -1,5 +1,5 @@
 // The `hyper-connections` library's multi-branch-input module (hyper_connections_with_multi_branch_inputs.py,
-// connections-reference.md b.5; HC paper App. J, Algorithm 2): the S residual streams are mixed into I branch
+// docs/connections.md; HC paper App. J, Algorithm 2): the S residual streams are mixed into I branch
 // inputs instead of one, the branch (or a list of branches) runs on all of them, and each of its I outputs is
 // written back to every stream with its own depth weight. Streams folded into the batch ("L1"):
 // residuals [B·S, N*, D], row b·S + s = stream s of item b.

@@ -1,5 +1,5 @@
 // The `hyper-connections` library's multi-input-stream module (hyper_connections_with_multi_input_streams.py,
-// connections-reference.md b.6): HyperConnections (F = 1, V = 1) whose branch also takes extra tensors that
+// docs/connections.md): HyperConnections (F = 1, V = 1) whose branch also takes extra tensors that
 // live in the residual-stream layout (streams folded into the batch, "L1": [B·S, N*, D_j], row b·S + s =
 // stream s of item b), e.g. a second sequence carried alongside. Each extra input is reduced over its streams
 // with its own learned weights before the branch sees it; it gets no residual update.

@@ -1,5 +1,5 @@
 // Manifold-constrained hyper-connections (mHC, Xie et al. 2025, DeepSeek), as the `hyper-connections`
-// library's mHC v2 module computes them (connections-reference.md b.9), in either stream layout.
+// library's mHC v2 module computes them (docs/connections.md), in either stream layout.
 //
 // For one token, with x[s, f] ∈ R^d the fraction f of stream s (d = D / F), rows r = s·F + f (stream outer):
 //   x̃[s', f]  = Σ_s Wmix[s', s] x[s, f]        only with mix_streams_before_norm (feeds the norm only)
@@ -17,7 +17,7 @@
 //
 // Layouts: streams_in_batch = true is the library's v1 layout [B·S, N*, D] (row b·S + s); false its v2
 // layout [B, N*, S, D]. Both run the v2 math above: the library's v1 F > 1 (a non-square Sinkhorn read back
-// with HC's column layout, connections-reference.md b.8 "v1 quirks") is a documented bug hcgrad does not copy.
+// with HC's column layout, docs/connections.md) is a documented bug hcgrad does not copy.
 //
 // Init, as the library's v2 (b.9): A = [row k all ones | I_{S·F}] with k = layer_index mod S read as a row
 // index r (so for F > 1 it is stream k / F, fraction k mod F), W = 0, scales 0.01, bβ = 1, Wβ = 0, γ = 0, Wmix = I.

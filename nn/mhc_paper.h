@@ -1,4 +1,4 @@
-// mHC as the paper writes it (Xie et al. 2025, arXiv 2512.24880, eq. 3 and 7-9; papers.md §3.2), next to the
+// mHC as the paper writes it (Xie et al. 2025, arXiv 2512.24880, eq. 3 and 7-9), next to the
 // library's per-stream form in nn/mhc.h. For one token with streams x_l ∈ R^{n×C} (n = S streams, C = D):
 //
 //   x⃗      = vec(x_l) ∈ R^{nC}               all streams of the token flattened, stream-major (s·C + c)
@@ -17,7 +17,7 @@
 // row t), so it runs exactly the paper's order on H_res[t, s], and each destination's weights sum to 1 exactly.
 // (The library's matrix is the transpose, H[s, t], so the same op makes each *source's* weights exact there.)
 //
-// Init (not published, papers.md 3.3 [NS]); chosen so that at init this module gives the library's numbers:
+// Init (the paper does not publish one); chosen so that at init this module gives the library's numbers:
 // φ = 0, α_pre = α_post = α_res = 0.01 (Table 5), b_pre = e_k (home stream k = layer_index mod n), b_post = 1,
 // b_res = I. Then H_pre = σ(1) on stream k and σ(0) elsewhere, H_post = 2σ(1), H_res = Sinkhorn(exp(I)).
 //

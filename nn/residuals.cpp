@@ -1,4 +1,4 @@
-// Depth-residual functions (nn/residuals.h; connections-reference.md b.7). Shapes: x, r [..., N, D].
+// Depth-residual functions (nn/residuals.h; docs/connections.md). Shapes: x, r [..., N, D].
 #include "hcgrad/nn/residuals.h"
 
 #include <cmath>

@@ -1,6 +1,6 @@
 // Depth-residual functions: how a connection merges the (β-weighted) branch output x with the mixed residual
 // r in its depth step, in place of the plain x + r (HyperConnectionsOptions::depth_residual_fn). The library's
-// residuals.py (connections-reference.md b.7; the last two new in 0.4.11, tests/fixtures/connections/README.md).
+// residuals.py (docs/connections.md; the last two new in 0.4.11, tests/fixtures/connections/README.md).
 // x and r have the same shape [..., N, D] (features last):
 //
 //   GatedResidual             g = σ(W [x ; r] + b) ([D] per token, or [1] unless fine_gate),  out = x + g ⊙ (r − x)

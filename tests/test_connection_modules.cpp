@@ -1,4 +1,4 @@
-// The library's other hyper-connection modules (connections-reference.md b.4 - b.6): ChannelFirstHyperConnections,
+// The library's other hyper-connection modules (docs/connections.md): ChannelFirstHyperConnections,
 // MultiBranchHyperConnections (+ its factory) and MultiInputHyperConnections. Init behaviour, agreement with
 // the main HyperConnections module where the math coincides, loops written from the equations, gradchecks with
 // perturbed parameters, and error messages.

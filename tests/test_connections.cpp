@@ -1,4 +1,4 @@
-// Hyper-connections: the invariants of connections-reference.md (e), a forward check against loops written
+// Hyper-connections: the library's invariants (docs/connections.md), a forward check against loops written
 // from the equations, gradchecks with perturbed parameters, and error messages.
 #include <cmath>
 #include <optional>
@@ -141,7 +141,7 @@ ManifoldHyperConnectionsOptions mhc64(int64_t dim, int64_t layer_index, bool v1 
 }
 }  // namespace
 
-TEST_CASE("connections mhc: the init numbers of connections-reference.md (e) 6") {
+TEST_CASE("connections mhc: the init numbers of the library") {
   const int64_t S = 4, B = 2, N = 3, D = 8;
   ManifoldHyperConnections mhc(S, mhc64(D, 1));
   Tensor x = leaf({B, N, D}).detach();
@@ -233,7 +233,7 @@ TEST_CASE("connections frac: at init the branch reads the home stream whole and 
 }
 
 TEST_CASE("connections hc and frac: forward equals loops written from the equations (perturbed parameters)") {
-  // connections-reference.md b.3.2 / b.3.3 with hcgrad's static β per (f1, s, f2); F = 1 is textbook DHC.
+  // docs/connections.md with hcgrad's static β per (f1, s, f2); F = 1 is textbook DHC.
   for (auto [F, use_tanh] : {std::pair<int64_t, bool>{1, true}, {1, false}, {2, true}}) {
     const int64_t S = 2, V = 1, B = 2, N = 2, D = 6, d = D / F, C = V * F + S * F;
     HyperConnectionsOptions options = frac64(D, F, 1);

@@ -1,4 +1,4 @@
-// mHC (nn/mhc.h, nn/mhc_paper.h): the invariants of connections-reference.md (e) 5-9 for fractions and the v2
+// mHC (nn/mhc.h, nn/mhc_paper.h): the library's invariants (docs/connections.md) for fractions and the v2
 // options, the paper variant (its init numbers and a forward written from mHC eq. 3, 7-9 with plain loops),
 // float64 gradchecks with perturbed parameters, and error messages.
 #include <cmath>

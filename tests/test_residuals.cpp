@@ -1,5 +1,5 @@
 // Depth-residual gates and updates (nn/residuals.h) and the expand / reduce helpers (nn/streams.h): forwards
-// against loops written from the equations (connections-reference.md b.1, b.7), invariants, float64
+// against loops written from the equations (docs/connections.md), invariants, float64
 // gradchecks with perturbed parameters, and error messages.
 #include <cmath>
 

@@ -2,7 +2,7 @@
 """Generate hcgrad's reference cases for the hyper-connection modules.
 
 Runs the real `hyper-connections` library (lucidrains, PyTorch) on small deterministic inputs and writes
-JSON files in the format of the fixtures-format spec:
+JSON files in the format of tests/fixtures/connections/README.md:
 
     {"meta": {...}, "cases": [{"name", "kind", "description", "config", "inputs", "params",
                                "outputs", "grads"?, "library_bug"?}, ...]}

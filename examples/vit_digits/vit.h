@@ -1,5 +1,5 @@
 // A small Vision Transformer (Dosovitskiy et al. 2021) whose blocks join their streams through a connection
-// module: the `hyper-connections` library's example ViT (its vit.py; connections-reference.md b.11), in C++.
+// module: the `hyper-connections` library's example ViT (its vit.py; docs/connections.md), in C++.
 //
 //   image [B, C, H, W] -> patches [B, n, p·p·C]      b c (h p1) (w p2) -> b (h w) (p1 p2 c), n = (H/p)(W/p)
 //     -> LayerNorm -> Linear -> LayerNorm            patch embedding                       [B, n, D]

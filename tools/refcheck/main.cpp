@@ -1,4 +1,4 @@
-// refcheck: runs reference cases (tests/fixtures/connections/*.json, format in the spec's fixtures-format.md)
+// refcheck: runs reference cases (tests/fixtures/connections/*.json, format in tests/fixtures/connections/README.md)
 // through hcgrad and compares every output and gradient with the reference library's values.
 //
 //   build/tools/refcheck FILE.json [FILE.json ...]

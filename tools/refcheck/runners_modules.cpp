@@ -1,5 +1,5 @@
 // Runners for the library's other hyper-connection modules: the separate channel-first module, the
-// multi-branch-input module and the multi-input-stream module (connections-reference.md b.4 - b.6).
+// multi-branch-input module and the multi-input-stream module (docs/connections.md).
 #include "refcheck.h"
 
 namespace refcheck {
