@@ -120,6 +120,8 @@ void compare(const CompareOptions& requested) {
   HC_CHECK(o.seeds >= 1 && o.steps >= 1 && o.streams >= 1, Error, "compare: --seeds, --steps and --streams must be "
            "positive, got ", o.seeds, ", ", o.steps, ", ", o.streams);
   HC_CHECK(!o.connections.empty(), Error, "compare: --connections is empty");
+  HC_CHECK(o.layers >= 0 && o.dim >= 0 && o.heads >= 0 && o.context >= 0 && o.batch >= 0, Error,
+           "compare: --layers, --dim, --heads, --ctx and --batch must be positive");
   for (const std::string& variant : o.connections) connection_flags(variant, o.streams);  // validates the names
   if (o.eval_every <= 0) o.eval_every = std::max<int64_t>(1, o.steps / 10);
   HC_CHECK(!fs::exists(o.out) || fs::is_empty(o.out), Error, "compare: ", o.out,
@@ -146,6 +148,9 @@ void compare(const CompareOptions& requested) {
                                     "--sample-tokens", "0", "--out", dir.string()};
       for (const std::string& flag : connection_flags(variant, o.streams)) args.push_back(flag);
       if (o.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads)});
+      for (const auto& [flag, value] : {std::pair{"--layers", o.layers}, {"--dim", o.dim}, {"--heads", o.heads},
+                                        {"--ctx", o.context}, {"--batch", o.batch}})
+        if (value > 0) args.insert(args.end(), {flag, std::to_string(value)});
       if (!o.data.empty()) args.insert(args.end(), {"--data", o.data});
       if (o.diagnostics) args.push_back("--diagnostics");
 
@@ -217,7 +222,8 @@ void compare(const CompareOptions& requested) {
   }
   std::ofstream(fs::path(o.out) / "summary.md") << md.str();
   render_compare_plots(o.out, plotted, o.seeds, y_max);
-  std::printf("\n%s\ncompare: summary.csv, summary.md and plots in %s\n", md.str().c_str(), o.out.c_str());
+  std::printf("\n%s\ncompare: summary.csv, summary.md and %s in %s\n", md.str().c_str(),
+              gnuplot_available() ? "plots" : "plot scripts (no gnuplot: no PNGs)", o.out.c_str());
 }
 
 }  // namespace tinylm

@@ -24,6 +24,8 @@ struct CompareOptions {
   int64_t streams = 4;     // hc, mhc, mhc-paper: streams; frac: fractions
   int64_t eval_every = 0;  // 0: steps / 10
   int threads = 0;
+  // The model size of every run; 0: train's default.
+  int64_t layers = 0, dim = 0, heads = 0, context = 0, batch = 0;
   std::string data;        // empty: the default corpus
   std::string out = "runs/compare";
   bool diagnostics = false;

@@ -1,6 +1,8 @@
 // gnuplot scripts for tinylm's plots (plots.h). The scripts are plain text a reader can edit and re-run.
 #include "plots.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -18,7 +20,16 @@ namespace {
 
 const char* kTerminal = "set terminal pngcairo noenhanced font 'Sans,10' size %d,%d\n";
 
-// Runs `gnuplot plots.gp` inside dir; tells once per process when gnuplot is missing.
+}  // namespace
+
+bool gnuplot_available() {
+  static const bool available = std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+  return available;
+}
+
+namespace {
+
+// Runs `gnuplot plots.gp` inside dir; without gnuplot, says how to render the script later.
 void run_gnuplot(const std::string& dir, const std::string& script) {
   const fs::path path = fs::path(dir) / "plots.gp";
   {
@@ -26,19 +37,27 @@ void run_gnuplot(const std::string& dir, const std::string& script) {
     out << script;
     HC_CHECK(out, hcgrad::Error, "tinylm: cannot write ", path.string());
   }
-  static const bool available = std::system("command -v gnuplot >/dev/null 2>&1") == 0;
-  if (!available) {
-    static bool told = false;
-    if (!told)
-      std::printf("tinylm: gnuplot not found, so no PNGs (install gnuplot-nox, or run bash tools/run.sh compare, "
-                  "which does); the data and %s are written: render them with cd DIR && gnuplot plots.gp\n",
-                  path.filename().c_str());
-    told = true;
+  if (!gnuplot_available()) {
+    std::printf("tinylm: gnuplot not found, so no PNG was made in %s. The data and plots.gp are there: install "
+                "gnuplot (Debian: apt-get install gnuplot-nox; bash tools/run.sh compare installs it), then run: "
+                "cd '%s' && gnuplot plots.gp\n", dir.c_str(), dir.c_str());
     return;
   }
   const std::string command = "cd '" + dir + "' && gnuplot plots.gp > plots.log 2>&1";
   if (std::system(command.c_str()) != 0)
     std::printf("tinylm: gnuplot failed on %s (see %s)\n", path.c_str(), (fs::path(dir) / "plots.log").c_str());
+}
+
+// Each compared variant's line style: dark colours that stay apart on white, and its own dash and point type, so
+// lines that coincide (mHC's and the paper form's gains, both 1) stay visible as two.
+std::string colour(size_t i) {
+  static const char* colours[] = {"#000000", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
+  return format("lc rgb '%s'", colours[i % (sizeof colours / sizeof colours[0])]);
+}
+// Later variants draw thinner lines and smaller points, so an earlier one under them still shows at the edges.
+std::string line_style(size_t i) {
+  const double step = static_cast<double>(std::min<size_t>(i, 5));
+  return colour(i) + format(" dt %zu pt %zu lw %.2f ps %.2f", i % 4 + 1, 2 * (i % 7) + 4, 4.0 - 0.6 * step, 2.0 - 0.25 * step);
 }
 
 void write_matrix(const fs::path& path, const Matrix& m) {
@@ -58,15 +77,18 @@ std::string sum_tics(const Matrix& m, bool rows) {
   return tics + ")";
 }
 
-// One heatmap panel with its values written in the cells; xtics / ytics are gnuplot tic lists.
+// One heatmap panel with its values written in the cells; xtics / ytics are gnuplot tic lists. With
+// log_colour the colour follows sign(v) log10(1 + |v|), so entries of 1 and of 30 are both told apart from 0.
 std::string heatmap_panel(const std::string& file, const Matrix& m, const std::string& title, double range,
-                          const std::string& xtics, const std::string& ytics) {
+                          const std::string& xtics, const std::string& ytics, bool log_colour = false) {
   std::string s = format("set title '%s'\n", title.c_str());
   s += format("set xrange [-0.5:%lld.5]\nset yrange [%lld.5:-0.5]\n", (long long)m.cols() - 1, (long long)m.rows() - 1);
-  s += format("set cbrange [%g:%g]\n", -range, range);
+  const double colour_range = log_colour ? std::log10(1 + range) : range;
+  s += format("set cbrange [%g:%g]\n", -colour_range, colour_range);
   s += "set xtics " + xtics + "\nset ytics " + ytics + "\n";
-  s += format("plot '%s' matrix with image notitle, '' matrix using 1:2:(sprintf('%%.2f', $3)) with labels "
-              "font ',7' notitle\n", file.c_str());
+  const char* colour_value = log_colour ? "(sgn($3) * log10(1 + abs($3)))" : "3";
+  s += format("plot '%s' matrix using 1:2:%s with image notitle, '' matrix using 1:2:(sprintf('%%.2f', $3)) with "
+              "labels font ',7' notitle\n", file.c_str(), colour_value);
   return s;
 }
 
@@ -127,13 +149,14 @@ void render_run_plots(const PlotData& plot) {
     // The unfolded connection matrix (HC Fig. 7).
     write_matrix(dir / "unfolded.dat", plot.unfolded);
     s += format(kTerminal, 640, 600);
-    s += "set output 'unfolded.png'\nset size ratio -1\nset colorbox\n";
+    s += "set output 'unfolded.png'\nset size ratio -1\nunset colorbox\n";
     s += "set xlabel 'output of j (0: the embedding)'\nset ylabel 'input of k (last row: the model output)'\n";
     std::string rows = "(";
     for (int64_t k = 1; k <= L + 1; ++k)
       rows += format("%s\"%s\" %lld", k > 1 ? ", " : "", k <= L ? std::to_string(k).c_str() : "out", (long long)k - 1);
-    s += heatmap_panel("unfolded.dat", plot.unfolded, plot.title + ": unfolded connection matrix c_kj (HC eq. 27)",
-                       max_abs({plot.unfolded}), "1", rows + ")");
+    s += heatmap_panel("unfolded.dat", plot.unfolded,
+                       plot.title + ": unfolded connection matrix c_kj (HC eq. 27; colour: log scale)",
+                       max_abs({plot.unfolded}), "1", rows + ")", /*log_colour=*/true);
     s += "set size noratio\n";
   }
   if (plot.has_sinkhorn) {
@@ -162,8 +185,10 @@ void render_compare_plots(const std::string& dir, const std::vector<CompareVaria
   std::string bands, lines;
   for (size_t i = 0; i < variants.size(); ++i) {
     const std::string& file = variants[i].curve_file;
-    bands += format("%s'%s' using 1:($2-$3):($2+$3) with filledcurves lc %zu notitle", i ? ", " : "", file.c_str(), i + 1);
-    lines += format(", '%s' using 1:2 with lines lw 2 lc %zu title '%s'", file.c_str(), i + 1, variants[i].name.c_str());
+    bands += format("%s'%s' using 1:($2-$3):($2+$3) with filledcurves %s notitle", i ? ", " : "", file.c_str(),
+                    colour(i).c_str());
+    lines += format(", '%s' using 1:2 with linespoints %s title '%s'", file.c_str(), line_style(i).c_str(),
+                    variants[i].name.c_str());
   }
   s += "plot " + bands + lines + "\n";
 
@@ -171,14 +196,15 @@ void render_compare_plots(const std::string& dir, const std::vector<CompareVaria
   for (size_t i = 0; i < variants.size(); ++i) {
     const CompareVariant& v = variants[i];
     if (v.diagnostics_dir.empty()) continue;
-    cosines += format("%s'%s/cosine.dat' using 1:2:4 with filledcurves lc %zu notitle, '' using 1:3 with "
-                      "linespoints lw 2 lc %zu title '%s'", cosines.empty() ? "" : ", ", v.diagnostics_dir.c_str(),
-                      i + 1, i + 1, v.name.c_str());
+    const std::string style = line_style(i);
+    cosines += format("%s'%s/cosine.dat' using 1:2:4 with filledcurves %s notitle, '' using 1:3 with "
+                      "linespoints %s title '%s'", cosines.empty() ? "" : ", ", v.diagnostics_dir.c_str(),
+                      colour(i).c_str(), style.c_str(), v.name.c_str());
     if (v.has_maps)
-      gains += format("%s'%s/gain.dat' using 1:6 with linespoints lw 2 lc %zu title '%s: composite max |col sum|', "
-                      "'' using 1:5 with linespoints dt 2 lc %zu title '%s: composite max |row sum|'",
-                      gains.empty() ? "" : ", ", v.diagnostics_dir.c_str(), i + 1, v.name.c_str(), i + 1,
-                      v.name.c_str());
+      gains += format("%s'%s/gain.dat' using 1:6 with linespoints %s title '%s: composite max |col sum|', "
+                      "'' using 1:5 with linespoints lw 1 %s dt 2 pt 1 title '%s: composite max |row sum|'",
+                      gains.empty() ? "" : ", ", v.diagnostics_dir.c_str(), style.c_str(), v.name.c_str(),
+                      colour(i).c_str(), v.name.c_str());
   }
   s += "set xlabel 'sub-layer l (attention and MLP counted separately)'\n";
   if (!cosines.empty())

@@ -11,6 +11,9 @@
 
 namespace tinylm {
 
+// Whether gnuplot is on PATH (checked once); without it the plots are left as gnuplot scripts.
+bool gnuplot_available();
+
 // One run's diagnostics directory (diagnostics.h wrote cosine.dat, gain.dat, sinkhorn.dat there).
 struct PlotData {
   std::string dir, title;
