@@ -140,15 +140,13 @@ std::string fresh_run_directory() {
   return dir;
 }
 
-}  // namespace
+// ---- train(), step by step ----
 
-TrainResult train(const TrainOptions& requested) {
+// The options a run trains with: a resumed run's settings from its checkpoint, then every value checked.
+TrainOptions checked_options(const TrainOptions& requested, const std::optional<LoadedRun>& resumed,
+                             const std::string& resume_file) {
   TrainOptions o = requested;
-  std::optional<LoadedRun> resumed;
-  std::string resume_file;
-  if (!o.resume.empty()) {
-    resume_file = checkpoint_path(o.resume);
-    resumed = read_run(resume_file);
+  if (resumed) {
     o = resumed_options(o, resumed->state);
     if (!o.given.count("out")) o.out = fs::path(resume_file).parent_path().string();
   }
@@ -167,34 +165,112 @@ TrainResult train(const TrainOptions& requested) {
   HC_CHECK(o.weight_decay >= 0 && o.clip >= 0, Error, "train: --weight-decay and --clip must be >= 0");
   HC_CHECK(!resumed || resumed->state.step < o.steps, Error, "train: the checkpoint is already at step ",
            resumed->state.step, " of ", o.steps, "; pass a larger --steps to train further");
-  if (o.threads > 0) set_num_threads(o.threads);
+  return o;
+}
 
-  // 1. Data: bytes of the corpus, 90% to train on, the last 10% to validate.
+// The text, split 90% / 10%, and the fixed validation batches. A resumed run must see the same text.
+struct RunData {
+  std::string source;       // "Debian fortunes (...)" or the file name
+  std::string fingerprint;  // of the whole text, kept in the checkpoint
+  nn::TextDataset data;
+  std::vector<nn::Batch> val_batches;
+};
+
+RunData load_data(const TrainOptions& o, const std::optional<LoadedRun>& resumed) {
   const nn::Corpus corpus = o.data.empty() ? nn::load_default_corpus() : nn::Corpus{nn::read_text_file(o.data), o.data};
-  const std::string& text = corpus.text;
-  const std::string& source = corpus.description;
-  const std::string data_fingerprint = fingerprint(text);
+  const std::string data_fingerprint = fingerprint(corpus.text);
   if (resumed) {
     auto it = resumed->state.settings.find("train.data_fingerprint");
     HC_CHECK(it != resumed->state.settings.end(), Error, "--resume: the checkpoint lacks the setting train.data_fingerprint");
     const std::string& saved = it->second;
-    HC_CHECK(saved == data_fingerprint, Error, "--resume: the training text (", source,
+    HC_CHECK(saved == data_fingerprint, Error, "--resume: the training text (", corpus.description,
              ") is not the text the checkpoint was trained on (fingerprint ", data_fingerprint, " vs ", saved, ")");
   }
-  nn::TextDataset data = nn::TextDataset::from_text(text, 0.1);
+  nn::TextDataset data = nn::TextDataset::from_text(corpus.text, 0.1);
   data.check_fits(o.model.context);
-  const std::vector<nn::Batch> val_batches = nn::eval_batches(data.val(), o.batch, o.model.context, o.eval_batches);
+  std::vector<nn::Batch> val_batches = nn::eval_batches(data.val(), o.batch, o.model.context, o.eval_batches);
+  return {corpus.description, data_fingerprint, std::move(data), std::move(val_batches)};
+}
 
-  // 2. Model, optimizer, schedule. AdamW decays the weight matrices only (nn/gpt.h, decay_split). The
-  // weights are initialised on the CPU (the same numbers on every device), then moved, before the
-  // optimizer creates its state buffers next to them.
+// AdamW with weight decay on the weight matrices only (nn/gpt.h, decay_split); built after the model has
+// moved to its device, so that its state buffers are created next to the weights.
+nn::AdamW make_optimizer(nn::GPT& model, const TrainOptions& o) {
+  nn::GPT::DecaySplit split = model.decay_split();
+  return nn::AdamW({{.params = split.decay, .weight_decay = o.weight_decay},
+                    {.params = split.no_decay, .weight_decay = 0.0}},
+                   {.lr = o.lr, .beta1 = 0.9, .beta2 = 0.95, .weight_decay = o.weight_decay});
+}
+
+// The run directory and its checkpoint file. A run continues in place, or starts in a directory of its own:
+// another run's checkpoint is never overwritten.
+std::string open_run_directory(TrainOptions& o, bool resumed, const std::string& resume_file) {
+  if (o.out.empty()) o.out = fresh_run_directory();
+  fs::create_directories(o.out);
+  const std::string checkpoint_file = (fs::path(o.out) / kCheckpointFile).string();
+  const bool continues_in_place = resumed && fs::exists(checkpoint_file) && fs::equivalent(checkpoint_file, resume_file);
+  HC_CHECK(continues_in_place || !fs::exists(checkpoint_file), Error, "train: ", o.out,
+           " already holds a checkpoint; continue it with --resume ", o.out, " or choose another --out");
+  return checkpoint_file;
+}
+
+void print_banner(const TrainOptions& o, const nn::GPT& model, Device device, const RunData& run) {
+  std::printf("tinylm: %s, %.2fM parameters, on %s\n", o.model.describe().c_str(), model.num_parameters() / 1e6,
+              device.is_cpu() ? "the CPU" : cuda::device_name(device.index).c_str());
+  std::printf("tinylm: data %s: %zu training bytes, %zu validation bytes\n", run.source.c_str(),
+              run.data.train().size(), run.data.val().size());
+  std::printf("tinylm: %lld steps of %lld x %lld tokens, AdamW lr %g (warm-up %lld, cosine to %g), %d threads -> %s\n",
+              (long long)o.steps, (long long)o.batch, (long long)o.model.context, o.lr, (long long)o.warmup,
+              o.lr / 10, num_threads(), o.out.c_str());
+}
+
+// One optimizer step on one batch: forward, backward, clip, update. Returns the loss; throws, saying which
+// checkpoint is kept, when the loss or the gradient norm is not finite (the parameters are left as they were).
+double train_step(nn::GPT& model, nn::AdamW& optimizer, const std::vector<Tensor>& parameters,
+                  const nn::Batch& batch, Device device, double clip, int64_t step, const std::string& kept,
+                  Progress& progress) {
+  Tensor loss = model.loss(batch.inputs.to(device), batch.targets.to(device));
+  const double loss_value = loss.item();
+  optimizer.zero_grad();
+  loss.backward();
+  const double grad_norm = clip > 0 ? nn::clip_grad_norm_(parameters, clip) : 0.0;
+  if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
+    progress.note(detail::concat("tinylm: ", !std::isfinite(loss_value) ? "loss" : "gradient norm", " is ",
+                                 !std::isfinite(loss_value) ? loss_value : grad_norm, " at step ", step + 1,
+                                 "; training stopped, ", kept, ". Try a lower --lr."));
+    throw Error(detail::concat("train: non-finite loss at step ", step + 1));
+  }
+  optimizer.step();
+  return loss_value;
+}
+
+// The losses and time since the last evaluation.
+struct Window {
+  double seconds = 0, loss = 0;
+  int64_t steps = 0;
+};
+
+}  // namespace
+
+TrainResult train(const TrainOptions& requested) {
+  // 1. Options: a resumed run's from its checkpoint, all checked.
+  std::optional<LoadedRun> resumed;
+  std::string resume_file;
+  if (!requested.resume.empty()) {
+    resume_file = checkpoint_path(requested.resume);
+    resumed = read_run(resume_file);
+  }
+  TrainOptions o = checked_options(requested, resumed, resume_file);
+  if (o.threads > 0) set_num_threads(o.threads);
+
+  // 2. Data: bytes of the corpus, 90% to train on, the last 10% to validate.
+  const RunData run = load_data(o, resumed);
+
+  // 3. Model, optimizer, schedule. The weights are initialised on the CPU (the same numbers on every
+  // device), then moved; a resumed run restores weights, optimizer state and the random streams' positions.
   const Device device = parse_device(o.device);
   nn::GPT model(o.model, o.seed);
   model.to(device);
-  nn::GPT::DecaySplit split = model.decay_split();
-  nn::AdamW optimizer({{.params = split.decay, .weight_decay = o.weight_decay},
-                       {.params = split.no_decay, .weight_decay = 0.0}},
-                      {.lr = o.lr, .beta1 = 0.9, .beta2 = 0.95, .weight_decay = o.weight_decay});
+  nn::AdamW optimizer = make_optimizer(model, o);
   const nn::CosineSchedule schedule{.max_lr = o.lr, .min_lr = o.lr / 10, .warmup_steps = o.warmup,
                                     .total_steps = o.steps};
   Generator data_gen(o.seed + 1);  // batch positions
@@ -206,42 +282,30 @@ TrainResult train(const TrainOptions& requested) {
     model.dropout_generator().set_offset(resumed->state.dropout_rng_offset);
   }
 
-  if (o.out.empty()) o.out = fresh_run_directory();
-  fs::create_directories(o.out);
-  const std::string checkpoint_file = (fs::path(o.out) / kCheckpointFile).string();
-  // A run continues in place, or starts in a directory of its own: another run's checkpoint is never overwritten.
-  const bool continues_in_place = resumed && fs::exists(checkpoint_file) && fs::equivalent(checkpoint_file, resume_file);
-  HC_CHECK(continues_in_place || !fs::exists(checkpoint_file), Error, "train: ", o.out,
-           " already holds a checkpoint; continue it with --resume ", o.out, " or choose another --out");
-  // metrics.csv: one row per evaluation.
+  // 4. The run directory: checkpoint, metrics.csv (one row per evaluation), diagnostics.
+  const std::string checkpoint_file = open_run_directory(o, resumed.has_value(), resume_file);
   StepCsv metrics((fs::path(o.out) / "metrics.csv").string(), "step,train_loss,val_loss,lr,tokens_per_s", start_step);
-  const std::map<std::string, std::string> settings = settings_of(o, data_fingerprint);
+  const std::map<std::string, std::string> settings = settings_of(o, run.fingerprint);
   // The diagnostics watch one fixed sequence: the first context window of the validation text.
   std::optional<Diagnostics> diagnostics;
   if (o.diagnostics) {
-    std::vector<int64_t> first_window(data.val().begin(), data.val().begin() + o.model.context);
+    std::vector<int64_t> first_window(run.data.val().begin(), run.data.val().begin() + o.model.context);
     diagnostics.emplace((fs::path(o.out) / "diagnostics").string(),
                         from_vector(first_window, {1, o.model.context}).to(device), start_step);
   }
-
-  std::printf("tinylm: %s, %.2fM parameters, on %s\n", o.model.describe().c_str(), model.num_parameters() / 1e6,
-              device.is_cpu() ? "the CPU" : cuda::device_name(device.index).c_str());
-  std::printf("tinylm: data %s: %zu training bytes, %zu validation bytes\n", source.c_str(), data.train().size(),
-              data.val().size());
-  std::printf("tinylm: %lld steps of %lld x %lld tokens, AdamW lr %g (warm-up %lld, cosine to %g), %d threads -> %s\n",
-              (long long)o.steps, (long long)o.batch, (long long)o.model.context, o.lr, (long long)o.warmup,
-              o.lr / 10, num_threads(), o.out.c_str());
+  print_banner(o, model, device, run);
   if (resumed) std::printf("tinylm: resumed from %s at step %lld\n", resume_file.c_str(), (long long)start_step);
   std::fflush(stdout);
 
-  // 3. Training.
+  // 5. Training: a step per batch; every eval_every steps, the validation loss and a checkpoint.
   TrainResult result;
   result.first_step = start_step;
   Progress progress(/*log_every=*/50);
   const int64_t tokens_per_step = o.batch * o.model.context;
   const int64_t end_step = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
-  double train_seconds = 0, window_seconds = 0, window_loss = 0;
-  int64_t window_steps = 0, last_saved = resumed ? start_step : -1;
+  double train_seconds = 0;
+  Window window;
+  int64_t last_saved = resumed ? start_step : -1;
   const std::vector<Tensor> parameters = model.parameters();  // for clipping, once rather than every step
   const Clock::time_point run_start = Clock::now();
 
@@ -249,55 +313,43 @@ TrainResult train(const TrainOptions& requested) {
     const Clock::time_point step_start = Clock::now();
     const double lr = schedule(step);
     optimizer.set_lr(lr);
-    nn::Batch batch = nn::sample_batch(data.train(), o.batch, o.model.context, data_gen);
-    Tensor loss = model.loss(batch.inputs.to(device), batch.targets.to(device));
-    const double loss_value = loss.item();
-    optimizer.zero_grad();
-    loss.backward();
-    const double grad_norm = o.clip > 0 ? nn::clip_grad_norm_(parameters, o.clip) : 0.0;
-    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
-      const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
-                                                                ") is kept in ", checkpoint_file)
-                                               : std::string("no checkpoint had been written yet");
-      progress.note(detail::concat("tinylm: ", !std::isfinite(loss_value) ? "loss" : "gradient norm", " is ",
-                                   !std::isfinite(loss_value) ? loss_value : grad_norm, " at step ", step + 1,
-                                   "; training stopped, ", kept, ". Try a lower --lr."));
-      throw Error(detail::concat("train: non-finite loss at step ", step + 1));
-    }
-    optimizer.step();
+    const nn::Batch batch = nn::sample_batch(run.data.train(), o.batch, o.model.context, data_gen);
+    const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
+                                                              ") is kept in ", checkpoint_file)
+                                             : std::string("no checkpoint had been written yet");
+    const double loss = train_step(model, optimizer, parameters, batch, device, o.clip, step, kept, progress);
 
     const double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;
-    window_seconds += step_seconds;
-    window_loss += loss_value;
-    ++window_steps;
-    result.train_losses.push_back(loss_value);
+    window.seconds += step_seconds;
+    window.loss += loss;
+    ++window.steps;
+    result.train_losses.push_back(loss);
     const int64_t done = step + 1;
     const double eta = seconds_since(run_start) / (done - start_step) * (o.steps - done);
-    progress.step(done, o.steps, loss_value, lr, tokens_per_step * window_steps / window_seconds, eta);
+    progress.step(done, o.steps, loss, lr, tokens_per_step * window.steps / window.seconds, eta);
+    if (done % o.eval_every != 0 && done != end_step) continue;
 
-    if (done % o.eval_every == 0 || done == end_step) {
-      const double val_loss = evaluate(model, val_batches, device);
-      if (diagnostics) {  // in eval mode, as the validation loss: no dropout, no draws from its generator
-        model.eval();
-        diagnostics->record(model, done);
-        model.train();
-      }
-      const double tokens_per_s = tokens_per_step * window_steps / window_seconds;
-      metrics.add(format("%lld,%.6f,%.6f,%.6g,%.1f", (long long)done, window_loss / window_steps, val_loss, lr,
-                         tokens_per_s));
-      save_run(checkpoint_file, model, &optimizer,
-               {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
-      last_saved = done;
-      progress.note(detail::concat("step ", done, ": train_loss ", window_loss / window_steps, "  val_loss ",
-                                   val_loss, "  (checkpoint saved)"));
-      result.final_val_loss = val_loss;
-      window_seconds = window_loss = 0;
-      window_steps = 0;
+    // Evaluation and checkpoint.
+    const double val_loss = evaluate(model, run.val_batches, device);
+    if (diagnostics) {  // in eval mode, as the validation loss: no dropout, no draws from its generator
+      model.eval();
+      diagnostics->record(model, done);
+      model.train();
     }
+    const double tokens_per_s = tokens_per_step * window.steps / window.seconds;
+    metrics.add(format("%lld,%.6f,%.6f,%.6g,%.1f", (long long)done, window.loss / window.steps, val_loss, lr,
+                       tokens_per_s));
+    save_run(checkpoint_file, model, &optimizer,
+             {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
+    last_saved = done;
+    progress.note(detail::concat("step ", done, ": train_loss ", window.loss / window.steps, "  val_loss ",
+                                 val_loss, "  (checkpoint saved)"));
+    result.final_val_loss = val_loss;
+    window = {};
   }
 
-  // 4. Result: the last validation loss, the training throughput and a sample.
+  // 6. Result: the last validation loss, the training throughput, the diagnostics' summary and a sample.
   const int64_t steps_run = end_step - start_step;
   result.tokens_per_s = steps_run > 0 ? tokens_per_step * steps_run / train_seconds : 0;
   if (end_step < o.steps) {
