@@ -421,7 +421,7 @@ TEST_CASE("sinkhorn at mHC's init: logits 0 on the diagonal, -1 off it") {
   std::vector<double> logits(S * S, -1.0), expected(S * S);
   for (int i = 0; i < S; ++i) logits[i * S + i] = 0.0;
   const double diagonal = 1.0 / (1.0 + (S - 1) / std::exp(1.0)), off = diagonal / std::exp(1.0);
-  CHECK(diagonal == doctest::Approx(0.4753669).epsilon(1e-7));  // the values the spec quotes for S = 4
+  CHECK(diagonal == doctest::Approx(0.4753669).epsilon(1e-7));  // mHC's H_res at init for S = 4
   CHECK(off == doctest::Approx(0.1748777).epsilon(1e-7));
   for (int k = 0; k < S * S; ++k) expected[k] = k % (S + 1) == 0 ? diagonal : off;
   Tensor x = from_vector(logits, {S, S}).to(DType::Float32);
