@@ -101,75 +101,86 @@ Tensor mhc_streams_to_input(const Tensor& streams, const Shape& shape, bool stre
 }
 
 ManifoldHyperConnections::Width ManifoldHyperConnections::width(const Tensor& input, bool mix_residuals) const {
-  const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F, SF = S * F;
+  // Named shapes (the comments keep the letters of the file's header): streams S, fracs F, frac_width d = D / F,
+  // rows S·F (row s·F + f: fraction f of stream s), batch B, tokens N (the middle dims flattened).
+  const int64_t streams = num_streams, fracs = num_fracs, frac_width = dim / fracs, rows = streams * fracs;
   const Tensor residuals = residual_transform_ ? residual_transform_->forward(input) : input;
-  int64_t B = 0;
+  int64_t batch = 0;
   Shape middle;
-  Tensor streams = mhc_streams_last(name().c_str(), residuals, S, D, streams_in_batch, B, middle);  // [B, N, S, D]
-  const int64_t N = streams.shape()[1];
-  Tensor x = streams.reshape({B, N, SF, d});            // row s·F + f: fraction f of stream s
-  const Tensor norm_input = mix_streams ? mix_streams->forward(streams).reshape({B, N, SF, d}) : x;
+  const Tensor streams_last =
+      mhc_streams_last(name().c_str(), residuals, streams, dim, streams_in_batch, batch, middle);  // [B, N, S, D]
+  const int64_t tokens = streams_last.shape()[1];
+  Tensor x = streams_last.reshape({batch, tokens, rows, frac_width});  // [B, N, S·F, d]
+  const Tensor norm_input =
+      mix_streams ? mix_streams->forward(streams_last).reshape({batch, tokens, rows, frac_width}) : x;
 
   // The projections x̂ W_p of all P proposals (and x̂ Wβ) in one fused op, x̂ = RMSNorm(norm_input):
-  // [B, N, SF, d] @ [d, P·C (+ F)], the proposals side by side.
-  const int64_t P = proposals, C = dynamic_alpha_fn.shape()[2];
-  const Tensor w_alpha = dynamic_alpha_fn.permute({1, 0, 2}).reshape({d, P * C});
-  const Tensor w_beta = static_beta.defined() ? dynamic_beta_fn.reshape({d, F}) : Tensor();
+  // [B, N, S·F, d] @ [d, P·C (+ F)], the proposals side by side; C = F + S·F columns (pre, then residual).
+  const int64_t columns = dynamic_alpha_fn.shape()[2];
+  const Tensor w_alpha = dynamic_alpha_fn.permute({1, 0, 2}).reshape({frac_width, proposals * columns});
+  const Tensor w_beta = static_beta.defined() ? dynamic_beta_fn.reshape({frac_width, fracs}) : Tensor();
   const Tensor projections =
       scaled_rms_norm_matmul(norm_input, norm->gamma, w_beta.defined() ? cat({w_alpha, w_beta}, 1) : w_alpha);
 
-  // α_p = A + scale ⊙ (x̂ W_p): [B, N, P, SF, C]
-  Tensor scale = cat({pre_branch_scale.expand({F}), residual_scale.expand({SF})}, 0);  // [C]
-  Tensor alpha = static_alpha + scale * projections.narrow(-1, 0, P * C).reshape({B, N, SF, P, C}).permute({0, 1, 3, 2, 4});
-  Tensor res_logits = alpha.narrow(-1, F, SF);  // [B, N, P, SF, SF]
+  // α_p = A + scale ⊙ (x̂ W_p): [B, N, P, S·F, C]
+  Tensor scale = cat({pre_branch_scale.expand({fracs}), residual_scale.expand({rows})}, 0);  // [C]
+  Tensor alpha = static_alpha + scale * projections.narrow(-1, 0, proposals * columns)
+                                            .reshape({batch, tokens, rows, proposals, columns})
+                                            .permute({0, 1, 3, 2, 4});
+  Tensor res_logits = alpha.narrow(-1, fracs, rows);  // [B, N, P, S·F, S·F]
   Tensor h_res = constraint_ ? constraint_(res_logits) : sinkhorn(res_logits, sinkhorn_iters, sinkhorn_domain);
   HC_CHECK(h_res.shape() == res_logits.shape(), ShapeError, "ManifoldHyperConnections: residual_mix_constraint_fn ",
            "returned ", h_res.shape(), " for logits ", res_logits.shape(), " (it must keep the shape)");
   Width out;
   out.h_res_logits = res_logits;
-  out.h_pre = mean(sigmoid(alpha.narrow(-1, 0, F)), {2});  // [B, N, SF, F]
-  out.h_res = mean(h_res, {2});                            // [B, N, SF, SF]
+  out.h_pre = mean(sigmoid(alpha.narrow(-1, 0, fracs)), {2});  // [B, N, S·F, F]
+  out.h_res = mean(h_res, {2});                                // [B, N, S·F, S·F]
 
   // u[f2] = Σ_r H_pre[r, f2] x[r] -> [B, N, F, d] = [B, N*, D];  m[c'] = Σ_r H_res[r, c'] x[r] -> [B, N, S, D]
   Shape branch_shape = middle;
-  branch_shape.insert(branch_shape.begin(), B);
-  branch_shape.push_back(D);
+  branch_shape.insert(branch_shape.begin(), batch);
+  branch_shape.push_back(dim);
   out.branch_input = stream_mix(out.h_pre, x).reshape(branch_shape);
   out.streams = x;
   out.input_shape = residuals.shape();
   if (mix_residuals)
-    out.residuals = mhc_streams_to_input(stream_mix(out.h_res, x).reshape({B, N, S, D}), out.input_shape, streams_in_batch);
+    out.residuals = mhc_streams_to_input(stream_mix(out.h_res, x).reshape({batch, tokens, streams, dim}),
+                                         out.input_shape, streams_in_batch);
   if (static_beta.defined()) {
-    // β[s, f1, f2] = 2σ(bβ[s, f1] + h_post_scale x̂[s, f1] · Wβ[:, f2]): [B, N, SF, F] -> [B, N, S, F, F]
-    Tensor b_beta = static_beta.reshape({SF, 1});
-    out.beta = (2.0 * sigmoid(b_beta + h_post_scale * projections.narrow(-1, P * C, F))).reshape({B, N, S, F, F});
+    // β[s, f1, f2] = 2σ(bβ[s, f1] + h_post_scale x̂[s, f1] · Wβ[:, f2]): [B, N, S·F, F] -> [B, N, S, F, F]
+    Tensor b_beta = static_beta.reshape({rows, 1});
+    out.beta = (2.0 * sigmoid(b_beta + h_post_scale * projections.narrow(-1, proposals * columns, fracs)))
+                   .reshape({batch, tokens, streams, fracs, fracs});
   }
   return out;
 }
 
+// β [B, N, S, F1, F2] laid out as mixing weights [B, N, F1, S·F2] (a copy of B·N·S·F² values): stream_mix of
+// them with y [B, N, F, d] gives the branch output's share of every row, [B, N, S·F, d] = [B, N, S, D].
+Tensor ManifoldHyperConnections::beta_as_mix(const Width& w) const {
+  const int64_t batch = w.beta.shape()[0], tokens = w.beta.shape()[1];
+  return w.beta.permute({0, 1, 3, 2, 4}).reshape({batch, tokens, num_fracs, num_streams * num_fracs});
+}
+
 Tensor ManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) const {
   if (!static_beta.defined()) return y;  // add_branch_out_to_residual = false
-  const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
-  const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
+  const int64_t batch = w.beta.shape()[0], tokens = w.beta.shape()[1], frac_width = dim / num_fracs;
   check_branch_output("ManifoldHyperConnections", y, w.branch_input);
-  // Depth connection: o[s, f2] = Σ_f1 β[s, f1, f2] y[f1]. β [B, N, S, F1, F2] is laid out as mixing
-  // weights [B, N, F1, S·F2] (a copy of B·N·S·F² values), which mix y [B, N, F, d] into
-  // [B, N, S·F, d] = [B, N, S, D].
-  Tensor beta = w.beta.permute({0, 1, 3, 2, 4}).reshape({B, N, F, S * F});
-  Tensor o = stream_mix(beta, y.reshape({B, N, F, d})).reshape({B, N, S, D});
+  // Depth connection: o[s, f2] = Σ_f1 β[s, f1, f2] y[f1].
+  Tensor o = stream_mix(beta_as_mix(w), y.reshape({batch, tokens, num_fracs, frac_width}))
+                 .reshape({batch, tokens, num_streams, dim});
   o = mhc_streams_to_input(o, w.input_shape, streams_in_batch);
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
 }
 
-Tensor ManifoldHyperConnections::merge(const Width& w, const Tensor& y) const {
-  const int64_t S = num_streams, F = num_fracs, D = dim, d = D / F;
-  const int64_t B = w.beta.shape()[0], N = w.beta.shape()[1];
+Tensor ManifoldHyperConnections::add_residual_by_stream_mix_add(const Width& w, const Tensor& y) const {
+  const int64_t batch = w.beta.shape()[0], tokens = w.beta.shape()[1], frac_width = dim / num_fracs;
   check_branch_output("ManifoldHyperConnections", y, w.branch_input);
-  // x_{l+1} = H_res^T x + β^T y: the mixed streams [B, N, S·F, d] and the branch output's F fractions as
-  // extra rows, one kernel pass instead of a mix, a mix and an add.
-  Tensor beta = w.beta.permute({0, 1, 3, 2, 4}).reshape({B, N, F, S * F});
-  Tensor merged = stream_mix_add(w.h_res, w.streams, beta, y.reshape({B, N, F, d})).reshape({B, N, S, D});
-  return dropout_->forward(mhc_streams_to_input(merged, w.input_shape, streams_in_batch));
+  // x_{l+1} = H_res^T x + β^T y (mHC eq. 3): the mixed streams [B, N, S·F, d] and the branch output's F
+  // fractions as extra rows, one kernel pass instead of a mix, a mix and an add.
+  Tensor next = stream_mix_add(w.h_res, w.streams, beta_as_mix(w), y.reshape({batch, tokens, num_fracs, frac_width}))
+                    .reshape({batch, tokens, num_streams, dim});
+  return dropout_->forward(mhc_streams_to_input(next, w.input_shape, streams_in_batch));
 }
 
 std::optional<ConnectionMaps> ManifoldHyperConnections::maps(const Tensor& residuals) const {
@@ -194,7 +205,7 @@ ConnectionSplit ManifoldHyperConnections::split(const Tensor& residuals) const {
   // nothing to merge: both take the two-step path.
   if (depth_residual_fn_ || !static_beta.defined()) return split_of(*this, residuals);
   auto w = std::make_shared<Width>(width(residuals, /*mix_residuals=*/false));
-  return {w->branch_input, [this, w](const Tensor& y) { return merge(*w, y); }};
+  return {w->branch_input, [this, w](const Tensor& y) { return add_residual_by_stream_mix_add(*w, y); }};
 }
 
 std::shared_ptr<ConnectionModule> make_manifold_hyper_connections(int64_t S, ManifoldHyperConnectionsOptions o,

@@ -116,8 +116,10 @@ class ManifoldHyperConnections : public ConnectionModule {
   std::function<Tensor(const Tensor&)> constraint_;
   std::shared_ptr<DepthResidual> depth_residual_fn_;
 
-  // The depth step with the residual mix fused in: H_res^T x + β^T y in one pass.
-  Tensor merge(const Width& width, const Tensor& branch_output) const;
+  // The depth step with the residual mix fused in: H_res^T x + β^T y in one stream_mix_add pass.
+  Tensor add_residual_by_stream_mix_add(const Width& width, const Tensor& branch_output) const;
+  // β [B, N, S, F, F] as stream_mix weights [B, N, F, S·F] for the branch output's F fractions.
+  Tensor beta_as_mix(const Width& width) const;
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;
 };

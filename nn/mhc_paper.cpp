@@ -1,5 +1,6 @@
-// PaperManifoldHyperConnections: equations, orientation and init in nn/mhc_paper.h. Shapes: B batch, N the
-// middle dims N* flattened, S = n streams, D = C features.
+// PaperManifoldHyperConnections: equations, orientation and init in nn/mhc_paper.h. The shapes in the
+// comments use B = batch, N = tokens (the middle dims N* flattened), S = streams (the paper's n), D = dim (the
+// paper's C).
 #include "hcgrad/nn/mhc_paper.h"
 
 #include "hcgrad/autograd/grad_mode.h"
@@ -35,20 +36,21 @@ PaperManifoldHyperConnections::PaperManifoldHyperConnections(int64_t S, Manifold
            "PaperManifoldHyperConnections: sinkhorn_iters must be >= 1, got ", o.sinkhorn_iters);
   HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
            "PaperManifoldHyperConnections: dropout > 0 needs options.dropout_generator");
-  const int64_t home = ((o.layer_index % S) + S) % S;
+  const int64_t streams = S, home = ((o.layer_index % streams) + streams) % streams;
   const TensorOptions options{.dtype = o.dtype};
-  std::vector<double> one_hot(static_cast<size_t>(S), 0.0);
+  std::vector<double> one_hot(static_cast<size_t>(streams), 0.0);
   one_hot[home] = 1.0;
 
   if (residual_transform_) register_module("residual_transform", residual_transform_);
-  norm = register_module("norm", std::make_shared<ScaledRMSNorm>(S * o.dim, o.dtype));
-  phi = register_parameter("phi", zeros({S * o.dim, 2 * S + S * S}, options));
+  norm = register_module("norm", std::make_shared<ScaledRMSNorm>(streams * o.dim, o.dtype));
+  // φ [S·D, S + S + S²]: the H_pre, H_post and H_res projections side by side
+  phi = register_parameter("phi", zeros({streams * o.dim, 2 * streams + streams * streams}, options));
   alpha_pre = register_parameter("alpha_pre", full({}, 0.01, options));
   alpha_post = register_parameter("alpha_post", full({}, 0.01, options));
   alpha_res = register_parameter("alpha_res", full({}, 0.01, options));
-  b_pre = register_parameter("b_pre", from_vector(one_hot, {S}).to(o.dtype));
-  b_post = register_parameter("b_post", ones({S}, options));
-  b_res = register_parameter("b_res", eye(S, options));
+  b_pre = register_parameter("b_pre", from_vector(one_hot, {streams}).to(o.dtype));  // [S]
+  b_post = register_parameter("b_post", ones({streams}, options));                  // [S]
+  b_res = register_parameter("b_res", eye(streams, options));                      // [S, S]
   if (depth_residual_fn_) register_module("depth_residual_fn", depth_residual_fn_);
   dropout_ = std::make_shared<Dropout>(o.dropout, o.dropout_generator ? *o.dropout_generator : unused_generator_);
   register_module("dropout", dropout_);
@@ -56,20 +58,23 @@ PaperManifoldHyperConnections::PaperManifoldHyperConnections(int64_t S, Manifold
 
 PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const Tensor& input,
                                                                           bool mix_residuals) const {
-  const int64_t S = num_streams, D = dim;
+  const int64_t streams = num_streams;
   const Tensor residuals = residual_transform_ ? residual_transform_->forward(input) : input;
-  int64_t B = 0;
+  int64_t batch = 0;
   Shape middle;
-  Tensor x = mhc_streams_last(name().c_str(), residuals, S, D, streams_in_batch, B, middle);  // [B, N, S, D]
-  const int64_t N = x.shape()[1];
+  Tensor x =
+      mhc_streams_last(name().c_str(), residuals, streams, dim, streams_in_batch, batch, middle);  // [B, N, S, D]
+  const int64_t tokens = x.shape()[1];
 
   // eq. 7: x⃗' = RMSNorm(vec(x_l)) [B, N, S·D]; one projection [B, N, 2S + S²], fused as the paper does (the
   // norm divides the projection's small result, section 4.3.1)
-  Tensor projection = scaled_rms_norm_matmul(x.reshape({B, N, S * D}), norm->gamma, phi);
+  Tensor projection = scaled_rms_norm_matmul(x.reshape({batch, tokens, streams * dim}), norm->gamma, phi);
   Width out;
-  out.h_pre = sigmoid(alpha_pre * projection.narrow(-1, 0, S) + b_pre);               // eq. 8
-  out.h_post = 2.0 * sigmoid(alpha_post * projection.narrow(-1, S, S) + b_post);
-  Tensor res_logits = alpha_res * projection.narrow(-1, 2 * S, S * S).reshape({B, N, S, S}) + b_res;  // [t, s]
+  out.h_pre = sigmoid(alpha_pre * projection.narrow(-1, 0, streams) + b_pre);                // eq. 8, [B, N, S]
+  out.h_post = 2.0 * sigmoid(alpha_post * projection.narrow(-1, streams, streams) + b_post);  // [B, N, S]
+  Tensor res_logits =  // [B, N, S, S], [t, s]
+      alpha_res * projection.narrow(-1, 2 * streams, streams * streams).reshape({batch, tokens, streams, streams}) +
+      b_res;
   out.h_res_logits = res_logits;
   out.h_res = constraint_ ? constraint_(res_logits) : sinkhorn(res_logits, sinkhorn_iters, sinkhorn_domain);  // eq. 9
   HC_CHECK(out.h_res.shape() == res_logits.shape(), ShapeError, "PaperManifoldHyperConnections: ",
@@ -77,8 +82,8 @@ PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const 
 
   // eq. 3: u = H_pre x_l = Σ_s H_pre[s] x_s;  r_t = (H_res x_l)_t = Σ_s H_res[t, s] x_s
   Shape branch_shape = middle;
-  branch_shape.insert(branch_shape.begin(), B);
-  branch_shape.push_back(D);
+  branch_shape.insert(branch_shape.begin(), batch);  // [B, N*, D]
+  branch_shape.push_back(dim);
   // As stream mixes: H_pre [B, N, S] is the weights [B, N, S, 1], H_res^T [B, N, S, S] the weights [s, t].
   out.branch_input = stream_mix(out.h_pre.unsqueeze(-1), x).reshape(branch_shape);
   out.streams = x;
@@ -89,21 +94,22 @@ PaperManifoldHyperConnections::Width PaperManifoldHyperConnections::width(const 
 }
 
 Tensor PaperManifoldHyperConnections::add_residual(const Width& w, const Tensor& y) const {
-  const int64_t D = dim, B = w.h_post.shape()[0], N = w.h_post.shape()[1];
+  const int64_t batch = w.h_post.shape()[0], tokens = w.h_post.shape()[1];
   check_branch_output("PaperManifoldHyperConnections", y, w.branch_input);
   // eq. 3: H_post^T F(u): stream t gets H_post[t] · y   [B, N, S, 1] * [B, N, 1, D]
-  Tensor o = mhc_streams_to_input(w.h_post.unsqueeze(-1) * y.reshape({B, N, 1, D}), w.input_shape,
+  Tensor o = mhc_streams_to_input(w.h_post.unsqueeze(-1) * y.reshape({batch, tokens, 1, dim}), w.input_shape,
                                   streams_in_batch);
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
 }
 
-Tensor PaperManifoldHyperConnections::merge(const Width& w, const Tensor& y) const {
-  const int64_t D = dim, B = w.h_post.shape()[0], N = w.h_post.shape()[1];
+Tensor PaperManifoldHyperConnections::add_residual_by_stream_mix_add(const Width& w, const Tensor& y) const {
+  const int64_t batch = w.h_post.shape()[0], tokens = w.h_post.shape()[1];
   check_branch_output("PaperManifoldHyperConnections", y, w.branch_input);
   // eq. 3: x_{l+1} = H_res x_l + H_post^T F(u), the branch output y as one extra row weighted by H_post
   // [B, N, 1, S]: one kernel pass instead of a mix, a product and an add.
   Tensor merged =
-      stream_mix_add(w.h_res.transpose(-1, -2), w.streams, w.h_post.unsqueeze(-2), y.reshape({B, N, 1, D}));
+      stream_mix_add(w.h_res.transpose(-1, -2), w.streams, w.h_post.unsqueeze(-2),
+                     y.reshape({batch, tokens, 1, dim}));  // [B, N, S, D]
   return dropout_->forward(mhc_streams_to_input(merged, w.input_shape, streams_in_batch));
 }
 
@@ -123,7 +129,7 @@ ConnectionSplit PaperManifoldHyperConnections::split(const Tensor& residuals) co
   // A custom depth_residual_fn needs the mixed residuals on their own: the two-step path.
   if (depth_residual_fn_) return split_of(*this, residuals);
   auto w = std::make_shared<Width>(width(residuals, /*mix_residuals=*/false));
-  return {w->branch_input, [this, w](const Tensor& y) { return merge(*w, y); }};
+  return {w->branch_input, [this, w](const Tensor& y) { return add_residual_by_stream_mix_add(*w, y); }};
 }
 
 }  // namespace hcgrad::nn

@@ -73,8 +73,8 @@ class PaperManifoldHyperConnections : public ConnectionModule {
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;
 
-  // The depth step with the residual mix fused in: H_res x + H_post^T y in one pass (eq. 3).
-  Tensor merge(const Width& width, const Tensor& branch_output) const;
+  // The depth step with the residual mix fused in: H_res x + H_post^T y in one stream_mix_add pass (eq. 3).
+  Tensor add_residual_by_stream_mix_add(const Width& width, const Tensor& branch_output) const;
 };
 
 }  // namespace hcgrad::nn

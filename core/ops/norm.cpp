@@ -37,7 +37,8 @@ Tensor rows_of(const Tensor& x, int64_t D) {
   return as_strided(dense, {D == 0 ? 0 : dense.numel() / D, D}, {D, 1}, dense.offset());
 }
 
-Tensor maybe_empty(bool wanted, const Shape& shape, TensorOptions options) {
+// A zero-filled gradient buffer when the gradient is wanted (the kernel accumulates into it), else undefined.
+Tensor zeros_if_needed(bool wanted, const Shape& shape, TensorOptions options) {
   return wanted ? zeros(shape, options) : Tensor();
 }
 
@@ -58,8 +59,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                     const Tensor& g, const Needs& need) {
                   Tensor xr = rows.get(), wv = w.get();
                   Tensor grad_x = need[0] ? Tensor::empty(xr.shape(), g.options()) : Tensor();
-                  Tensor grad_w = maybe_empty(need[1], normalized_shape, g.options());
-                  Tensor grad_b = maybe_empty(need[2], normalized_shape, g.options());
+                  Tensor grad_w = zeros_if_needed(need[1], normalized_shape, g.options());
+                  Tensor grad_b = zeros_if_needed(need[2], normalized_shape, g.options());
                   HC_KERNEL(layer_norm_backward, g, grad_x, grad_w, grad_b, rows_of(g, xr.shape()[1]), xr, wv, mean, rstd);
                   return TensorList{need[0] ? grad_x.reshape(shape) : Tensor(), grad_w, grad_b};
                 });
@@ -78,7 +79,7 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
                     const Tensor& g, const Needs& need) {
                   Tensor xr = rows.get(), wv = w.get();
                   Tensor grad_x = need[0] ? Tensor::empty(xr.shape(), g.options()) : Tensor();
-                  Tensor grad_w = maybe_empty(need[1], normalized_shape, g.options());
+                  Tensor grad_w = zeros_if_needed(need[1], normalized_shape, g.options());
                   HC_KERNEL(rms_norm_backward, g, grad_x, grad_w, rows_of(g, xr.shape()[1]), xr, wv, rstd);
                   return TensorList{need[0] ? grad_x.reshape(shape) : Tensor(), grad_w};
                 });
