@@ -105,14 +105,21 @@ void check_in_place(const char* op, const Tensor& self) {
            "steps), or use the out-of-place op");
   self.storage()->bump_version();
 }
+
+// The checks of an elementwise in-place op (add_, mul_): `other` has self's dtype and device and broadcasts
+// to self's shape; returns it as that broadcast view.
+Tensor in_place_operand(const char* op, const Tensor& self, const Tensor& other) {
+  check_same_dtype(op, self, other);
+  check_same_device(op, self, other);
+  check_floating(op, self);
+  Tensor b = broadcast_view(op, other, self.shape());
+  check_in_place(op, self);
+  return b;
+}
 }  // namespace
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
-  check_same_dtype("add_", *this, other);
-  check_same_device("add_", *this, other);
-  check_floating("add_", *this);
-  Tensor b = broadcast_view("add_", other, shape());
-  check_in_place("add_", *this);
+  const Tensor b = in_place_operand("add_", *this, other);
   const Tensor& self = *this;
   // self = self + alpha * b, on self's device.
   HC_KERNEL(add_scaled, /*on=*/self, /*out=*/self, /*a=*/self, /*b=*/b, alpha);
@@ -120,11 +127,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 }
 
 Tensor& Tensor::mul_(const Tensor& other) {
-  check_same_dtype("mul_", *this, other);
-  check_same_device("mul_", *this, other);
-  check_floating("mul_", *this);
-  Tensor b = broadcast_view("mul_", other, shape());
-  check_in_place("mul_", *this);
+  const Tensor b = in_place_operand("mul_", *this, other);
   const Tensor& self = *this;
   // self = self * b, on self's device.
   HC_KERNEL(binary, /*on=*/self, BinaryOp::Mul, /*out=*/self, /*a=*/self, /*b=*/b);

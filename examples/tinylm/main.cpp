@@ -56,11 +56,11 @@ std::string closest(const std::string& word, const std::vector<std::string>& kno
 // flag of the chosen subcommand.
 void suggest_corrections(const CLI::App& app, int argc, char** argv) {
   std::vector<std::string> subcommands;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-    subcommands.push_back(sub->get_name());
   const CLI::App* chosen = nullptr;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    subcommands.push_back(sub->get_name());
     if (argc > 1 && sub->get_name() == argv[1]) chosen = sub;
+  }
   if (argc > 1 && !chosen && argv[1][0] != '-') {
     const std::string guess = closest(argv[1], subcommands);
     if (!guess.empty()) std::fprintf(stderr, "tinylm: unknown command '%s'; did you mean '%s'?\n", argv[1], guess.c_str());
