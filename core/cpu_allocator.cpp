@@ -1,11 +1,13 @@
 #include "hcgrad/core/cpu_allocator.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <mutex>
 #include <new>
 #include <unordered_map>
 #include <vector>
 
+#include "hcgrad/core/error.h"
 #include "hcgrad/core/profile.h"
 
 namespace hcgrad {
@@ -44,11 +46,29 @@ Cache& cache() {
   return *instance;
 }
 
+// The system said no: an OutOfMemoryError that names the size, instead of a bare std::bad_alloc.
+[[noreturn]] void out_of_memory(size_t nbytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double size = static_cast<double>(nbytes);
+  int unit = 0;
+  for (; size >= 1024 && unit < 6; ++unit) size /= 1024;
+  char readable[32];
+  std::snprintf(readable, sizeof readable, unit == 0 ? "%.0f %s" : "%.1f %s", size, units[unit]);
+  throw OutOfMemoryError(detail::concat("storage: cannot allocate ", readable, " (", nbytes,
+                                        " bytes) on the cpu: out of memory, or over the process's memory limit"));
+}
+
 }  // namespace
 
 void* cpu_allocate(size_t nbytes) {
   profile::Scope scope("allocate", profile::Category::Allocator);
-  if (nbytes < kSmall) return ::operator new(nbytes, kAlignment);
+  if (nbytes < kSmall) {
+    try {
+      return ::operator new(nbytes, kAlignment);
+    } catch (const std::bad_alloc&) {
+      out_of_memory(nbytes);
+    }
+  }
   const size_t size = size_class(nbytes);
   Cache& c = cache();
   {
@@ -70,9 +90,11 @@ void* cpu_allocate(size_t nbytes) {
     try {
       return ::operator new(size, kAlignment);
     } catch (const std::bad_alloc&) {
-      std::lock_guard<std::mutex> lock(c.mutex);
-      c.stats.allocated -= size;
-      throw;
+      {
+        std::lock_guard<std::mutex> lock(c.mutex);
+        c.stats.allocated -= size;
+      }
+      out_of_memory(size);
     }
   }
 }
@@ -89,9 +111,14 @@ void cpu_release(void* block, size_t nbytes) {
     std::lock_guard<std::mutex> lock(c.mutex);
     c.stats.allocated -= size;
     if (c.stats.cached + size <= kCacheLimit) {
-      c.free_blocks[size].push_back(block);
-      c.stats.cached += size;
-      return;
+      // Keeping the block needs a little memory itself; when even that fails (memory is exhausted, and this
+      // may run during the unwinding of an out-of-memory error) the block goes back to the system instead.
+      try {
+        c.free_blocks[size].push_back(block);
+        c.stats.cached += size;
+        return;
+      } catch (const std::bad_alloc&) {
+      }
     }
   }
   ::operator delete(block, kAlignment);

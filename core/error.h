@@ -30,6 +30,10 @@ class IndexError : public Error {  // an index value out of range (embedding ids
  public:
   using Error::Error;
 };
+class OutOfMemoryError : public Error {  // an allocation the machine (or the process's limit) cannot give
+ public:
+  using Error::Error;
+};
 
 namespace detail {
 // Streams every argument into one string: concat("sum: dim ", 3, " out of range for ", shape).

@@ -9,13 +9,16 @@ namespace hcgrad {
 
 namespace {
 std::mutex control_mutex;
-std::unique_ptr<tbb::global_control> thread_cap;  // alive while a cap is in force
+// Alive while a cap is in force. Never destroyed at exit: ending a cap may make oneTBB start worker threads,
+// and a destructor that throws then (pthread_create fails when memory has run out) would abort the program.
+tbb::global_control* thread_cap = nullptr;
 }  // namespace
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(control_mutex);
-  thread_cap.reset();
-  if (n > 0) thread_cap = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
+  delete thread_cap;
+  thread_cap = nullptr;
+  if (n > 0) thread_cap = new tbb::global_control(tbb::global_control::max_allowed_parallelism, n);
 }
 
 int num_threads() {

@@ -1,6 +1,7 @@
 #include "hcgrad/core/shape.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "hcgrad/core/error.h"
 
@@ -16,6 +17,18 @@ int64_t numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t size : shape) n *= size;
   return n;
+}
+
+int64_t checked_numel(const char* op, const Shape& shape, size_t itemsize) {
+  uint64_t bound = itemsize;  // the product of max(size, 1) and itemsize, kept <= INT64_MAX
+  for (int64_t size : shape) {
+    HC_CHECK(size >= 0, ShapeError, op, ": negative size in shape ", shape);
+    HC_CHECK(!__builtin_mul_overflow(bound, static_cast<uint64_t>(std::max<int64_t>(size, 1)), &bound) &&
+                 bound <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+             ShapeError, op, ": shape ", shape, " is too large: ", itemsize == 1 ? "its element count" : "its byte count",
+             " overflows a 64-bit integer");
+  }
+  return numel(shape);
 }
 
 Strides contiguous_strides(const Shape& shape) {
@@ -73,15 +86,18 @@ Shape infer_reshape(const char* op, const Shape& target, int64_t count, const Sh
       infer_at = d;
     } else {
       HC_CHECK(out[d] >= 0, ShapeError, op, ": invalid size ", out[d], " in ", target);
-      known *= out[d];
     }
   }
+  Shape known_sizes = out;
+  if (infer_at >= 0) known_sizes.erase(known_sizes.begin() + infer_at);
+  checked_numel(op, known_sizes);  // the target's sizes may come from anywhere; their product must not overflow
+  known = numel(known_sizes);
   if (infer_at >= 0) {
     HC_CHECK(known != 0 && count % known == 0, ShapeError, op, ": cannot reshape ", from, " (", count,
              " elements) into ", target);
     out[infer_at] = count / known;
   }
-  HC_CHECK(numel(out) == count, ShapeError, op, ": cannot reshape ", from, " (", count, " elements) into ", target);
+  HC_CHECK(checked_numel(op, out) == count, ShapeError, op, ": cannot reshape ", from, " (", count, " elements) into ", target);
   return out;
 }
 

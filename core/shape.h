@@ -22,8 +22,16 @@ using Strides = Shape;
 
 std::ostream& operator<<(std::ostream& out, const Shape& shape);
 
-// Number of elements: the product of the sizes (1 for a 0-d scalar, 0 if any size is 0).
+// Number of elements: the product of the sizes (1 for a 0-d scalar, 0 if any size is 0). Unchecked: for a
+// shape that checked_numel has accepted.
 int64_t numel(const Shape& shape);
+
+// Where a shape is born (a new tensor, a reshape or expand target, a file's header): checks that every size
+// is >= 0 and that the shape's byte count, with `itemsize` bytes per element, fits in int64 — counting a
+// size of 0 as 1, so that the strides and partial products any kernel computes from the shape cannot
+// overflow either. Returns the number of elements; throws ShapeError "<op>: shape [...] ..." otherwise.
+// Example: checked_numel("empty", {256, int64_t(1) << 62}, 4) throws (2^72 bytes).
+int64_t checked_numel(const char* op, const Shape& shape, size_t itemsize = 1);
 
 // Row-major strides: the last dim is contiguous. [2,3,4] -> [12,4,1].
 Strides contiguous_strides(const Shape& shape);

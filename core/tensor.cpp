@@ -7,10 +7,10 @@
 namespace hcgrad {
 
 Tensor Tensor::empty(const Shape& shape, TensorOptions options) {
-  for (int64_t size : shape) HC_CHECK(size >= 0, ShapeError, "empty: negative size in shape ", shape);
+  const size_t bytes = static_cast<size_t>(checked_numel("empty", shape, itemsize(options.dtype))) *
+                       itemsize(options.dtype);
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(hcgrad::numel(shape)) * itemsize(options.dtype),
-                                            options.device);
+  impl->storage = std::make_shared<Storage>(bytes, options.device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = options.dtype;

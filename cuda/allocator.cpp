@@ -85,6 +85,9 @@ void* allocate(size_t nbytes, int device) {
     }
     if (status != cudaSuccess) {
       cudaGetLastError();
+      if (status == cudaErrorMemoryAllocation)
+        throw OutOfMemoryError(detail::concat("storage: cannot allocate ", mib(size), " MiB on cuda:", device, " (",
+                                              mib(dev.stats.allocated), " MiB held by tensors): out of memory"));
       throw DeviceError(detail::concat("storage: cannot allocate ", mib(size), " MiB on cuda:", device, " (",
                                        mib(dev.stats.allocated), " MiB held by tensors): ", cudaGetErrorString(status)));
     }

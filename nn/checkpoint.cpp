@@ -121,12 +121,53 @@ std::vector<const Entry*> in_data_order(const std::vector<Entry>& entries) {
   return sorted;
 }
 
-// The checksum's canonical form of the tensor table: for each tensor in data order, as u64 little-endian
-// integers and length-prefixed strings:
-//   name, dtype ("F32"...), ndim, each size, begin, end
-// Then the caller hashes the data section's bytes. The user's metadata is not covered, so tools that
-// edit annotations do not invalidate the file.
-void hash_table(Fnv1a64& hash, const std::vector<const Entry*>& table) {
+// The checksum covers what a reader trusts: the metadata and each tensor by name (dtype, shape, values). Its
+// canonical form does not depend on how a writer lays the file out (tensor order, offsets, header spacing,
+// padding), so a file re-saved by any conforming safetensors writer that keeps the metadata still verifies,
+// while any edited value or annotation does not. The canonical bytes, as u64 little-endian integers and
+// length-prefixed strings (u64 length, then the bytes):
+//   "hcgrad-checksum-2"
+//   the number of metadata entries, then each entry but the checksum itself, sorted by key: key, value
+//   the number of tensors, then each tensor sorted by name: name, dtype ("F32"...), ndim, each size, byte
+//   count, the raw little-endian bytes
+// The stored value is "fnv1a64-v2:" and the FNV-1a 64-bit hash of those bytes in 16 hex digits.
+constexpr const char* kChecksumPrefix = "fnv1a64-v2:";
+// Files saved before version 2 carry "fnv1a64:<hex>", a hash of the tensor table in data order (name, dtype,
+// ndim, sizes, begin, end) and then the data section, which leaves the metadata out. They still verify.
+constexpr const char* kLegacyChecksumPrefix = "fnv1a64:";
+
+// One tensor of the file for the checksum: its table row and where its bytes are.
+struct TensorBytes {
+  const Entry* entry;
+  const uint8_t* bytes;
+};
+
+uint64_t content_digest(const Metadata& metadata, std::vector<TensorBytes> tensors) {
+  std::sort(tensors.begin(), tensors.end(),
+            [](const TensorBytes& a, const TensorBytes& b) { return a.entry->name < b.entry->name; });
+  Fnv1a64 hash;
+  hash.update_string("hcgrad-checksum-2");
+  hash.update_u64(metadata.size() - metadata.count(kChecksumKey));
+  for (const auto& [key, value] : metadata) {  // std::map: sorted by key
+    if (key == kChecksumKey) continue;
+    hash.update_string(key);
+    hash.update_string(value);
+  }
+  hash.update_u64(tensors.size());
+  for (const TensorBytes& t : tensors) {
+    const Entry& e = *t.entry;
+    hash.update_string(e.name);
+    hash.update_string(safetensors_dtype(e.dtype));
+    hash.update_u64(e.shape.size());
+    for (int64_t size : e.shape) hash.update_u64(static_cast<uint64_t>(size));
+    hash.update_u64(e.end - e.begin);
+    hash.update(t.bytes, e.end - e.begin);
+  }
+  return hash.digest();
+}
+
+uint64_t legacy_digest(const std::vector<const Entry*>& table, const uint8_t* section, uint64_t section_bytes) {
+  Fnv1a64 hash;
   for (const Entry* e : table) {
     hash.update_string(e->name);
     hash.update_string(safetensors_dtype(e->dtype));
@@ -135,19 +176,26 @@ void hash_table(Fnv1a64& hash, const std::vector<const Entry*>& table) {
     hash.update_u64(e->begin);
     hash.update_u64(e->end);
   }
+  hash.update(section, section_bytes);
+  return hash.digest();
 }
 
-std::string format_checksum(uint64_t digest) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "fnv1a64:%016" PRIx64, digest);
+std::string format_checksum(const char* prefix, uint64_t digest) {
+  char text[40];
+  std::snprintf(text, sizeof(text), "%s%016" PRIx64, prefix, digest);
   return text;
 }
 
-bool is_checksum_format(const std::string& text) {
-  const std::string prefix = "fnv1a64:";
-  if (text.size() != prefix.size() + 16 || text.compare(0, prefix.size(), prefix) != 0) return false;
-  return std::all_of(text.begin() + prefix.size(), text.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+// The prefix of a well-formed checksum value ("fnv1a64-v2:" or the legacy "fnv1a64:"), or nullptr.
+const char* checksum_prefix(const std::string& text) {
+  for (const char* prefix : {kChecksumPrefix, kLegacyChecksumPrefix}) {
+    const size_t n = std::strlen(prefix);
+    if (text.size() == n + 16 && text.compare(0, n, prefix) == 0 &&
+        std::all_of(text.begin() + static_cast<std::ptrdiff_t>(n), text.end(),
+                    [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+      return prefix;
+  }
+  return nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -248,15 +296,14 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
     offset += bytes;
   }
 
-  Fnv1a64 hash;
-  hash_table(hash, in_data_order(entries));
+  std::vector<TensorBytes> contents;
   for (size_t i = 0; i < dense.size(); ++i)
-    hash.update(static_cast<const uint8_t*>(dense[i].raw_data()), entries[i].end - entries[i].begin);
+    contents.push_back({&entries[i], static_cast<const uint8_t*>(dense[i].raw_data())});
 
   json header = json::object();
   json& meta = header["__metadata__"] = json::object();
   for (const auto& [key, value] : metadata) meta[key] = value;
-  meta[kChecksumKey] = format_checksum(hash.digest());
+  meta[kChecksumKey] = format_checksum(kChecksumPrefix, content_digest(metadata, contents));
   for (const Entry& e : entries)
     header[e.name] = {{"dtype", safetensors_dtype(e.dtype)},
                       {"shape", std::vector<int64_t>(e.shape.begin(), e.shape.end())},
@@ -415,14 +462,21 @@ Safetensors parse(const char* op, const uint8_t* data, size_t size, const std::s
   check_tiling(table, section_bytes, context);
 
   if (checksum) {
-    if (!is_checksum_format(*checksum))
-      fail("metadata \"", kChecksumKey, "\" is ", json_quoted(*checksum), ", expected \"fnv1a64:\" and 16 hex digits");
-    Fnv1a64 hash;
-    hash_table(hash, table);
-    hash.update(section, section_bytes);
-    std::string actual = format_checksum(hash.digest());
+    const char* prefix = checksum_prefix(*checksum);
+    if (!prefix)
+      fail("metadata \"", kChecksumKey, "\" is ", json_quoted(*checksum), ", expected \"", kChecksumPrefix,
+           "\" and 16 hex digits");
+    std::string actual;
+    if (prefix == kChecksumPrefix) {
+      std::vector<TensorBytes> contents;
+      for (const Entry* e : table) contents.push_back({e, section + e->begin});
+      actual = format_checksum(prefix, content_digest(result.metadata, contents));
+    } else {
+      actual = format_checksum(prefix, legacy_digest(table, section, section_bytes));
+    }
     if (actual != *checksum)
-      fail("checksum mismatch: file corrupt (the header says ", *checksum, ", the contents hash to ", actual, ")");
+      fail("checksum mismatch: the file was edited or is corrupt (the header says ", *checksum,
+           ", its tensors and metadata hash to ", actual, ")");
     result.checksum_verified = true;
   }
 

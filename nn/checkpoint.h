@@ -41,9 +41,11 @@ class CheckpointError : public Error {
 // Free-form string annotations stored in the header's "__metadata__" (step counts, configs, ...).
 using Metadata = std::map<std::string, std::string>;
 
-// The metadata key hcgrad stores its checksum under: "fnv1a64:<16 hex digits>", an FNV-1a 64-bit hash of
-// the tensor table (names, dtypes, shapes, offsets) and the data bytes. See checkpoint.cpp for the exact
-// bytes it covers. Reserved: save_safetensors refuses it in the caller's metadata.
+// The metadata key hcgrad stores its checksum under: "fnv1a64-v2:<16 hex digits>", an FNV-1a 64-bit hash of
+// the metadata and of each tensor by name (dtype, shape, bytes). It does not depend on the byte layout, so
+// a file re-saved by another safetensors writer that keeps the metadata still verifies, and any edited value
+// is refused. checkpoint.cpp spells out the exact bytes. Reserved: save_safetensors refuses it in the caller's
+// metadata.
 inline constexpr const char* kChecksumKey = "hcgrad_checksum";
 
 // Writes `tensors` (CPU, defined, any strides, unique non-empty names other than "__metadata__") and
@@ -53,8 +55,9 @@ inline constexpr const char* kChecksumKey = "hcgrad_checksum";
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 
 // A loaded file: the tensors in the order of their data (for an hcgrad file: the order they were saved
-// in), the metadata without the checksum entry, and whether a checksum was present and matched. Files
-// from other writers (PyTorch, NumPy) carry no checksum and load with checksum_verified == false.
+// in), the metadata without the checksum entry, and whether a checksum was present and matched (a file
+// whose checksum does not match is refused). Files from other writers (PyTorch, NumPy) carry no checksum
+// and load with checksum_verified == false: nothing vouches for their metadata.
 struct Safetensors {
   NamedTensors tensors;
   Metadata metadata;

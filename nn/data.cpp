@@ -35,14 +35,30 @@ std::string ByteTokenizer::decode(const std::vector<int64_t>& tokens) {
 
 // ---- files ----
 
-std::string read_text_file(const std::string& path) {
+std::string read_text_file(const std::string& path, uint64_t max_bytes) {
+  HC_CHECK(!path.empty(), Error, "read_text_file: the file name is empty");
   std::error_code ec;
-  fs::file_status status = fs::status(path, ec);
+  fs::file_status status = fs::status(path, ec);  // follows links
   HC_CHECK(fs::exists(status), Error, "read_text_file: no such file '", path, "'");
   HC_CHECK(!fs::is_directory(status), Error, "read_text_file: '", path, "' is a directory, not a text file");
+  HC_CHECK(fs::is_regular_file(status), Error, "read_text_file: '", path,
+           "' is not a regular file (a device, pipe or socket may never end); save the text to a file first");
+  const uintmax_t size = fs::file_size(path, ec);
+  HC_CHECK(!ec, Error, "read_text_file: cannot read the size of '", path, "': ", ec.message());
+  HC_CHECK(size <= max_bytes, Error, "read_text_file: '", path, "' is ", size, " bytes, more than the limit of ",
+           max_bytes, " bytes; raise the limit if this text is meant");
   std::ifstream in(path, std::ios::binary);
   HC_CHECK(in, Error, "read_text_file: cannot open '", path, "' for reading (check its permissions)");
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  // In chunks, and never more than one chunk past the limit: a file that grows while it is read (or a
+  // /proc file, whose size reads as 0) is refused at the limit, not followed.
+  std::string text;
+  text.reserve(static_cast<size_t>(size));
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    HC_CHECK(text.size() <= max_bytes, Error, "read_text_file: '", path, "' grew past the limit of ", max_bytes,
+             " bytes while it was read");
+  }
   HC_CHECK(!in.bad(), Error, "read_text_file: error while reading '", path, "'");
   HC_CHECK(!text.empty(), Error, "read_text_file: '", path, "' is empty; a language model needs some text");
   return text;

@@ -34,8 +34,11 @@ struct ByteTokenizer {
   static std::string decode(const std::vector<int64_t>& tokens);
 };
 
-// The whole file, as bytes. Throws a clear Error when it is missing, a directory, unreadable or empty.
-std::string read_text_file(const std::string& path);
+// The whole file, as bytes. Throws a clear Error when it is missing, not a regular file (a directory, a
+// device such as /dev/zero, a pipe: streams that may never end), unreadable, empty, or larger than
+// `max_bytes` (the message says how large it is and the limit).
+inline constexpr uint64_t kDefaultMaxTextBytes = uint64_t(1) << 30;  // 1 GiB
+std::string read_text_file(const std::string& path, uint64_t max_bytes = kDefaultMaxTextBytes);
 
 // Where Debian's `fortunes` package puts its files.
 inline constexpr const char* kFortunesDirectory = "/usr/share/games/fortunes";

@@ -102,8 +102,8 @@ void append_string(Bytes& out, const std::string& s) {
 
 // The reference file, found beside this source file (tests/fixtures/safetensors/), made by
 // tools/make_safetensors_fixture.py with Python's safetensors library.
-std::string fixture_path() {
-  return (fs::path(__FILE__).parent_path() / "fixtures" / "safetensors" / "reference.safetensors").string();
+std::string fixture_path(const std::string& name = "reference.safetensors") {
+  return (fs::path(__FILE__).parent_path() / "fixtures" / "safetensors" / name).string();
 }
 
 }  // namespace
@@ -211,23 +211,28 @@ TEST_CASE("checkpoint: an independent reader sees the documented byte layout") {
   CHECK(fnv1a64({}) == 0xcbf29ce484222325ULL);  // published FNV-1a 64 test vectors
   CHECK(fnv1a64({'a'}) == 0xaf63dc4c8601ec8cULL);
   CHECK(fnv1a64({'f', 'o', 'o', 'b', 'a', 'r'}) == 0x85944171f73967e8ULL);
+  // Version 2: the metadata by key, then each tensor by name with its bytes; no offsets.
   Bytes canonical;
+  append_string(canonical, "hcgrad-checksum-2");
+  append_u64(canonical, 1);
+  append_string(canonical, "k");
+  append_string(canonical, "v");
+  append_u64(canonical, 3);
   struct Row {
     std::string name, dtype;
     std::vector<uint64_t> shape;
-    uint64_t begin, end;
+    Bytes bytes;
   };
-  for (const Row& row : {Row{"a", "F32", {2}, 0, 8}, Row{"b", "I64", {3}, 8, 32}, Row{"c", "BOOL", {2}, 32, 34}}) {
+  for (const Row& row : {Row{"a", "F32", {2}, raw_bytes(a)}, Row{"b", "I64", {3}, b_bytes}, Row{"c", "BOOL", {2}, {1, 0}}}) {
     append_string(canonical, row.name);
     append_string(canonical, row.dtype);
     append_u64(canonical, row.shape.size());
     for (uint64_t size : row.shape) append_u64(canonical, size);
-    append_u64(canonical, row.begin);
-    append_u64(canonical, row.end);
+    append_u64(canonical, row.bytes.size());
+    canonical.insert(canonical.end(), row.bytes.begin(), row.bytes.end());
   }
-  canonical.insert(canonical.end(), expected_data.begin(), expected_data.end());
-  char expected_checksum[32];
-  std::snprintf(expected_checksum, sizeof(expected_checksum), "fnv1a64:%016llx",
+  char expected_checksum[40];
+  std::snprintf(expected_checksum, sizeof(expected_checksum), "fnv1a64-v2:%016llx",
                 static_cast<unsigned long long>(fnv1a64(canonical)));
   CHECK(header["__metadata__"]["hcgrad_checksum"] == std::string(expected_checksum));
 }
@@ -283,17 +288,18 @@ TEST_CASE("checkpoint: a flipped data byte or a wrong checksum is refused") {
 
   Bytes flipped = good;
   flipped[flipped.size() - 3] ^= 0x10;  // inside the last float
-  CHECK(contains(parse_refusal(flipped), "checksum mismatch: file corrupt"));
+  CHECK(contains(parse_refusal(flipped), "checksum mismatch: the file was edited or is corrupt"));
 
   // Swapping in a different but well-formed checksum, and a malformed one.
   const std::string text(good.begin(), good.end());
-  const size_t at = text.find("fnv1a64:");
-  REQUIRE(at != std::string::npos);
+  const std::string prefix = "fnv1a64-v2:";
+  const size_t at = text.find(prefix) + prefix.size();
+  REQUIRE(at != std::string::npos + prefix.size());
   Bytes other = good;
-  other[at + 8] = other[at + 8] == '0' ? '1' : '0';
-  CHECK(contains(parse_refusal(other), "checksum mismatch: file corrupt"));
+  other[at] = other[at] == '0' ? '1' : '0';
+  CHECK(contains(parse_refusal(other), "checksum mismatch"));
   Bytes malformed = good;
-  malformed[at + 8] = 'X';
+  malformed[at] = 'X';
   const std::string message = parse_refusal(malformed);
   CHECK(contains(message, "hcgrad_checksum"));
   CHECK(contains(message, "16 hex digits"));
@@ -545,4 +551,87 @@ TEST_CASE("checkpoint: a failed save leaves the previous file byte-identical and
   save_safetensors(path, {{"w", tensor({7, 8})}});
   CHECK(load_safetensors(path).find("w")->to_vector<float>() == std::vector<float>{7, 8});
   CHECK(dir.listing() == std::vector<std::string>{"model.safetensors", "taken"});
+}
+
+namespace {
+// Replaces the first `from` in the bytes with `to` (same length, so the header size stays right).
+Bytes edited(Bytes bytes, const std::string& from, const std::string& to) {
+  REQUIRE(from.size() == to.size());
+  std::string text(bytes.begin(), bytes.end());
+  const size_t at = text.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, from);
+  std::copy(to.begin(), to.end(), bytes.begin() + static_cast<std::ptrdiff_t>(at));
+  return bytes;
+}
+}  // namespace
+
+TEST_CASE("checkpoint: the checksum covers the metadata, so an edited value is refused") {
+  TempDir dir;
+  save_safetensors(dir.file("run.safetensors"), {{"w", from_vector(std::vector<float>{1, 2})}},
+                   {{"state.step", "10"}, {"train.lr", "0.003"}});
+  const Bytes good = read_bytes(dir.file("run.safetensors"));
+  CHECK(parse_safetensors(good.data(), good.size(), "run").checksum_verified);
+  for (auto [from, to] : {std::pair{"\"state.step\":\"10\"", "\"state.step\":\"11\""},
+                          std::pair{"\"train.lr\":\"0.003\"", "\"train.lr\":\"0.004\""},
+                          std::pair{"\"state.step\"", "\"state_step\""}}) {
+    CAPTURE(to);
+    CHECK(contains(parse_refusal(edited(good, from, to)), "checksum mismatch: the file was edited or is corrupt"));
+  }
+}
+
+TEST_CASE("checkpoint: the checksum does not depend on the layout: a file laid out another way still verifies") {
+  TempDir dir;
+  const std::vector<float> a = {1.5f, -2.0f};
+  const std::vector<int64_t> b = {1, -2, 3};
+  save_safetensors(dir.file("one.safetensors"), {{"a", from_vector(a)}, {"b", from_vector(b)}}, {{"k", "v"}});
+  const Bytes bytes = read_bytes(dir.file("one.safetensors"));
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[i]) << (8 * i);
+  nlohmann::json header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+
+  // The same tensors and metadata, b first, with spaces in the JSON and 16 bytes of padding: what another
+  // writer (Python's safetensors orders by alignment, then name) might produce.
+  header["b"]["data_offsets"] = {0, 24};
+  header["a"]["data_offsets"] = {24, 32};
+  Bytes data = raw_bytes(b), a_bytes = raw_bytes(a);
+  data.insert(data.end(), a_bytes.begin(), a_bytes.end());
+  std::string text = header.dump(2) + std::string(16, ' ');
+  const Bytes relaid = make_file(text, data);
+  REQUIRE(relaid != bytes);
+  Safetensors file = parse_safetensors(relaid.data(), relaid.size(), "relaid");
+  CHECK(file.checksum_verified);
+  CHECK(file.find("a")->to_vector<float>() == a);
+  CHECK(file.find("b")->to_vector<int64_t>() == b);
+
+  // And swapping the two tensors' names is a change, not a layout: refused.
+  header["a"]["data_offsets"] = {0, 24};
+  header["a"]["dtype"] = "I64";
+  header["a"]["shape"] = {3};
+  header["b"]["data_offsets"] = {24, 32};
+  header["b"]["dtype"] = "F32";
+  header["b"]["shape"] = {2};
+  const Bytes swapped = make_file(header.dump(), data);
+  CHECK(contains(parse_refusal(swapped), "checksum mismatch"));
+}
+
+TEST_CASE("checkpoint: a checksummed file re-saved by Python's safetensors with its metadata verifies") {
+  // tools/make_safetensors_fixture.py computed hcgrad's checksum in Python and let the reference writer lay
+  // the file out: a different order and padding than hcgrad's.
+  Safetensors file = load_safetensors(fixture_path("resaved_with_checksum.safetensors"));
+  CHECK(file.checksum_verified);
+  CHECK(file.metadata == Metadata{{"format", "np"}, {"made_by", "tools/make_safetensors_fixture.py"}});
+  REQUIRE(file.find("weight") != nullptr);
+  CHECK(file.find("weight")->to_vector<float>() == std::vector<float>{-1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 1.5f});
+  CHECK(file.tensors.front().first != "weight");  // laid out by the reference writer, not in hcgrad's order
+}
+
+TEST_CASE("checkpoint: a file with the checksum of earlier versions (fnv1a64:, no metadata) still verifies") {
+  Safetensors file = load_safetensors(fixture_path("legacy_checksum.safetensors"));
+  CHECK(file.checksum_verified);
+  CHECK(file.metadata == Metadata{{"step", "7"}});
+  REQUIRE(file.find("step") != nullptr);
+  CHECK(file.find("step")->item() == 7);
+  Bytes flipped = read_bytes(fixture_path("legacy_checksum.safetensors"));
+  flipped.back() ^= 1;
+  CHECK(contains(parse_refusal(flipped), "checksum mismatch"));
 }

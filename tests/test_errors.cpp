@@ -104,3 +104,41 @@ TEST_CASE("every error derives from hcgrad::Error") {
                        Error);
   CHECK_THROWS_WITH_AS(exp(Tensor()), "exp: an input is an undefined tensor (default-constructed Tensor)", Error);
 }
+
+TEST_CASE("sizes are checked where they are born: a shape whose byte count overflows is refused, naming it") {
+  const int64_t huge = int64_t(1) << 62;
+  // numel x itemsize would wrap to a small number; the tensor would get a tiny buffer and then be filled.
+  CHECK_THROWS_WITH_AS(Tensor::empty({256, huge}),
+                       "empty: shape [256,4611686018427387904] is too large: its byte count overflows a 64-bit integer",
+                       ShapeError);
+  CHECK_THROWS_AS(zeros({int64_t(1) << 32, int64_t(1) << 32}), ShapeError);  // 2^64 elements wrap to 0
+  CHECK_THROWS_AS(ones({huge}, {.dtype = DType::Float64}), ShapeError);     // 2^62 elements, 2^65 bytes
+  CHECK_THROWS_WITH_AS(Tensor::empty({2, -3}), "empty: negative size in shape [2,-3]", ShapeError);
+  // A size 0 counts as 1: the strides of [0, 2^62, 2^62] would overflow although it holds nothing.
+  CHECK_THROWS_AS(Tensor::empty({0, huge, huge}), ShapeError);
+  // Views: a reshape or expand target is a shape born from the caller's numbers too.
+  CHECK_THROWS_WITH_AS(zeros({0}).reshape({huge, huge, 0}),
+                       "reshape: shape [4611686018427387904,4611686018427387904,0] is too large: its element count "
+                       "overflows a 64-bit integer",
+                       ShapeError);
+  CHECK_THROWS_AS(zeros({0}).reshape({-1, huge, huge}), ShapeError);
+  CHECK_THROWS_WITH_AS(ones({1, 1}).expand({huge, huge}),
+                       "expand: shape [4611686018427387904,4611686018427387904] is too large: its element count "
+                       "overflows a 64-bit integer",
+                       ShapeError);
+  CHECK_THROWS_AS(ones({1}).expand({-2}), ShapeError);
+  // Two views of 2^62 elements broadcast to 2^124.
+  CHECK_THROWS_AS(add(ones({1, 1}).expand({huge, 1}), ones({1}).expand({huge})), ShapeError);
+  // Shapes just inside the limit are fine as views.
+  CHECK(ones({1}).expand({huge}).shape() == Shape{huge});
+}
+
+TEST_CASE("an allocation the machine cannot give is an OutOfMemoryError with the size, not a crash") {
+  // 2^62 bytes: a legal shape, more memory than any machine has.
+  const Shape shape = {int64_t(1) << 60};
+  CHECK_THROWS_WITH_AS(Tensor::empty(shape),
+                       doctest::Contains("cannot allocate 4.0 EiB (4611686018427387904 bytes) on the cpu: out of memory"),
+                       OutOfMemoryError);
+  // The allocator is still usable afterwards.
+  CHECK(ones({4}).sum().item() == 4);
+}

@@ -5,6 +5,7 @@
 
 #include "helpers.h"
 #include "run_checkpoint.h"
+#include "run_lock.h"
 #include "trainer.h"
 
 using namespace hctest;
@@ -111,7 +112,8 @@ TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existi
   other_data.data = scratch.path("other.txt");
   other_data.given = {"data"};
   std::ofstream(other_data.data) << std::string(5000, 'x');
-  CHECK_THROWS_WITH_AS(tinylm::train(other_data), doctest::Contains("differs from the checkpoint"), Error);
+  CHECK_THROWS_WITH_AS(tinylm::train(other_data), doctest::Contains("is not the text the checkpoint was trained on"),
+                       Error);
 
   // Resuming into another run's directory would overwrite that run: refused.
   tinylm::TrainOptions other_run = small_run(scratch, "other_run");
@@ -131,12 +133,20 @@ TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existi
 TEST_CASE("tinylm: a diverging run stops with the step number and keeps the last good checkpoint") {
   Scratch scratch;
   tinylm::TrainOptions o = small_run(scratch, "run");
-  o.lr = 1e30;  // one AdamW step moves every weight by ~1e30: the next forward overflows float32
-  o.warmup = 0;
-  o.eval_every = 1;
-  CHECK_THROWS_WITH_AS(tinylm::train(o), doctest::Contains("non-finite loss at step 2"), Error);
+  o.stop_at = 4;
+  tinylm::train(o);
+  // The same run continued with a learning rate of 1e30 (its checkpoint re-saved with that setting): one AdamW
+  // step moves every weight by ~1e30, and the next forward overflows float32.
   auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
-  CHECK(run.state.step == 1);
+  run.file.metadata["train.lr"] = "1e30";
+  nn::save_safetensors(scratch.path("run/checkpoint.safetensors"), run.file.tensors, run.file.metadata);
+  tinylm::TrainOptions resume;
+  resume.resume = scratch.path("run");
+  CHECK_THROWS_WITH_AS(tinylm::train(resume),
+                       doctest::Contains("at step 6; training stopped, the last good checkpoint (step 4) is kept"),
+                       Error);
+  run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
+  CHECK(run.state.step == 4);
   for (const auto& [name, t] : run.file.tensors)
     for (double v : values(t)) REQUIRE(std::isfinite(v));
 }
@@ -214,4 +224,148 @@ TEST_CASE("tinylm: --diagnostics records gains and cosines per evaluation, then 
   CHECK(read_csv(scratch.path("plain/diagnostics/gain.csv")).size() == 1);
   CHECK(read_csv(scratch.path("plain/diagnostics/cosine.csv")).size() == 1 + 3);
   CHECK_FALSE(fs::exists(scratch.path("plain/diagnostics/maps.csv")));
+}
+
+namespace {
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+}  // namespace
+
+TEST_CASE("tinylm: a validation loss or weights that are not finite stop the run before the checkpoint") {
+  Scratch scratch;
+  tinylm::TrainOptions o = small_run(scratch, "run");
+  o.lr = 1e39;  // inf in float32: the first update makes every weight NaN or Inf, the training loss stays finite
+  o.warmup = 0;
+  o.eval_every = 1;
+  CHECK_THROWS_WITH_AS(tinylm::train(o), doctest::Contains("no checkpoint had been written yet"), Error);
+  CHECK_FALSE(fs::exists(scratch.path("run/checkpoint.safetensors")));
+
+  // save_run itself refuses NaN or Inf, naming the tensor.
+  tinylm::TrainOptions fine = small_run(scratch, "fine");
+  nn::GPTConfig config = fine.model;
+  config.vocab_size = nn::ByteTokenizer::vocab_size;
+  nn::GPT model(config, 1);
+  {
+    autograd::NoGradGuard no_grad;
+    Tensor(model.named_parameters().back().second).fill_(std::nan(""));
+  }
+  fs::create_directories(scratch.path("fine"));
+  CHECK_THROWS_WITH_AS(tinylm::save_run(scratch.path("fine/checkpoint.safetensors"), model, nullptr,
+                                        {config, {}, 3, 0, 0}),
+                       doctest::Contains(("not saving step 3: tensor '" + model.named_parameters().back().first +
+                                          "' holds NaN or Inf").c_str()),
+                       Error);
+  CHECK_FALSE(fs::exists(scratch.path("fine/checkpoint.safetensors")));
+}
+
+TEST_CASE("tinylm: sample and --resume refuse a checkpoint whose weights are not finite") {
+  Scratch scratch;
+  tinylm::TrainOptions first = small_run(scratch, "run");
+  first.stop_at = 4;
+  tinylm::train(first);
+  // The run's checkpoint with one weight set to Inf, re-saved with a valid checksum (as another tool could).
+  auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
+  nn::NamedTensors tensors = run.file.tensors;
+  tensors.front().second = full(tensors.front().second.shape(), INFINITY);
+  nn::save_safetensors(scratch.path("inf.safetensors"), tensors, run.file.metadata);
+
+  tinylm::SampleOptions sample;
+  sample.checkpoint = scratch.path("inf.safetensors");
+  CHECK_THROWS_WITH_AS(tinylm::sample(sample),
+                       doctest::Contains(("tensor '" + tensors.front().first + "' holds NaN or Inf").c_str()), Error);
+  tinylm::TrainOptions resume;
+  resume.resume = scratch.path("inf.safetensors");
+  resume.out = scratch.path("resumed");
+  resume.given = {"out"};
+  CHECK_THROWS_WITH_AS(tinylm::train(resume), doctest::Contains("a diverged model cannot be sampled from or resumed"),
+                       Error);
+}
+
+TEST_CASE("tinylm: a run directory has one writer; a second is refused with the holder's PID") {
+  Scratch scratch;
+  std::optional<tinylm::RunLock> holder;
+  holder.emplace(scratch.path("run"));
+  // flock locks belong to an open file description, so a second lock in this process conflicts like another
+  // process would.
+  CHECK_THROWS_WITH_AS(tinylm::RunLock(scratch.path("run")),
+                       doctest::Contains(("is in use by another tinylm run (pid " + std::to_string(::getpid()) + ")").c_str()),
+                       Error);
+  CHECK_THROWS_WITH_AS(tinylm::train(small_run(scratch, "run")), doctest::Contains("is in use by another tinylm run"),
+                       Error);
+  CHECK_FALSE(fs::exists(scratch.path("run/metrics.csv")));
+  holder.reset();  // released: the next run proceeds
+  tinylm::TrainOptions o = small_run(scratch, "run");
+  o.stop_at = 4;
+  tinylm::train(o);
+  CHECK(fs::exists(scratch.path("run/checkpoint.safetensors")));
+}
+
+TEST_CASE("tinylm: taking the lock removes temporary files of dead writers, and keeps those of live ones") {
+  Scratch scratch;
+  tinylm::TrainOptions first = small_run(scratch, "run");
+  first.stop_at = 4;
+  tinylm::train(first);
+  // PID 2^22 + 1 is above Linux's largest PID, so no process has it; PID 1 is always alive.
+  const std::string dead = scratch.path("run/checkpoint.safetensors.tmp-4194305-0");
+  const std::string live = scratch.path("run/checkpoint.safetensors.tmp-1-0");
+  std::ofstream(dead) << "half a checkpoint";
+  std::ofstream(live) << "someone else's";
+  tinylm::TrainOptions resume;
+  resume.resume = scratch.path("run");
+  resume.stop_at = 8;
+  resume.given = {"stop-at"};
+  tinylm::train(resume);
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(live));
+}
+
+TEST_CASE("tinylm: a resume is known by its text, not its path, and fails before touching metrics.csv") {
+  Scratch scratch;
+  tinylm::TrainOptions first = small_run(scratch, "run");
+  first.stop_at = 4;
+  tinylm::train(first);
+  // The same text at another path: accepted (the fingerprint decides).
+  const std::string copy = scratch.path("copy.txt");
+  fs::copy_file(scratch.text_file, copy);
+  tinylm::TrainOptions moved;
+  moved.resume = scratch.path("run");
+  moved.data = copy;
+  moved.stop_at = 8;
+  moved.given = {"data", "stop-at"};
+  CHECK(tinylm::train(moved).first_step == 4);
+  // The recorded path is absolute: a resume from another working directory finds the text without --data.
+  CHECK(fs::path(tinylm::read_run(scratch.path("run/checkpoint.safetensors")).state.settings.at("train.data"))
+            .is_absolute());
+
+  // A checkpoint whose step is negative (metadata edited, checksum recomputed) is refused, and metrics.csv,
+  // which a resume rewrites, is left as it was.
+  const std::string metrics = file_text(scratch.path("run/metrics.csv"));
+  auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
+  run.file.metadata["state.step"] = "-5";
+  nn::save_safetensors(scratch.path("run/checkpoint.safetensors"), run.file.tensors, run.file.metadata);
+  tinylm::TrainOptions bad;
+  bad.resume = scratch.path("run");
+  CHECK_THROWS_WITH_AS(tinylm::train(bad), doctest::Contains("'state.step' is -5"), Error);
+  CHECK(file_text(scratch.path("run/metrics.csv")) == metrics);
+}
+
+TEST_CASE("tinylm: --data must be a regular file within --max-data-mb") {
+  Scratch scratch;
+  tinylm::TrainOptions o = small_run(scratch, "run");
+  o.data = "/dev/zero";
+  CHECK_THROWS_WITH_AS(tinylm::train(o), doctest::Contains("'/dev/zero' is not a regular file"), Error);
+  o.data = scratch.path("big.txt");
+  std::ofstream(o.data) << std::string((1 << 20) + 1, 'a');
+  o.max_data_mb = 1;
+  CHECK_THROWS_WITH_AS(tinylm::train(o), doctest::Contains("is 1048577 bytes, more than --max-data-mb 1 allows"),
+                       Error);
+  o.data = scratch.path("run");  // a directory
+  fs::create_directories(o.data);
+  CHECK_THROWS_WITH_AS(tinylm::train(o), doctest::Contains("is a directory"), Error);
+  CHECK_THROWS_WITH_AS(nn::read_text_file(scratch.text_file, 100), doctest::Contains("more than the limit of 100 bytes"),
+                       Error);
 }

@@ -3,7 +3,7 @@
 # wrong — never crash (a signal gives exit code >= 128) and never succeed.
 #   bash tests/tinylm_cli.sh path/to/tinylm
 set -uo pipefail
-tinylm=$1
+tinylm=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")  # absolute: some cases run from other directories
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 failures=0
@@ -43,7 +43,7 @@ expect_error "--bogus" train --bogus
 expect_error "did you mean 'train'?" trian --steps 1
 expect_error "did you mean '--steps'?" train --stpes 5
 expect_error "did you mean '--connections'?" compare --connection hc
-expect_error "Could not convert" train --steps many
+expect_error "'many' is not a whole number" train --steps many
 expect_error "required" sample
 expect_error "missing.safetensors" sample --checkpoint "$scratch/missing.safetensors"
 expect_error "garbage.safetensors" sample --checkpoint "$scratch/garbage.safetensors"
@@ -96,6 +96,89 @@ elif ! grep -q "apt-get install gnuplot-nox" "$scratch/plain.log" || ! grep -q "
   failures=$((failures + 1))
 else
   echo "ok: compare without gnuplot says how to render the plots"
+fi
+
+# ---- Hostile input: each of these once crashed, hung, lost data or passed garbage as good ----
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+tiny=(--layers 1 --dim 16 --heads 2 --ctx 16 --batch 2 --threads 1)
+expect_error "is too large: its byte count overflows" train --data "$scratch/text.txt" --layers 1 \
+  --dim 4611686018427387904 --heads 1 --ctx 32 --steps 20 --out "$scratch/h1"
+# A learning rate of 1e39 (Inf in float32) makes every weight NaN at the first step: nothing is saved.
+expect_error "no checkpoint had been written yet" train --data "$scratch/text.txt" --steps 20 "${tiny[@]}" --lr 1e39 \
+  --warmup 0 --eval-every 1 --out "$scratch/h2"
+[ ! -e "$scratch/h2/checkpoint.safetensors" ] || fail "a diverged run saved a checkpoint"
+expect_error "'/dev/zero' is not a regular file" train --data /dev/zero "${tiny[@]}" --out "$scratch/h3"
+head -c 1048577 /dev/zero | tr '\0' 'a' >"$scratch/big.txt"
+expect_error "more than --max-data-mb 1 allows" train --data "$scratch/big.txt" --max-data-mb 1 --out "$scratch/h3"
+expect_error "'99999999999999999999' is out of range" train --steps 99999999999999999999 --out "$scratch/h4"
+expect_error "'-1' is out of range (0 to" train --seed -1 --out "$scratch/h4"
+expect_error "'12x' is not a whole number" sample --checkpoint "$scratch/run" --tokens 12x
+expect_error "expected cpu, cuda or cuda:N, got 'cuda:x'" train --data "$scratch/text.txt" --device cuda:x --out "$scratch/h5"
+expect_error "--threads must be >= 0, got -1" train --data "$scratch/text.txt" --threads -1 --out "$scratch/h6"
+expect_error "--stop-at must be >= 0, got -5" train --data "$scratch/text.txt" --stop-at -5 --out "$scratch/h6"
+expect_error "--sample-tokens must be >= 0, got -1" train --data "$scratch/text.txt" --sample-tokens -1 --out "$scratch/h6"
+expect_error "--data is empty" train --data "" --out "$scratch/h6"
+expect_error "--temperature must be >= 0" sample --checkpoint "$scratch/run" --temperature -1
+expect_error "cannot create the run directory '/proc/hcgrad-test'" train --data "$scratch/text.txt" "${tiny[@]}" \
+  --out /proc/hcgrad-test
+[ ! -e "$scratch/h6" ] || fail "a refused run left a directory behind"
+
+# An edited value in a checkpoint's header (same length, so only the checksum can tell) is refused.
+perl -0777 -pe 's/"train.lr":"0.003"/"train.lr":"0.004"/' "$scratch/run/checkpoint.safetensors" >"$scratch/edited.safetensors"
+cmp -s "$scratch/run/checkpoint.safetensors" "$scratch/edited.safetensors" && fail "the edit did not happen"
+expect_error "checksum mismatch: the file was edited or is corrupt" sample --checkpoint "$scratch/edited.safetensors"
+
+# Under a memory limit, running out of memory is a one-line error with the size (not with AddressSanitizer,
+# which reserves terabytes of address space and cannot start under ulimit -v).
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+  echo "skipped: the memory-limit case (ulimit -v) under AddressSanitizer"
+else
+  output=$( (ulimit -v 2000000; "$tinylm" train --data "$scratch/text.txt" --layers 100000 --dim 32 --heads 2 \
+    --ctx 16 --batch 2 --threads 1 --out "$scratch/h7") 2>&1)
+  status=$?
+  if [ "$status" -ne 1 ] || ! grep -q "out of memory" <<<"$output"; then
+    fail "out of memory under ulimit -v -> exit $status:"; echo "$output" | tail -3
+  else
+    echo "ok: out of memory under ulimit -v -> exit 1: $(tail -1 <<<"$output")"
+  fi
+fi
+
+# Two runs on one directory: the second is refused with the first one's PID, and the first goes on.
+"$tinylm" train --data "$scratch/text.txt" "${tiny[@]}" --steps 1000000 --eval-every 1000000 --out "$scratch/busy" \
+  >"$scratch/busy.log" 2>&1 &
+first=$!
+for _ in $(seq 600); do
+  [ -s "$scratch/busy/.tinylm.lock" ] && break
+  sleep 0.1
+done
+expect_error "'$scratch/busy' is in use by another tinylm run (pid $first)" train --data "$scratch/text.txt" \
+  "${tiny[@]}" --out "$scratch/busy"
+kill -0 "$first" 2>/dev/null || fail "the first run stopped when a second one was refused"
+kill -9 "$first" 2>/dev/null
+wait "$first" 2>/dev/null
+
+# A resume from another working directory, with the same text at another (relative) path; then a stale
+# temporary file of a killed save is cleaned up.
+mkdir -p "$scratch/rel/sub"
+cp "$scratch/text.txt" "$scratch/rel/data.txt"
+touch "$scratch/rel/sub/checkpoint.safetensors.tmp-4194305-0"
+if ! (cd "$scratch/rel" && "$tinylm" train --data data.txt "${tiny[@]}" --steps 6 --eval-every 2 --stop-at 2 \
+  --out sub/x >/dev/null 2>&1); then
+  fail "a run with a relative --data path failed"
+fi
+mv "$scratch/rel/sub/checkpoint.safetensors.tmp-4194305-0" "$scratch/rel/sub/x/"
+cp "$scratch/text.txt" "$scratch/rel/sub/copy.txt"
+if ! (cd "$scratch/rel/sub" && "$tinylm" train --resume x --data copy.txt --stop-at 4 >"$scratch/rel.log" 2>&1); then
+  fail "resuming from another directory with the same text at another path failed:"; tail -3 "$scratch/rel.log"
+elif ! (cd / && "$tinylm" train --resume "$scratch/rel/sub/x" >>"$scratch/rel.log" 2>&1); then
+  fail "resuming without --data from another directory failed:"; tail -3 "$scratch/rel.log"
+elif [ -e "$scratch/rel/sub/x/checkpoint.safetensors.tmp-4194305-0" ]; then
+  fail "a dead writer's temporary file was not removed"
+else
+  echo "ok: resume by content from other directories; a dead writer's temporary file removed"
 fi
 
 [ "$failures" -eq 0 ] && echo "all tinylm command-line checks passed" || echo "$failures failed"

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Safetensors files made by the reference implementation, for hcgrad's checkpoint tests and fuzzer.
 
-    tools/.venv/bin/python tools/make_safetensors_fixture.py               # tests/fixtures/safetensors/reference.safetensors
+    tools/.venv/bin/python tools/make_safetensors_fixture.py               # tests/fixtures/safetensors/*.safetensors
     tools/.venv/bin/python tools/make_safetensors_fixture.py --check FILE  # FILE loads in Python, same values as the fixture
     tools/.venv/bin/python tools/make_safetensors_fixture.py --corpus DIR  # seed inputs for tests/fuzz/fuzz_safetensors
 
 The fixture is written by Hugging Face's `safetensors` library, so tests/test_checkpoint.cpp can check that
 hcgrad reads files from the wider ecosystem. --check goes the other way: it loads a file hcgrad wrote with the
-reference library, compares it with the fixture's tensors and recomputes hcgrad's checksum independently.
+reference library, compares it with the fixture's tensors and recomputes hcgrad's checksum independently. The
+fixture is also written a second time with hcgrad's checksum in its metadata (resaved_with_checksum.safetensors):
+the reference writer lays it out its own way, and hcgrad must still verify it.
 
 Set-up (tools/.venv is ignored by git):
     python3 -m venv tools/.venv && tools/.venv/bin/pip install safetensors numpy
@@ -24,6 +26,9 @@ from safetensors.numpy import save_file
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "safetensors" / "reference.safetensors"
+# The fixture's tensors and metadata with hcgrad's checksum, written by the reference writer (which orders and
+# pads the file its own way): a checksummed file re-saved by another tool must still verify.
+RESAVED = FIXTURE.with_name("resaved_with_checksum.safetensors")
 
 
 def fixture_tensors():
@@ -59,8 +64,23 @@ def length_prefixed(text):
     return u64(len(raw)) + raw
 
 
-def hcgrad_checksum(header, data_section):
-    """fnv1a64 over the tensor table in data order (begin, end, name), then the data section."""
+def hcgrad_checksum(metadata, tensors):
+    """fnv1a64-v2: the metadata sorted by key (the checksum entry left out), then each tensor sorted by name:
+    name, dtype, ndim, sizes, byte count, bytes. `tensors` maps a name to (dtype, shape, raw bytes)."""
+    entries = sorted((k, v) for k, v in metadata.items() if k != "hcgrad_checksum")
+    canonical = length_prefixed("hcgrad-checksum-2") + u64(len(entries))
+    for key, value in entries:
+        canonical += length_prefixed(key) + length_prefixed(value)
+    canonical += u64(len(tensors))
+    for name in sorted(tensors, key=lambda n: n.encode("utf-8")):
+        dtype, shape, raw = tensors[name]
+        canonical += length_prefixed(name) + length_prefixed(dtype) + u64(len(shape))
+        canonical += b"".join(u64(size) for size in shape) + u64(len(raw)) + raw
+    return "fnv1a64-v2:%016x" % fnv1a64(canonical)
+
+
+def legacy_checksum(header, data_section):
+    """fnv1a64 (files saved before v2): the tensor table in data order (begin, end, name), then the data section."""
     entries = sorted((e["data_offsets"][0], e["data_offsets"][1], name, e)
                      for name, e in header.items() if name != "__metadata__")
     canonical = b""
@@ -68,6 +88,16 @@ def hcgrad_checksum(header, data_section):
         canonical += length_prefixed(name) + length_prefixed(e["dtype"]) + u64(len(e["shape"]))
         canonical += b"".join(u64(size) for size in e["shape"]) + u64(begin) + u64(end)
     return "fnv1a64:%016x" % fnv1a64(canonical + data_section)
+
+
+def tensors_of(header, data_section):
+    """name -> (dtype, shape, raw bytes) of a parsed file."""
+    return {name: (e["dtype"], e["shape"], data_section[e["data_offsets"][0]:e["data_offsets"][1]])
+            for name, e in header.items() if name != "__metadata__"}
+
+
+def dtype_name(array):
+    return next(k for k, v in DTYPES.items() if v == array.dtype)
 
 
 def split(raw):
@@ -82,15 +112,25 @@ def encode(header, data_section):
     return u64(len(text)) + text + data_section
 
 
-def with_checksum(tensors):
+def with_checksum(tensors, metadata=None):
     """An hcgrad-style file (with its checksum) of numpy arrays, laid out in the given order."""
     header, data, offset = {}, b"", 0
     for name, array in tensors.items():
-        dtype = next(k for k, v in DTYPES.items() if v == array.dtype)
         raw = np.ascontiguousarray(array).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {"dtype": dtype_name(array), "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
         data, offset = data + raw, offset + len(raw)
-    header["__metadata__"] = {"step": "7", "hcgrad_checksum": hcgrad_checksum(header, data)}
+    meta = dict(metadata or {"step": "7"})
+    meta["hcgrad_checksum"] = hcgrad_checksum(meta, tensors_of(header, data))
+    header["__metadata__"] = meta
+    return encode(header, data)
+
+
+def legacy_file(tensors):
+    """A file with the checksum hcgrad wrote before v2 (still verified when loaded)."""
+    header, data = split(with_checksum(tensors))
+    header["__metadata__"] = {"step": "7"}
+    header["__metadata__"]["hcgrad_checksum"] = legacy_checksum(header, data)
     return encode(header, data)
 
 
@@ -100,6 +140,11 @@ def write_fixture():
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     save_file(fixture_tensors(), str(FIXTURE), metadata=FIXTURE_METADATA)
     print(f"wrote {FIXTURE.relative_to(ROOT)} ({FIXTURE.stat().st_size} bytes)")
+    tensors = fixture_tensors()
+    raw = {name: (dtype_name(a), list(a.shape), np.ascontiguousarray(a).tobytes()) for name, a in tensors.items()}
+    metadata = dict(FIXTURE_METADATA, hcgrad_checksum=hcgrad_checksum(FIXTURE_METADATA, raw))
+    save_file(tensors, str(RESAVED), metadata=metadata)
+    print(f"wrote {RESAVED.relative_to(ROOT)} ({RESAVED.stat().st_size} bytes)")
 
 
 def check(path):
@@ -123,7 +168,8 @@ def check(path):
     raw = pathlib.Path(path).read_bytes()
     header, data = split(raw)
     if "hcgrad_checksum" in metadata:
-        actual = hcgrad_checksum(header, data)
+        legacy = metadata["hcgrad_checksum"].startswith("fnv1a64:")
+        actual = legacy_checksum(header, data) if legacy else hcgrad_checksum(metadata, tensors_of(header, data))
         print(f"  checksum {metadata['hcgrad_checksum']} (recomputed here: {actual})")
         ok = ok and actual == metadata["hcgrad_checksum"]
     (n,) = struct.unpack("<Q", raw[:8])
@@ -148,6 +194,7 @@ def write_corpus(directory):
         "model_checksum.safetensors": with_checksum(model),
         "mixed_checksum.safetensors": with_checksum({"m": np.array([True, False]), "d": np.array([2.5]),
                                                      "e": np.zeros((2, 0), dtype=np.int64)}),
+        "legacy_checksum.safetensors": legacy_file(model),
         "metadata_only.safetensors": encode({"__metadata__": {"a": "b"}}, b""),
         "truncated.safetensors": fixture[: len(fixture) // 2],
         "f16.safetensors": encode({"h": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4),

@@ -79,6 +79,7 @@ Tensor as_contiguous(const Tensor& x) { return x.is_contiguous() ? x : copy_of(x
 Tensor broadcast_view(const char* op, const Tensor& x, const Shape& shape) {
   const int64_t nd = shape.ndim(), lead = nd - x.dim();
   HC_CHECK(lead >= 0, ShapeError, op, ": shape ", x.shape(), " cannot be broadcast to ", shape);
+  checked_numel(op, shape);  // a view reads no more memory, but loops over it count its elements
   Strides strides(nd, 0);
   for (int64_t d = 0; d < x.dim(); ++d) {
     int64_t size = x.shape()[d];

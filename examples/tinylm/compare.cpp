@@ -115,18 +115,27 @@ std::string plus_minus(const MeanStd& m, const char* pattern) { return format(pa
 
 }  // namespace
 
-void compare(const CompareOptions& requested) {
-  CompareOptions o = requested;
+void check_compare_options(const CompareOptions& o) {
   HC_CHECK(o.seeds >= 1 && o.steps >= 1 && o.streams >= 1, Error, "compare: --seeds, --steps and --streams must be "
            "positive, got ", o.seeds, ", ", o.steps, ", ", o.streams);
   HC_CHECK(!o.connections.empty(), Error, "compare: --connections is empty");
   HC_CHECK(o.layers >= 0 && o.dim >= 0 && o.heads >= 0 && o.context >= 0 && o.batch >= 0, Error,
            "compare: --layers, --dim, --heads, --ctx and --batch must be positive");
+  HC_CHECK(o.threads >= 0 && o.eval_every >= 0, Error, "compare: --threads and --eval-every must be >= 0, got ",
+           o.threads, " and ", o.eval_every);
+  HC_CHECK(!o.out.empty(), Error, "compare: --out is empty");
   for (const std::string& variant : o.connections) connection_flags(variant, o.streams);  // validates the names
-  if (o.eval_every <= 0) o.eval_every = std::max<int64_t>(1, o.steps / 10);
-  HC_CHECK(!fs::exists(o.out) || fs::is_empty(o.out), Error, "compare: ", o.out,
+}
+
+void compare(const CompareOptions& requested) {
+  CompareOptions o = requested;
+  check_compare_options(o);
+  if (o.eval_every == 0) o.eval_every = std::max<int64_t>(1, o.steps / 10);
+  std::error_code ec;
+  HC_CHECK(!fs::exists(o.out, ec) || fs::is_empty(o.out, ec), Error, "compare: ", o.out,
            " already holds files (an earlier comparison?); choose another --out or remove it");
-  fs::create_directories(o.out);
+  fs::create_directories(o.out, ec);
+  HC_CHECK(!ec, Error, "compare: cannot create '", o.out, "': ", ec.message());
 
   const int64_t total = static_cast<int64_t>(o.connections.size()) * o.seeds;
   std::printf("compare: %s x %lld seed(s), %lld steps each -> %s\n", [&] {

@@ -34,4 +34,7 @@ struct CompareOptions {
 
 void compare(const CompareOptions& options);
 
+// Throws hcgrad::Error naming the flag when a value is out of range (compare() checks this first).
+void check_compare_options(const CompareOptions& options);
+
 }  // namespace tinylm

@@ -1,6 +1,7 @@
 // Saving and restoring a tinylm run; layout in run_checkpoint.h.
 #include "run_checkpoint.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -22,6 +23,17 @@ T read_key(const std::map<std::string, std::string>& metadata, const std::string
 }
 
 }  // namespace
+
+std::string first_non_finite(const NamedTensors& tensors) {
+  for (const auto& [name, tensor] : tensors) {
+    if (tensor.dtype() != hcgrad::DType::Float32 && tensor.dtype() != hcgrad::DType::Float64) continue;
+    const hcgrad::Tensor values = tensor.detach().to(hcgrad::Device::cpu()).to(hcgrad::DType::Float64).contiguous();
+    const double* data = values.data<double>();
+    for (int64_t i = 0; i < values.numel(); ++i)
+      if (!std::isfinite(data[i])) return name;
+  }
+  return "";
+}
 
 std::string format_number(double value) {
   char buffer[32];
@@ -56,17 +68,19 @@ void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgra
   metadata["state.step"] = std::to_string(state.step);
   metadata["state.data_rng_offset"] = std::to_string(state.data_rng_offset);
   metadata["state.dropout_rng_offset"] = std::to_string(state.dropout_rng_offset);
+  const std::string bad = first_non_finite(tensors);
+  HC_CHECK(bad.empty(), Error, "train: not saving step ", state.step, ": tensor '", bad,
+           "' holds NaN or Inf (the run has diverged; try a lower --lr)");
   hcgrad::nn::save_safetensors(file, tensors, metadata);
 }
 
-LoadedRun read_run(const std::string& file) {
-  LoadedRun run{hcgrad::nn::load_safetensors(file), {}};
-  const auto& metadata = run.file.metadata;
+RunState run_state_from(const std::map<std::string, std::string>& metadata, const std::string& file) {
   auto format = metadata.find("format");
   HC_CHECK(format != metadata.end() && format->second == kFormat, Error, "checkpoint ", file,
            ": not a tinylm checkpoint (metadata 'format' is ",
            format == metadata.end() ? "missing" : "'" + format->second + "'", ", expected '", kFormat, "')");
-  hcgrad::nn::GPTConfig& m = run.state.model;
+  RunState state;
+  hcgrad::nn::GPTConfig& m = state.model;
   m.vocab_size = read_key<int64_t>(metadata, "model.vocab_size", file);
   m.context = read_key<int64_t>(metadata, "model.context", file);
   m.layers = read_key<int64_t>(metadata, "model.layers", file);
@@ -86,11 +100,33 @@ LoadedRun read_run(const std::string& file) {
   } catch (const Error& e) {
     throw Error(hcgrad::detail::concat("checkpoint ", file, ": invalid model config: ", e.what()));
   }
-  run.state.step = read_key<int64_t>(metadata, "state.step", file);
-  run.state.data_rng_offset = read_key<uint64_t>(metadata, "state.data_rng_offset", file);
-  run.state.dropout_rng_offset = read_key<uint64_t>(metadata, "state.dropout_rng_offset", file);
+  state.step = read_key<int64_t>(metadata, "state.step", file);
+  HC_CHECK(state.step >= 0, Error, "checkpoint ", file, ": metadata 'state.step' is ", state.step,
+           "; a step count cannot be negative");
+  state.data_rng_offset = read_key<uint64_t>(metadata, "state.data_rng_offset", file);
+  state.dropout_rng_offset = read_key<uint64_t>(metadata, "state.dropout_rng_offset", file);
   for (const auto& [key, value] : metadata)
-    if (key.starts_with("train.")) run.state.settings[key] = value;
+    if (key.starts_with("train.")) state.settings[key] = value;
+  return state;
+}
+
+LoadedRun read_run(const std::string& file) {
+  LoadedRun run{hcgrad::nn::load_safetensors(file), {}};
+  // A file without a checksum (re-saved by a tool that drops it) still loads, but nothing vouches for its
+  // metadata; every message about it says so.
+  const std::string unverified =
+      run.file.checksum_verified ? "" : " (the file carries no checksum, so it may have been edited)";
+  try {
+    run.state = run_state_from(run.file.metadata, file);
+  } catch (const Error& e) {
+    throw Error(e.what() + unverified);
+  }
+  if (!unverified.empty())
+    std::fprintf(stderr, "tinylm: note: %s carries no checksum; its weights and settings are used unverified\n",
+                 file.c_str());
+  const std::string bad = first_non_finite(run.file.tensors);
+  HC_CHECK(bad.empty(), Error, "checkpoint ", file, ": tensor '", bad, "' holds NaN or Inf; a diverged model cannot "
+           "be sampled from or resumed", unverified);
   return run;
 }
 

@@ -43,12 +43,20 @@ T parse_number(const std::string& text, const std::string& what) {
 // A file path: `path` itself, or path/checkpoint.safetensors when it is a directory.
 std::string checkpoint_path(const std::string& path);
 
-// Writes atomically (a crash leaves the previous checkpoint intact).
+// Writes atomically (a crash leaves the previous checkpoint intact); refuses, before writing, a model or
+// optimizer state holding NaN or Inf, so that the checkpoint on disk is always a good one.
 void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgrad::nn::Optimizer* optimizer,
               const RunState& state);
 
-// Reads a checkpoint's metadata (model config, settings, step); refuses files that are not tinylm
-// checkpoints or whose metadata is damaged, naming the key.
+// The name of the first floating-point tensor holding a NaN or an Inf, or "" when all are finite.
+std::string first_non_finite(const hcgrad::nn::NamedTensors& tensors);
+
+// A checkpoint's metadata as a RunState (model config, settings, step); refuses metadata that is not a
+// tinylm checkpoint's or is damaged, naming the key. `file` names the checkpoint in messages.
+RunState run_state_from(const std::map<std::string, std::string>& metadata, const std::string& file);
+
+// Reads a checkpoint: the file (its checksum verified when it has one), its RunState, and a check that every
+// weight is finite (a diverged model is refused). A file without a checksum loads with a note on stderr.
 struct LoadedRun {
   hcgrad::nn::Safetensors file;
   RunState state;

@@ -3,6 +3,8 @@
 // always describes one consistent run.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -27,10 +29,19 @@ class StepCsv {
         if (long long step = 0; std::sscanf(line.c_str(), "%lld", &step) == 1 && step <= resume_step)
           kept.push_back(line);
     }
-    std::ofstream out(path_, std::ios::trunc);
-    HC_CHECK(out, hcgrad::Error, "tinylm: cannot write ", path_);
-    out << header << "\n";
-    for (const auto& line : kept) out << line << "\n";
+    // Rewritten beside and renamed over the old file, so that a failure here never leaves it cut short.
+    const std::string temp = path_ + ".tmp-" + std::to_string(::getpid()) + "-0";
+    {
+      std::ofstream out(temp, std::ios::trunc);
+      out << header << "\n";
+      for (const auto& line : kept) out << line << "\n";
+      out.flush();
+      HC_CHECK(out, hcgrad::Error, "tinylm: cannot write ", temp);
+    }
+    std::error_code ec;
+    std::filesystem::rename(temp, path_, ec);
+    if (ec) std::filesystem::remove(temp, ec);
+    HC_CHECK(!ec, hcgrad::Error, "tinylm: cannot replace ", path_, ": ", ec.message());
   }
 
   // Appends one line (without its newline).

@@ -4,6 +4,7 @@
 //   4. the final validation loss and a sample.
 #include "trainer.h"
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "progress.h"
 #include "step_csv.h"
 #include "run_checkpoint.h"
+#include "run_lock.h"
 
 namespace tinylm {
 
@@ -40,7 +42,8 @@ std::string fingerprint(std::string_view text) {
 
 // The settings a checkpoint records and a resumed run must keep, as text: flag name -> value.
 std::map<std::string, std::string> settings_of(const TrainOptions& o, const std::string& data_fingerprint) {
-  return {{"train.data", o.data.empty() ? "default" : o.data},
+  // The data file's absolute path, so that a resumed run started from another directory finds it too.
+  return {{"train.data", o.data.empty() ? "default" : fs::absolute(o.data).lexically_normal().string()},
           {"train.data_fingerprint", data_fingerprint},
           {"train.steps", std::to_string(o.steps)},
           {"train.batch", std::to_string(o.batch)},
@@ -94,31 +97,20 @@ TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
   int64_t seed = static_cast<int64_t>(o.seed);
   keep_int("seed", seed, int_setting("seed"));
   o.seed = static_cast<uint64_t>(seed);
-  const std::string data = setting("data");
-  if (o.given.count("data") && o.data != data && !(o.data.empty() && data == "default"))
-    mismatch("data", o.data, data);
-  o.data = data == "default" ? "" : data;
+  // The text is known by its fingerprint (load_data checks it), not by its path: --data may name the same
+  // text anywhere. Without --data, the run reads the file the checkpoint recorded.
+  if (!o.given.count("data")) {
+    const std::string data = setting("data");
+    o.data = data == "default" ? "" : data;
+    HC_CHECK(o.data.empty() || fs::exists(o.data), Error, "--resume: the checkpoint's training text '", o.data,
+             "' is not there; pass --data with the same text");
+  }
   // These may change on resume; unless given, they keep the saved run's values.
   if (!o.given.count("steps")) o.steps = int_setting("steps");
   if (!o.given.count("eval-every")) o.eval_every = int_setting("eval_every");
   if (!o.given.count("sample-tokens")) o.sample_tokens = int_setting("sample_tokens");
   o.eval_batches = int_setting("eval_batches");
   return o;
-}
-
-// "cpu", "cuda" or "cuda:N" -> a Device; a GPU that is not there is refused with the reason.
-Device parse_device(const std::string& name) {
-  if (name == "cpu") return Device::cpu();
-  HC_CHECK(name.rfind("cuda", 0) == 0, Error, "--device: expected cpu, cuda or cuda:N, got '", name, "'");
-  int index = 0;
-  if (name.size() > 4) {
-    HC_CHECK(name[4] == ':' && name.size() > 5, Error, "--device: expected cpu, cuda or cuda:N, got '", name, "'");
-    index = std::stoi(name.substr(5));
-  }
-  HC_CHECK(cuda::is_available(), DeviceError, "--device ", name, ": ", cuda::unavailable_reason());
-  HC_CHECK(index >= 0 && index < cuda::device_count(), DeviceError, "--device ", name, ": this machine has ",
-           cuda::device_count(), " GPU(s)");
-  return Device::cuda(index);
 }
 
 double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches, Device device) {
@@ -143,26 +135,16 @@ std::string fresh_run_directory() {
 // ---- train(), step by step ----
 
 // The options a run trains with: a resumed run's settings from its checkpoint, then every value checked.
-TrainOptions checked_options(const TrainOptions& requested, const std::optional<LoadedRun>& resumed,
-                             const std::string& resume_file) {
+TrainOptions resolved_options(const TrainOptions& requested, const std::optional<LoadedRun>& resumed,
+                              const std::string& resume_file) {
   TrainOptions o = requested;
+  HC_CHECK(!o.given.count("data") || !o.data.empty(), Error, "train: --data is empty; name a text file, or leave "
+           "the flag out for the default corpus");
   if (resumed) {
     o = resumed_options(o, resumed->state);
     if (!o.given.count("out")) o.out = fs::path(resume_file).parent_path().string();
   }
-  o.model.vocab_size = nn::ByteTokenizer::vocab_size;
-  o.model.validate();
-  auto positive = [](const char* flag, int64_t value) {
-    HC_CHECK(value > 0, Error, "train: --", flag, " must be positive, got ", value);
-  };
-  positive("steps", o.steps);
-  positive("batch", o.batch);
-  positive("eval-every", o.eval_every);
-  HC_CHECK(o.lr > 0 && std::isfinite(o.lr), Error, "train: --lr must be positive, got ", o.lr);
-  if (!o.given.count("warmup")) o.warmup = std::min(o.warmup, o.steps);  // the default suits long runs only
-  HC_CHECK(o.warmup >= 0 && o.warmup <= o.steps, Error, "train: --warmup must be in [0, steps = ", o.steps,
-           "], got ", o.warmup);
-  HC_CHECK(o.weight_decay >= 0 && o.clip >= 0, Error, "train: --weight-decay and --clip must be >= 0");
+  o = checked_options(o);
   HC_CHECK(!resumed || resumed->state.step < o.steps, Error, "train: the checkpoint is already at step ",
            resumed->state.step, " of ", o.steps, "; pass a larger --steps to train further");
   return o;
@@ -176,8 +158,18 @@ struct RunData {
   std::vector<nn::Batch> val_batches;
 };
 
+// --data's text: a regular file of at most --max-data-mb.
+std::string read_training_text(const TrainOptions& o) {
+  const uint64_t limit = static_cast<uint64_t>(o.max_data_mb) << 20;
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(o.data, ec);  // an error here is reported by read_text_file
+  HC_CHECK(ec || size <= limit, Error, "train: --data '", o.data, "' is ", size, " bytes, more than --max-data-mb ",
+           o.max_data_mb, " allows; raise it if this text is meant");
+  return nn::read_text_file(o.data, limit);
+}
+
 RunData load_data(const TrainOptions& o, const std::optional<LoadedRun>& resumed) {
-  const nn::Corpus corpus = o.data.empty() ? nn::load_default_corpus() : nn::Corpus{nn::read_text_file(o.data), o.data};
+  const nn::Corpus corpus = o.data.empty() ? nn::load_default_corpus() : nn::Corpus{read_training_text(o), o.data};
   const std::string data_fingerprint = fingerprint(corpus.text);
   if (resumed) {
     auto it = resumed->state.settings.find("train.data_fingerprint");
@@ -201,15 +193,30 @@ nn::AdamW make_optimizer(nn::GPT& model, const TrainOptions& o) {
                    {.lr = o.lr, .beta1 = 0.9, .beta2 = 0.95, .weight_decay = o.weight_decay});
 }
 
-// The run directory and its checkpoint file. A run continues in place, or starts in a directory of its own:
-// another run's checkpoint is never overwritten.
-std::string open_run_directory(TrainOptions& o, bool resumed, const std::string& resume_file) {
+// The directory a resumed run writes to: --out, else the checkpoint's own directory.
+std::string resumed_run_directory(const TrainOptions& requested, const std::string& resume_file) {
+  std::error_code ec;
+  HC_CHECK(fs::exists(resume_file, ec), Error, "--resume: no checkpoint at '", resume_file, "'");
+  if (!requested.out.empty()) return requested.out;
+  const std::string parent = fs::path(resume_file).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+// The run directory, locked for this run (run_lock.h; a resumed run has locked it already), and its
+// checkpoint file. A run continues in place, or starts in a directory of its own: another run's checkpoint
+// is never overwritten.
+std::string open_run_directory(TrainOptions& o, std::optional<RunLock>& lock, bool resumed,
+                               const std::string& resume_file) {
   if (o.out.empty()) o.out = fresh_run_directory();
-  fs::create_directories(o.out);
+  if (!lock) lock.emplace(o.out);
+  for (const std::string& file : lock->removed())
+    std::printf("tinylm: removed %s, left by an interrupted save\n", file.c_str());
   const std::string checkpoint_file = (fs::path(o.out) / kCheckpointFile).string();
-  const bool continues_in_place = resumed && fs::exists(checkpoint_file) && fs::equivalent(checkpoint_file, resume_file);
-  HC_CHECK(continues_in_place || !fs::exists(checkpoint_file), Error, "train: ", o.out,
-           " already holds a checkpoint; continue it with --resume ", o.out, " or choose another --out");
+  std::error_code ec;
+  const bool exists = fs::exists(checkpoint_file, ec);
+  const bool continues_in_place = resumed && exists && fs::equivalent(checkpoint_file, resume_file, ec);
+  HC_CHECK(continues_in_place || !exists, Error, "train: ", o.out, " already holds a checkpoint; continue it with "
+           "--resume ", o.out, " or choose another --out");
   return checkpoint_file;
 }
 
@@ -226,19 +233,15 @@ void print_banner(const TrainOptions& o, const nn::GPT& model, Device device, co
 // One optimizer step on one batch: forward, backward, clip, update. Returns the loss; throws, saying which
 // checkpoint is kept, when the loss or the gradient norm is not finite (the parameters are left as they were).
 double train_step(nn::GPT& model, nn::AdamW& optimizer, const std::vector<Tensor>& parameters,
-                  const nn::Batch& batch, Device device, double clip, int64_t step, const std::string& kept,
-                  Progress& progress) {
+                  const nn::Batch& batch, Device device, double clip, int64_t step, const std::string& kept) {
   Tensor loss = model.loss(batch.inputs.to(device), batch.targets.to(device));
   const double loss_value = loss.item();
   optimizer.zero_grad();
   loss.backward();
   const double grad_norm = clip > 0 ? nn::clip_grad_norm_(parameters, clip) : 0.0;
-  if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
-    progress.note(detail::concat("tinylm: ", !std::isfinite(loss_value) ? "loss" : "gradient norm", " is ",
-                                 !std::isfinite(loss_value) ? loss_value : grad_norm, " at step ", step + 1,
-                                 "; training stopped, ", kept, ". Try a lower --lr."));
-    throw Error(detail::concat("train: non-finite loss at step ", step + 1));
-  }
+  const bool loss_ok = std::isfinite(loss_value);
+  HC_CHECK(loss_ok && std::isfinite(grad_norm), Error, "train: ", loss_ok ? "the gradient norm" : "the loss", " is ",
+           loss_ok ? grad_norm : loss_value, " at step ", step + 1, "; training stopped, ", kept, ". Try a lower --lr.");
   optimizer.step();
   return loss_value;
 }
@@ -251,15 +254,78 @@ struct Window {
 
 }  // namespace
 
+TrainOptions checked_options(const TrainOptions& requested) {
+  TrainOptions o = requested;
+  o.model.vocab_size = nn::ByteTokenizer::vocab_size;
+  o.model.validate();
+  auto positive = [](const char* flag, int64_t value) {
+    HC_CHECK(value > 0, Error, "train: --", flag, " must be positive, got ", value);
+  };
+  auto not_negative = [](const char* flag, int64_t value) {
+    HC_CHECK(value >= 0, Error, "train: --", flag, " must be >= 0, got ", value);
+  };
+  positive("steps", o.steps);
+  positive("batch", o.batch);
+  positive("eval-every", o.eval_every);
+  positive("eval-batches", o.eval_batches);
+  positive("max-data-mb", o.max_data_mb);
+  HC_CHECK(o.max_data_mb <= (int64_t(1) << 24), Error, "train: --max-data-mb must be at most 16777216 (16 TiB), got ",
+           o.max_data_mb);
+  not_negative("threads", o.threads);
+  not_negative("stop-at", o.stop_at);
+  not_negative("sample-tokens", o.sample_tokens);
+  HC_CHECK(o.lr > 0 && std::isfinite(o.lr), Error, "train: --lr must be positive, got ", o.lr);
+  if (!o.given.count("warmup")) o.warmup = std::min(o.warmup, o.steps);  // the default suits long runs only
+  HC_CHECK(o.warmup >= 0 && o.warmup <= o.steps, Error, "train: --warmup must be in [0, steps = ", o.steps,
+           "], got ", o.warmup);
+  HC_CHECK(o.weight_decay >= 0 && o.clip >= 0 && std::isfinite(o.weight_decay), Error,
+           "train: --weight-decay and --clip must be >= 0, got ", o.weight_decay, " and ", o.clip);
+  device_index(o.device);  // the name's form; whether that GPU is here is checked when the run starts
+  return o;
+}
+
+int device_index(const std::string& name) {
+  if (name == "cpu") return -1;
+  auto malformed = [&] { return Error(detail::concat("--device: expected cpu, cuda or cuda:N, got '", name, "'")); };
+  if (name.rfind("cuda", 0) != 0) throw malformed();
+  int index = 0;
+  if (name.size() > 4) {
+    const char *first = name.data() + 5, *last = name.data() + name.size();
+    auto [end, ec] = std::from_chars(first, last, index);
+    if (name[4] != ':' || ec != std::errc() || end != last || index < 0) throw malformed();
+  }
+  return index;
+}
+
+Device parse_device(const std::string& name) {
+  const int index = device_index(name);
+  if (index < 0) return Device::cpu();
+  HC_CHECK(cuda::is_available(), DeviceError, "--device ", name, ": ", cuda::unavailable_reason());
+  HC_CHECK(index < cuda::device_count(), DeviceError, "--device ", name, ": this machine has ", cuda::device_count(),
+           " GPU(s)");
+  return Device::cuda(index);
+}
+
+void check_sample_options(const SampleOptions& o) {
+  HC_CHECK(o.tokens >= 0, Error, "sample: --tokens must be >= 0, got ", o.tokens);
+  HC_CHECK(!o.prompt.empty(), Error, "sample: --prompt must not be empty");
+  HC_CHECK(std::isfinite(o.temperature) && o.temperature >= 0, Error, "sample: --temperature must be >= 0, got ",
+           o.temperature);
+  HC_CHECK(o.top_k >= 0, Error, "sample: --top-k must be >= 0, got ", o.top_k);
+}
+
 TrainResult train(const TrainOptions& requested) {
   // 1. Options: a resumed run's from its checkpoint, all checked.
   std::optional<LoadedRun> resumed;
   std::string resume_file;
+  std::optional<RunLock> lock;  // one writer per run directory (run_lock.h), for the whole run
   if (!requested.resume.empty()) {
     resume_file = checkpoint_path(requested.resume);
+    // Locked before the checkpoint is read: a run still writing it is refused, never resumed from a stale step.
+    lock.emplace(resumed_run_directory(requested, resume_file));
     resumed = read_run(resume_file);
   }
-  TrainOptions o = checked_options(requested, resumed, resume_file);
+  TrainOptions o = resolved_options(requested, resumed, resume_file);
   if (o.threads > 0) set_num_threads(o.threads);
 
   // 2. Data: bytes of the corpus, 90% to train on, the last 10% to validate.
@@ -283,7 +349,7 @@ TrainResult train(const TrainOptions& requested) {
   }
 
   // 4. The run directory: checkpoint, metrics.csv (one row per evaluation), diagnostics.
-  const std::string checkpoint_file = open_run_directory(o, resumed.has_value(), resume_file);
+  const std::string checkpoint_file = open_run_directory(o, lock, resumed.has_value(), resume_file);
   StepCsv metrics((fs::path(o.out) / "metrics.csv").string(), "step,train_loss,val_loss,lr,tokens_per_s", start_step);
   const std::map<std::string, std::string> settings = settings_of(o, run.fingerprint);
   // The diagnostics watch one fixed sequence: the first context window of the validation text.
@@ -317,7 +383,7 @@ TrainResult train(const TrainOptions& requested) {
     const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
                                                               ") is kept in ", checkpoint_file)
                                              : std::string("no checkpoint had been written yet");
-    const double loss = train_step(model, optimizer, parameters, batch, device, o.clip, step, kept, progress);
+    const double loss = train_step(model, optimizer, parameters, batch, device, o.clip, step, kept);
 
     const double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;
@@ -330,8 +396,10 @@ TrainResult train(const TrainOptions& requested) {
     progress.step(done, o.steps, loss, lr, tokens_per_step * window.steps / window.seconds, eta);
     if (done % o.eval_every != 0 && done != end_step) continue;
 
-    // Evaluation and checkpoint.
+    // Evaluation and checkpoint. Only a finite model is saved: the last checkpoint is always a good one.
     const double val_loss = evaluate(model, run.val_batches, device);
+    HC_CHECK(std::isfinite(val_loss), Error, "train: the validation loss is ", val_loss, " at step ", done,
+             "; training stopped, ", kept, ". Try a lower --lr.");
     if (diagnostics) {  // in eval mode, as the validation loss: no dropout, no draws from its generator
       model.eval();
       diagnostics->record(model, done);
@@ -340,8 +408,12 @@ TrainResult train(const TrainOptions& requested) {
     const double tokens_per_s = tokens_per_step * window.steps / window.seconds;
     metrics.add(format("%lld,%.6f,%.6f,%.6g,%.1f", (long long)done, window.loss / window.steps, val_loss, lr,
                        tokens_per_s));
-    save_run(checkpoint_file, model, &optimizer,
-             {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
+    try {
+      save_run(checkpoint_file, model, &optimizer,
+               {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
+    } catch (const Error& e) {
+      throw Error(detail::concat(e.what(), "; training stopped, ", kept));
+    }
     last_saved = done;
     progress.note(detail::concat("step ", done, ": train_loss ", window.loss / window.steps, "  val_loss ",
                                  val_loss, "  (checkpoint saved)"));
@@ -370,8 +442,7 @@ TrainResult train(const TrainOptions& requested) {
 }
 
 std::string sample(const SampleOptions& o) {
-  HC_CHECK(o.tokens >= 0, Error, "sample: --tokens must be >= 0, got ", o.tokens);
-  HC_CHECK(!o.prompt.empty(), Error, "sample: --prompt must not be empty");
+  check_sample_options(o);
   const std::string file = checkpoint_path(o.checkpoint);
   LoadedRun run = read_run(file);
   nn::GPT model(run.state.model, 0);

@@ -15,6 +15,7 @@ namespace tinylm {
 
 struct TrainOptions {
   std::string data;  // a text file; empty: the default corpus (Debian's fortunes)
+  int64_t max_data_mb = 1024;  // a larger --data file is refused (a stream such as /dev/zero never ends)
   int64_t steps = 2000;
   hcgrad::nn::GPTConfig model;  // layers, dim, heads, context (vocab is 256: bytes)
   int64_t batch = 16;
@@ -46,6 +47,15 @@ struct TrainResult {
 
 TrainResult train(const TrainOptions& options);
 
+// The options with every value checked, as train() checks them before it reads or writes anything (for a
+// resumed run, after taking the checkpoint's settings). Throws hcgrad::Error naming the flag.
+TrainOptions checked_options(const TrainOptions& options);
+
+// --device: "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; anything else throws hcgrad::Error.
+int device_index(const std::string& name);
+// The device itself; a GPU that is not there (or a build without CUDA) is refused with the reason.
+hcgrad::Device parse_device(const std::string& name);
+
 struct SampleOptions {
   std::string checkpoint;  // a file, or a run directory holding checkpoint.safetensors
   std::string prompt = "\n";
@@ -54,6 +64,9 @@ struct SampleOptions {
   int64_t top_k = 40;
   uint64_t seed = 0;
 };
+
+// Throws hcgrad::Error naming the flag when a value is out of range.
+void check_sample_options(const SampleOptions& options);
 
 std::string sample(const SampleOptions& options);
 
