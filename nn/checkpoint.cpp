@@ -8,6 +8,7 @@
 #include "hcgrad/nn/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -496,17 +497,38 @@ Safetensors parse(const char* op, const uint8_t* data, size_t size, const std::s
   return result;
 }
 
+// The whole file. Only a regular file: a device (/dev/zero) or a pipe may never end, and opening a FIFO
+// waits for a writer, so it is opened non-blocking and checked before a byte is read.
 std::vector<uint8_t> read_file(const std::string& path) {
   auto fail = [&](const std::string& what) {
     throw CheckpointError("load_safetensors: cannot " + what + " '" + path + "': " + std::strerror(errno));
   };
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) fail("open");
-  std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  size_t got;
-  while ((got = std::fread(chunk, 1, sizeof(chunk), file.get())) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
-  if (std::ferror(file.get())) fail("read");  // e.g. a directory: EISDIR
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) fail("open");
+  std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
+    ::close(*f);
+    delete f;
+  });
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) fail("stat");
+  if (S_ISDIR(info.st_mode)) {
+    errno = EISDIR;
+    fail("read");
+  }
+  if (!S_ISREG(info.st_mode))
+    throw CheckpointError("load_safetensors: '" + path + "' is not a regular file (a device or pipe may never end)");
+  std::vector<uint8_t> bytes(static_cast<size_t>(info.st_size));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t got = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) fail("read");
+    if (got == 0) break;
+    done += static_cast<size_t>(got);
+  }
+  uint8_t extra;
+  if (done != bytes.size() || ::read(fd, &extra, 1) != 0)
+    throw CheckpointError("load_safetensors: '" + path + "' changed size while it was read; try again");
   return bytes;
 }
 

@@ -1,6 +1,7 @@
 // Safetensors checkpoints (nn/checkpoint.h): exact round trips, the byte layout as an independent reader
 // sees it, a file from the reference Python library, every refusal the reader promises, copy_into's all-or-
 // nothing checks, and atomic saves that never lose the previous file.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -446,6 +447,10 @@ TEST_CASE("checkpoint: a missing or unreadable file is refused with its path") {
   message = refusal([&] { load_safetensors(dir.path.string()); });  // a directory
   CHECK(contains(message, "load_safetensors: cannot"));
   CHECK(contains(message, dir.path.string()));
+  // Streams that never end (or, for a FIFO without a writer, never begin) are refused before a byte is read.
+  CHECK(contains(refusal([] { load_safetensors("/dev/zero"); }), "'/dev/zero' is not a regular file"));
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  CHECK(contains(refusal([&] { load_safetensors(dir.file("fifo")); }), "is not a regular file"));
 }
 
 TEST_CASE("checkpoint: copy_into checks every tensor first, then copies all of them") {

@@ -285,7 +285,7 @@ TEST_CASE("tinylm: sample and --resume refuse a checkpoint whose weights are not
                        Error);
 }
 
-TEST_CASE("tinylm: a run directory has one writer; a second is refused with the holder's PID") {
+TEST_CASE("tinylm: a run directory has one writer, and a second is refused with the holder's PID") {
   Scratch scratch;
   std::optional<tinylm::RunLock> holder;
   holder.emplace(scratch.path("run"));

@@ -103,5 +103,26 @@ TEST_CASE("vit: the digits split is seeded and disjoint, and bad files are refus
   CHECK_THROWS_WITH_AS(vit::load_digits((dir / "text.csv").string()), doctest::Contains("'a' is not a number"), Error);
   CHECK_THROWS_WITH_AS(vit::load_digits((dir / "missing.csv.gz").string()), doctest::Contains("bash tools/run.sh vit"),
                        Error);
+  // Values a hostile or damaged file may hold: each refused with its line, never read as a pixel or label.
+  const std::string pixels = [] {
+    std::string row;
+    for (int i = 0; i < 64; ++i) row += "1.0,";
+    return row;
+  }();
+  for (auto [row, message] : {std::pair{pixels + "3.5", "the label is 3.5"}, std::pair{pixels + "nan", "the label is nan"},
+                              std::pair{pixels + "10", "the label is 10"}, std::pair{"17," + pixels.substr(4) + "1",
+                                                                                      "pixel 0 is 17"},
+                              std::pair{pixels + "3abc", "'3abc' is not a number"},
+                              std::pair{std::string(5000, '1'), "longer than 4094 bytes"}}) {
+    CAPTURE(message);
+    std::ofstream(dir / "bad.csv") << row << "\n";
+    CHECK_THROWS_WITH_AS(vit::load_digits((dir / "bad.csv").string()), doctest::Contains(message), Error);
+  }
+  // A gzip file cut short: refused, not read as fewer images.
+  const std::string whole = write_rows_file(dir / "rows.csv");
+  const std::string packed = (dir / "rows.csv.gz").string();
+  REQUIRE(std::system(("gzip -kf " + whole).c_str()) == 0);
+  fs::resize_file(packed, fs::file_size(packed) / 2);
+  CHECK_THROWS_WITH_AS(vit::load_digits(packed), doctest::Contains("truncated or not valid gzip"), Error);
   fs::remove_all(dir);
 }

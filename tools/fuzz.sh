@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# Fuzzes the safetensors reader (tests/fuzz/fuzz_safetensors.cpp) with libFuzzer, AddressSanitizer and
-# UndefinedBehaviorSanitizer.
+# Fuzzes every parser of outside input with libFuzzer, AddressSanitizer and UndefinedBehaviorSanitizer:
+#   safetensors     the safetensors reader (nn/checkpoint.cpp)
+#   run_metadata    tinylm's checkpoint metadata reader (examples/tinylm/run_checkpoint.cpp, trainer.cpp)
+#   tinylm_cli      tinylm's command line (examples/tinylm/cli.cpp)
+#   digits          vit_digits' data loader (examples/vit_digits/digits.cpp)
+#   refcheck_cases  refcheck's reference-case reader (tools/refcheck/cases.cpp)
 #
-#   bash tools/fuzz.sh [seconds]     default 60
+#   bash tools/fuzz.sh [seconds] [target...]     each target (default: all) for `seconds` (default 60)
 #
 # Needs clang with libFuzzer (Debian: clang); without it, says why and exits 0 ("skipped"). Builds in
-# build-fuzz/ and fuzzes a copy of the seed corpus (tests/fuzz/corpus) kept in build-fuzz/corpus, so new
-# inputs never land in the repository. Fails on any crash, sanitizer report, leak or slow input; the
-# input that did it is saved in build-fuzz/artifacts/ (replay: build-fuzz/tests/fuzz/fuzz_safetensors FILE).
+# build-fuzz/ and fuzzes copies of the seed corpora (tests/fuzz/corpus/<target>/) kept in build-fuzz/corpus/,
+# so new inputs never land in the repository; tests/fuzz/<target>.dict, when there, lists the input's words.
+# Fails on any crash, sanitizer report, leak, uncaught exception or slow input; the input that did it is saved
+# in build-fuzz/artifacts/ (replay: build-fuzz/tests/fuzz/fuzz_<target> FILE).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+all_targets=(safetensors run_metadata tinylm_cli digits refcheck_cases)
 seconds=${1:-60}
 if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
-  echo "usage: bash tools/fuzz.sh [seconds]" >&2
+  echo "usage: bash tools/fuzz.sh [seconds] [target...]   (targets: ${all_targets[*]})" >&2
   exit 2
 fi
+targets=("${@:2}")
+[ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
+for target in "${targets[@]}"; do
+  [ -d "tests/fuzz/corpus/$target" ] || { echo "fuzz: unknown target '$target' (targets: ${all_targets[*]})" >&2; exit 2; }
+done
 
 # clang++ is called clang++-14 (or another version) where no default is installed.
 cxx=""
@@ -38,33 +49,27 @@ if ! "$cxx" -fsanitize=fuzzer,address,undefined "$probe_dir/probe.cpp" -o "$prob
   exit 0
 fi
 
-# RelWithDebInfo: optimised like the real library, with line numbers in sanitizer reports.
+# RelWithDebInfo: optimised like the real library, with line numbers in sanitizer reports. The examples are
+# configured (tinylm's and vit_digits' parsers are fuzzed) but only the fuzzers are built.
 CXX=$cxx cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHCGRAD_BUILD_FUZZERS=ON -DHCGRAD_CUDA=OFF \
-  -DHCGRAD_BUILD_TESTS=OFF -DHCGRAD_BUILD_EXAMPLES=OFF -DHCGRAD_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)" --target fuzz_safetensors
+  -DHCGRAD_BUILD_TESTS=OFF -DHCGRAD_BUILD_EXAMPLES=ON -DHCGRAD_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]/#/fuzz_}"
 
-mkdir -p build-fuzz/corpus build-fuzz/artifacts
-cp tests/fuzz/corpus/* build-fuzz/corpus/
-# The words of the format, so mutations reach past the JSON parser more often.
-cat >build-fuzz/safetensors.dict <<'DICT'
-"\"dtype\""
-"\"shape\""
-"\"data_offsets\""
-"\"__metadata__\""
-"\"hcgrad_checksum\""
-"\"F32\""
-"\"F64\""
-"\"I64\""
-"\"BOOL\""
-"\"F16\""
-"fnv1a64:"
-"18446744073709551615"
-"9223372036854775807"
-DICT
-
-# UBSan in this build reports and goes on by default; halt_on_error makes every report a failure.
-echo "fuzz: running fuzz_safetensors for ${seconds}s"
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-  build-fuzz/tests/fuzz/fuzz_safetensors build-fuzz/corpus -dict=build-fuzz/safetensors.dict \
-  -max_total_time="$seconds" -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/
-echo "fuzz: no crash in ${seconds}s (corpus now $(ls build-fuzz/corpus | wc -l) inputs)"
+mkdir -p build-fuzz/artifacts
+for target in "${targets[@]}"; do
+  mkdir -p "build-fuzz/corpus/$target"
+  cp "tests/fuzz/corpus/$target"/* "build-fuzz/corpus/$target/"
+  dict=()
+  [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
+  echo "fuzz: running fuzz_$target for ${seconds}s"
+  # UBSan in this build reports and goes on by default; halt_on_error makes every report a failure.
+  # allocator_may_return_null: an allocation too large for ASan throws std::bad_alloc, as it would without
+  # ASan, so hcgrad's own out-of-memory handling is what gets fuzzed.
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+    "build-fuzz/tests/fuzz/fuzz_$target" "build-fuzz/corpus/$target" "${dict[@]}" -max_total_time="$seconds" \
+    -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ 2>&1 | grep -v "^#[0-9]" || {
+    echo "fuzz: fuzz_$target failed (see above; the input is in build-fuzz/artifacts/)"
+    exit 1
+  }
+  echo "fuzz: fuzz_$target: no crash in ${seconds}s (corpus now $(ls "build-fuzz/corpus/$target" | wc -l) inputs)"
+done

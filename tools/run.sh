@@ -6,7 +6,9 @@
 #                                    (tinylm train; any tinylm train flag may follow)
 #   bash tools/run.sh test           the whole test suite (CTest over the doctest cases and CLI checks)
 #   bash tools/run.sh sanitize       the suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer
-#   bash tools/run.sh fuzz [seconds] the libFuzzer target for the checkpoint loader (needs clang)
+#   bash tools/run.sh fuzz [seconds] each libFuzzer target (checkpoint loader, tinylm's metadata reader and
+#                                    command line, the digits loader, refcheck's case reader) for `seconds`
+#                                    (default 60; needs clang)
 #   bash tools/run.sh compare [flags] tinylm compare: every connection for several seeds, a summary and PNG plots
 #                                    (installs gnuplot-nox; any tinylm compare flag may follow)
 #   bash tools/run.sh vit [flags]    vit_digits: a small ViT with and without mHC on the 8x8 digits (fetches
@@ -135,7 +137,9 @@ case "$job" in
     # -O1 keeps the sanitized build quick to compile and the suite quick to run.
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DHCGRAD_SANITIZE=ON \
       -DHCGRAD_BUILD_BENCH=OFF -DHCGRAD_CUDA=OFF
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    # allocator_may_return_null: an allocation too large for ASan throws std::bad_alloc as it would without ASan,
+    # so the out-of-memory tests see hcgrad's own handling.
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build-asan --output-on-failure -j "$jobs"
     build-asan/examples/mlp_demo 300
     ;;

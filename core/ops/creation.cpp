@@ -58,8 +58,8 @@ Tensor arange(int64_t end, TensorOptions options) { return arange(0.0, static_ca
 template <class T>
 Tensor from_vector(const std::vector<T>& values, Shape shape, bool requires_grad) {
   if (shape.empty()) shape = {static_cast<int64_t>(values.size())};
-  HC_CHECK(numel(shape) == static_cast<int64_t>(values.size()), ShapeError, "from_vector: ", values.size(),
-           " values do not fill shape ", shape);
+  HC_CHECK(checked_numel("from_vector", shape) == static_cast<int64_t>(values.size()), ShapeError, "from_vector: ",
+           values.size(), " values do not fill shape ", shape);
   Tensor t = Tensor::empty(shape, {.dtype = dtype_of<T>()});
   T* p = t.data<T>();
   for (size_t i = 0; i < values.size(); ++i) p[i] = values[i];

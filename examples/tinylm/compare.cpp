@@ -151,7 +151,9 @@ void compare(const CompareOptions& requested) {
   for (int64_t seed = 1; seed <= o.seeds; ++seed)  // seed-major: a stopped comparison has every variant at seed 1
     for (const std::string& variant : o.connections) {
       const fs::path dir = fs::path(o.out) / (variant + "-seed" + std::to_string(seed));
-      fs::create_directories(dir);
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      HC_CHECK(!ec, Error, "compare: cannot create '", dir.string(), "': ", ec.message());
       std::vector<std::string> args{"tinylm", "train", "--steps", std::to_string(o.steps), "--seed",
                                     std::to_string(seed), "--eval-every", std::to_string(o.eval_every),
                                     "--sample-tokens", "0", "--out", dir.string()};

@@ -66,7 +66,9 @@ void write_file(const fs::path& path, const std::string& text) {
 
 Diagnostics::Diagnostics(std::string dir, Tensor sequence, int64_t resume_step)
     : dir_(std::move(dir)), sequence_(std::move(sequence)) {
-  fs::create_directories(dir_);
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  HC_CHECK(!ec, hcgrad::Error, "diagnostics: cannot create '", dir_, "': ", ec.message());
   gain_ = StepCsv((fs::path(dir_) / "gain.csv").string(),
                   "step,layer,kind,max_abs_row_sum,max_abs_col_sum,min_col_sum", resume_step);
   cosine_ = StepCsv((fs::path(dir_) / "cosine.csv").string(), "step,layer,p5,median,p95", resume_step);

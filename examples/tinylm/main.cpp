@@ -12,6 +12,7 @@
 // non-zero; running out of memory, too. The flags are in cli.cpp, the work in trainer.cpp.
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <new>
 
 #include "hcgrad/core/error.h"
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
     }
   } catch (const hcgrad::Error& e) {
     std::fprintf(stderr, "tinylm: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {  // a file or directory the system refused
+    std::fprintf(stderr, "tinylm: cannot use '%s': %s\n", e.path1().c_str(), e.code().message().c_str());
     return 1;
   } catch (const std::bad_alloc&) {  // memory for something other than a tensor (whose error names its size)
     std::fprintf(stderr, "tinylm: out of memory (or over the process's memory limit); try a smaller model, batch "

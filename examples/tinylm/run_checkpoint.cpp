@@ -42,7 +42,8 @@ std::string format_number(double value) {
 }
 
 std::string checkpoint_path(const std::string& path) {
-  return std::filesystem::is_directory(path) ? (std::filesystem::path(path) / kCheckpointFile).string() : path;
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) ? (std::filesystem::path(path) / kCheckpointFile).string() : path;
 }
 
 void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgrad::nn::Optimizer* optimizer,

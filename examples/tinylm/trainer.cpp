@@ -57,61 +57,6 @@ std::map<std::string, std::string> settings_of(const TrainOptions& o, const std:
           {"train.sample_tokens", std::to_string(o.sample_tokens)}};
 }
 
-// Takes a resumed run's settings from its checkpoint; a flag given on the command line must agree with them.
-TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
-  const auto mismatch = [&](const std::string& flag, const std::string& given, const std::string& saved_value) {
-    throw Error(detail::concat("--resume: --", flag, " ", given, " differs from the checkpoint's ", saved_value,
-                               "; a resumed run keeps its model, data and optimizer settings"));
-  };
-  auto keep_int = [&](const std::string& flag, int64_t& field, int64_t saved_value) {
-    if (o.given.count(flag) && field != saved_value) mismatch(flag, std::to_string(field), std::to_string(saved_value));
-    field = saved_value;
-  };
-  auto setting = [&](const std::string& key) {
-    auto it = saved.settings.find("train." + key);
-    HC_CHECK(it != saved.settings.end(), Error, "--resume: the checkpoint lacks the setting train.", key);
-    return it->second;
-  };
-  auto int_setting = [&](const std::string& key) {
-    return parse_number<int64_t>(setting(key), "--resume: the checkpoint's setting train." + key);
-  };
-  auto keep_double = [&](const std::string& flag, double& field, const std::string& key) {
-    const double saved_value = parse_number<double>(setting(key), "--resume: the checkpoint's setting train." + key);
-    if (o.given.count(flag) && field != saved_value) mismatch(flag, format_number(field), format_number(saved_value));
-    field = saved_value;
-  };
-  keep_int("layers", o.model.layers, saved.model.layers);
-  keep_int("dim", o.model.dim, saved.model.dim);
-  keep_int("heads", o.model.heads, saved.model.heads);
-  keep_int("ctx", o.model.context, saved.model.context);
-  keep_int("streams", o.model.streams, saved.model.streams);
-  keep_int("fracs", o.model.fracs, saved.model.fracs);
-  if (o.given.count("connection") && o.model.connection != saved.model.connection)
-    mismatch("connection", o.model.connection, saved.model.connection);
-  o.model = saved.model;
-  keep_int("batch", o.batch, int_setting("batch"));
-  keep_int("warmup", o.warmup, int_setting("warmup"));
-  keep_double("lr", o.lr, "lr");
-  keep_double("weight-decay", o.weight_decay, "weight_decay");
-  keep_double("clip", o.clip, "clip");
-  int64_t seed = static_cast<int64_t>(o.seed);
-  keep_int("seed", seed, int_setting("seed"));
-  o.seed = static_cast<uint64_t>(seed);
-  // The text is known by its fingerprint (load_data checks it), not by its path: --data may name the same
-  // text anywhere. Without --data, the run reads the file the checkpoint recorded.
-  if (!o.given.count("data")) {
-    const std::string data = setting("data");
-    o.data = data == "default" ? "" : data;
-    HC_CHECK(o.data.empty() || fs::exists(o.data), Error, "--resume: the checkpoint's training text '", o.data,
-             "' is not there; pass --data with the same text");
-  }
-  // These may change on resume; unless given, they keep the saved run's values.
-  if (!o.given.count("steps")) o.steps = int_setting("steps");
-  if (!o.given.count("eval-every")) o.eval_every = int_setting("eval_every");
-  if (!o.given.count("sample-tokens")) o.sample_tokens = int_setting("sample_tokens");
-  o.eval_batches = int_setting("eval_batches");
-  return o;
-}
 
 double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches, Device device) {
   autograd::NoGradGuard no_grad;
@@ -128,7 +73,8 @@ std::string fresh_run_directory() {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
   std::string base = std::string("runs/tinylm-") + stamp, dir = base;
-  for (int i = 2; fs::exists(dir); ++i) dir = base + "-" + std::to_string(i);
+  std::error_code ec;
+  for (int i = 2; fs::exists(dir, ec); ++i) dir = base + "-" + std::to_string(i);
   return dir;
 }
 
@@ -253,6 +199,62 @@ struct Window {
 };
 
 }  // namespace
+
+TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
+  const auto mismatch = [&](const std::string& flag, const std::string& given, const std::string& saved_value) {
+    throw Error(detail::concat("--resume: --", flag, " ", given, " differs from the checkpoint's ", saved_value,
+                               "; a resumed run keeps its model, data and optimizer settings"));
+  };
+  auto keep_int = [&](const std::string& flag, int64_t& field, int64_t saved_value) {
+    if (o.given.count(flag) && field != saved_value) mismatch(flag, std::to_string(field), std::to_string(saved_value));
+    field = saved_value;
+  };
+  auto setting = [&](const std::string& key) {
+    auto it = saved.settings.find("train." + key);
+    HC_CHECK(it != saved.settings.end(), Error, "--resume: the checkpoint lacks the setting train.", key);
+    return it->second;
+  };
+  auto int_setting = [&](const std::string& key) {
+    return parse_number<int64_t>(setting(key), "--resume: the checkpoint's setting train." + key);
+  };
+  auto keep_double = [&](const std::string& flag, double& field, const std::string& key) {
+    const double saved_value = parse_number<double>(setting(key), "--resume: the checkpoint's setting train." + key);
+    if (o.given.count(flag) && field != saved_value) mismatch(flag, format_number(field), format_number(saved_value));
+    field = saved_value;
+  };
+  keep_int("layers", o.model.layers, saved.model.layers);
+  keep_int("dim", o.model.dim, saved.model.dim);
+  keep_int("heads", o.model.heads, saved.model.heads);
+  keep_int("ctx", o.model.context, saved.model.context);
+  keep_int("streams", o.model.streams, saved.model.streams);
+  keep_int("fracs", o.model.fracs, saved.model.fracs);
+  if (o.given.count("connection") && o.model.connection != saved.model.connection)
+    mismatch("connection", o.model.connection, saved.model.connection);
+  o.model = saved.model;
+  keep_int("batch", o.batch, int_setting("batch"));
+  keep_int("warmup", o.warmup, int_setting("warmup"));
+  keep_double("lr", o.lr, "lr");
+  keep_double("weight-decay", o.weight_decay, "weight_decay");
+  keep_double("clip", o.clip, "clip");
+  int64_t seed = static_cast<int64_t>(o.seed);
+  keep_int("seed", seed, int_setting("seed"));
+  o.seed = static_cast<uint64_t>(seed);
+  // The text is known by its fingerprint (load_data checks it), not by its path: --data may name the same
+  // text anywhere. Without --data, the run reads the file the checkpoint recorded.
+  if (!o.given.count("data")) {
+    const std::string data = setting("data");
+    o.data = data == "default" ? "" : data;
+    std::error_code ec;
+    HC_CHECK(o.data.empty() || fs::exists(o.data, ec), Error, "--resume: the checkpoint's training text '", o.data,
+             "' is not there; pass --data with the same text");
+  }
+  // These may change on resume; unless given, they keep the saved run's values.
+  if (!o.given.count("steps")) o.steps = int_setting("steps");
+  if (!o.given.count("eval-every")) o.eval_every = int_setting("eval_every");
+  if (!o.given.count("sample-tokens")) o.sample_tokens = int_setting("sample_tokens");
+  o.eval_batches = int_setting("eval_batches");
+  return o;
+}
 
 TrainOptions checked_options(const TrainOptions& requested) {
   TrainOptions o = requested;

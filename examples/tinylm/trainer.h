@@ -51,6 +51,12 @@ TrainResult train(const TrainOptions& options);
 // resumed run, after taking the checkpoint's settings). Throws hcgrad::Error naming the flag.
 TrainOptions checked_options(const TrainOptions& options);
 
+// A resumed run's options: the checkpoint's model and settings, where a flag given on the command line (listed
+// in requested.given) must agree with them; steps, eval-every and sample-tokens may change. Throws
+// hcgrad::Error naming the flag or the damaged setting.
+struct RunState;
+TrainOptions resumed_options(TrainOptions requested, const RunState& saved);
+
 // --device: "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; anything else throws hcgrad::Error.
 int device_index(const std::string& name);
 // The device itself; a GPU that is not there (or a build without CUDA) is refused with the reason.

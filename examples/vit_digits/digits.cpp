@@ -4,6 +4,11 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <optional>
 #include <filesystem>
 #include <numeric>
 #include <sstream>
@@ -17,37 +22,73 @@ namespace vit {
 
 using namespace hcgrad;
 
+namespace {
+
+constexpr int64_t kMaxImages = 100000;  // the set has 1797: a file far larger is something else (a gzip bomb, say)
+constexpr size_t kMaxLineBytes = 4096;  // a line of the set is under 300 bytes
+
+// A CSV cell as a number: the whole cell must be a decimal number (std::stod would take "3abc" as 3).
+std::optional<double> parse_cell(const std::string& cell) {
+  double value = 0;
+  const char* first = cell.data();
+  const char* last = first + cell.size();
+  auto [end, ec] = std::from_chars(first, last, value);
+  if (ec != std::errc() || end != last) return std::nullopt;
+  return value;
+}
+
+// One line of the file: 64 pixels in [0, 16] and a whole label in [0, 9]; appended to pixels and labels.
+void parse_line(std::string line, const std::string& where, std::vector<float>& pixels, std::vector<int64_t>& labels) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  std::vector<double> values;
+  std::stringstream cells(line);
+  for (std::string cell; std::getline(cells, cell, ',');) {
+    std::optional<double> value = parse_cell(cell);
+    HC_CHECK(value.has_value(), Error, "digits: ", where, ": '", cell.substr(0, 40), "' is not a number");
+    values.push_back(*value);
+    HC_CHECK(values.size() <= 65, Error, "digits: ", where, ": more than 64 pixels and a label");
+  }
+  HC_CHECK(values.size() == 65, Error, "digits: ", where, ": expected 64 pixels and a label 0..9, got ", values.size(),
+           " values");
+  for (int i = 0; i < 64; ++i)
+    HC_CHECK(values[i] >= 0 && values[i] <= 16, Error, "digits: ", where, ": pixel ", i, " is ", values[i],
+             "; pixels are 0..16");
+  const double label = values[64];
+  HC_CHECK(label >= 0 && label <= 9 && label == std::floor(label), Error, "digits: ", where, ": the label is ", label,
+           "; expected a whole number 0..9");
+  for (int i = 0; i < 64; ++i) pixels.push_back(static_cast<float>(values[i] / 16.0));
+  labels.push_back(static_cast<int64_t>(label));
+}
+
+}  // namespace
+
 Digits load_digits(const std::string& path) {
   HC_CHECK(std::filesystem::exists(path), Error, "digits: no such file ", path,
            "; bash tools/run.sh vit fetches it (Debian's python3-sklearn ships it as "
            "sklearn/datasets/data/digits.csv.gz)");
-  gzFile file = gzopen(path.c_str(), "rb");  // reads plain text too
+  std::error_code ec;
+  HC_CHECK(std::filesystem::is_regular_file(path, ec), Error, "digits: ", path,
+           " is not a regular file (a directory, device or pipe)");
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), &gzclose);  // reads plain text too
   HC_CHECK(file != nullptr, Error, "digits: cannot open ", path);
   std::vector<float> pixels;
   std::vector<int64_t> labels;
-  char line[1024];
+  char line[kMaxLineBytes];
   int64_t line_number = 0;
-  while (gzgets(file, line, sizeof line) != nullptr) {
+  while (gzgets(file.get(), line, sizeof line) != nullptr) {
     ++line_number;
-    std::stringstream cells(line);
-    std::vector<double> values;
-    for (std::string cell; std::getline(cells, cell, ',');) {
-      try {
-        values.push_back(std::stod(cell));
-      } catch (const std::exception&) {
-        gzclose(file);
-        throw Error(detail::concat("digits: ", path, " line ", line_number, ": '", cell, "' is not a number"));
-      }
-    }
-    if (values.size() != 65 || values[64] < 0 || values[64] > 9) {
-      gzclose(file);
-      throw Error(detail::concat("digits: ", path, " line ", line_number, ": expected 64 pixels and a label 0..9, got ",
-                                 values.size(), " values"));
-    }
-    for (int i = 0; i < 64; ++i) pixels.push_back(static_cast<float>(values[i] / 16.0));
-    labels.push_back(static_cast<int64_t>(values[64]));
+    const std::string where = detail::concat(path, " line ", line_number);
+    const size_t length = std::strlen(line);
+    HC_CHECK(length + 1 < sizeof line || line[length - 1] == '\n', Error, "digits: ", where, " is longer than ",
+             kMaxLineBytes - 2, " bytes; not the digits set");
+    HC_CHECK(static_cast<int64_t>(labels.size()) < kMaxImages, Error, "digits: ", path, " holds more than ",
+             kMaxImages, " images; not the digits set (1797 images)");
+    parse_line(line, where, pixels, labels);
   }
-  gzclose(file);
+  int error = Z_OK;
+  gzerror(file.get(), &error);
+  HC_CHECK(error == Z_OK, Error, "digits: ", path, " is truncated or not valid gzip (", gzerror(file.get(), &error),
+           ")");
   const int64_t n = static_cast<int64_t>(labels.size());
   HC_CHECK(n >= 10, Error, "digits: ", path, " holds ", n, " images; expected the 1797 of the digits set");
   return {from_vector(pixels, {n, 1, 8, 8}), from_vector(labels, {n})};

@@ -8,18 +8,10 @@
 // N skipped"; exits 1 if any case failed or a file could not be read.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "refcheck.h"
 
 namespace refcheck {
-
-Tensor tensor_of(const json& t) {
-  std::vector<float> data = t.at("data").get<std::vector<float>>();
-  const std::vector<int64_t> dims = t.at("shape").get<std::vector<int64_t>>();
-  hcgrad::Shape shape(dims.begin(), dims.end());
-  return hcgrad::from_vector(data, shape).reshape(shape);
-}
 
 void compare(Comparison& c, const std::string& what, const Tensor& got, const json& ref, double tol) {
   std::vector<double> a = got.to(hcgrad::DType::Float64).contiguous().to_vector<double>();
@@ -80,24 +72,31 @@ int main(int argc, char** argv) {
   for (int a = 1; a < argc; ++a) {
     json file;
     try {
-      std::ifstream in(argv[a]);
-      HC_CHECK(in, hcgrad::Error, "cannot open ", argv[a]);
-      file = json::parse(in);
+      file = read_case_file(argv[a]);
     } catch (const std::exception& e) {
-      std::printf("refcheck: %s: %s\n", argv[a], e.what());
+      std::printf("refcheck: %s\n", e.what());
       ++failed;
       continue;
     }
-    for (const json& c : file.at("cases")) {
-      const std::string name = c.at("name").get<std::string>(), kind = c.at("kind").get<std::string>();
-      auto runner = runners.find(kind);
-      const double tol = c.value("tolerance", 1e-5);
+    const json& cases = file.at("cases");
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const json& c = cases[i];
+      CaseHeader header;
+      try {
+        header = case_header(c, i, argv[a]);
+      } catch (const std::exception& e) {
+        std::printf("refcheck: %s\n", e.what());
+        ++failed;
+        continue;
+      }
+      const std::string& name = header.name;
+      auto runner = runners.find(header.kind);
       try {
         if (runner == runners.end()) {
           skip_library_bug(c);
-          throw Skip{"kind '" + kind + "' is not run by hcgrad"};
+          throw Skip{"kind '" + header.kind + "' is not run by hcgrad"};
         }
-        Comparison r = runner->second(c, tol);
+        Comparison r = runner->second(c, header.tolerance);
         std::printf("%-34s max abs %.2e  max rel %.2e  %s%s%s\n", name.c_str(), r.max_abs, r.max_rel,
                     r.failure.empty() ? "pass" : "FAIL: ", r.failure.c_str(),
                     r.failure.empty() && !r.note.empty() ? (" (" + r.note + ")").c_str() : "");

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -16,7 +17,23 @@ namespace refcheck {
 using hcgrad::Tensor;
 using json = nlohmann::json;
 
-Tensor tensor_of(const json& t);  // float32, the case's shape
+// ---- Reading case files (cases.cpp; tests/fuzz/fuzz_refcheck_cases.cpp feeds it arbitrary bytes) ----
+// Every refusal throws hcgrad::Error naming the file, the case and the problem.
+
+// A case file: a JSON object whose "cases" is an array. `source` names the text in messages.
+json parse_case_file(std::string_view text, const std::string& source);
+json read_case_file(const std::string& path);  // at most 256 MiB
+
+// The fields every case has: a name, a kind (which runner), and a tolerance (default 1e-5; finite, > 0).
+struct CaseHeader {
+  std::string name, kind;
+  double tolerance = 1e-5;
+};
+CaseHeader case_header(const json& c, size_t index, const std::string& source);
+
+// {"data": [numbers], "shape": [sizes]} as a float32 tensor of that shape; the sizes must be whole numbers
+// >= 0 whose product is the number of values.
+Tensor tensor_of(const json& t);
 
 // The largest errors seen in one case, and the first value out of tolerance.
 struct Comparison {
