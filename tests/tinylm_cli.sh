@@ -121,6 +121,9 @@ expect_error "--threads must be >= 0, got -1" train --data "$scratch/text.txt" -
 expect_error "--stop-at must be >= 0, got -5" train --data "$scratch/text.txt" --stop-at -5 --out "$scratch/h6"
 expect_error "--sample-tokens must be >= 0, got -1" train --data "$scratch/text.txt" --sample-tokens -1 --out "$scratch/h6"
 expect_error "--data is empty" train --data "" --out "$scratch/h6"
+expect_error "--out is empty" train --data "$scratch/text.txt" --out ""
+expect_error "--resume is empty" train --resume ""
+expect_error "more than 1000 runs per connection" compare --seeds 1001 --out "$scratch/h6"
 expect_error "--temperature must be >= 0" sample --checkpoint "$scratch/run" --temperature -1
 expect_error "cannot create the run directory '/proc/hcgrad-test'" train --data "$scratch/text.txt" "${tiny[@]}" \
   --out /proc/hcgrad-test
@@ -131,18 +134,27 @@ perl -0777 -pe 's/"train.lr":"0.003"/"train.lr":"0.004"/' "$scratch/run/checkpoi
 cmp -s "$scratch/run/checkpoint.safetensors" "$scratch/edited.safetensors" && fail "the edit did not happen"
 expect_error "checksum mismatch: the file was edited or is corrupt" sample --checkpoint "$scratch/edited.safetensors"
 
-# Under a memory limit, running out of memory is a one-line error with the size (not with AddressSanitizer,
-# which reserves terabytes of address space and cannot start under ulimit -v).
+# Under a memory limit, running out of memory is a one-line error with the size (a tensor's, or any other
+# allocation's: hc with 100000 streams asks for an 80 GB matrix outside tensors). Not with AddressSanitizer,
+# which reserves terabytes of address space and cannot start under ulimit -v.
 if [ -n "${ASAN_OPTIONS:-}" ]; then
   echo "skipped: the memory-limit case (ulimit -v) under AddressSanitizer"
 else
   output=$( (ulimit -v 2000000; "$tinylm" train --data "$scratch/text.txt" --layers 100000 --dim 32 --heads 2 \
     --ctx 16 --batch 2 --threads 1 --out "$scratch/h7") 2>&1)
   status=$?
-  if [ "$status" -ne 1 ] || ! grep -q "out of memory" <<<"$output"; then
+  if [ "$status" -ne 1 ] || ! grep -qE "cannot allocate [0-9.]+ [KMGTPE]?i?B .* out of memory|out of memory: an allocation of [0-9]+ bytes failed" <<<"$output"; then
     fail "out of memory under ulimit -v -> exit $status:"; echo "$output" | tail -3
   else
     echo "ok: out of memory under ulimit -v -> exit 1: $(tail -1 <<<"$output")"
+  fi
+  output=$( (ulimit -v 4000000; "$tinylm" train --data "$scratch/text.txt" --layers 1 --dim 32 --heads 2 --ctx 16 \
+    --batch 2 --connection hc --streams 100000 --out "$scratch/h8") 2>&1)
+  status=$?
+  if [ "$status" -ne 1 ] || ! grep -q "out of memory: an allocation of [0-9]* bytes failed" <<<"$output"; then
+    fail "an allocation outside tensors under ulimit -v -> exit $status:"; echo "$output" | tail -3
+  else
+    echo "ok: an allocation outside tensors under ulimit -v -> exit 1: $(tail -1 <<<"$output")"
   fi
 fi
 

@@ -119,6 +119,7 @@ void check_compare_options(const CompareOptions& o) {
   HC_CHECK(o.seeds >= 1 && o.steps >= 1 && o.streams >= 1, Error, "compare: --seeds, --steps and --streams must be "
            "positive, got ", o.seeds, ", ", o.steps, ", ", o.streams);
   HC_CHECK(!o.connections.empty(), Error, "compare: --connections is empty");
+  HC_CHECK(o.seeds <= 1000, Error, "compare: --seeds ", o.seeds, " is more than 1000 runs per connection");
   HC_CHECK(o.layers >= 0 && o.dim >= 0 && o.heads >= 0 && o.context >= 0 && o.batch >= 0, Error,
            "compare: --layers, --dim, --heads, --ctx and --batch must be positive");
   HC_CHECK(o.threads >= 0 && o.eval_every >= 0, Error, "compare: --threads and --eval-every must be >= 0, got ",

@@ -17,6 +17,7 @@
 
 #include "hcgrad/core/error.h"
 #include "cli.h"
+#include "failed_allocation.h"
 
 int main(int argc, char** argv) {
   tinylm::Command command;
@@ -45,8 +46,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tinylm: cannot use '%s': %s\n", e.path1().c_str(), e.code().message().c_str());
     return 1;
   } catch (const std::bad_alloc&) {  // memory for something other than a tensor (whose error names its size)
-    std::fprintf(stderr, "tinylm: out of memory (or over the process's memory limit); try a smaller model, batch "
-                 "or --data\n");
+    std::fprintf(stderr, "tinylm: out of memory: an allocation of %zu bytes failed (or went over the process's "
+                 "memory limit); try a smaller model, batch or --data\n", tinylm::failed_allocation_bytes());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tinylm: unexpected error: %s\n", e.what());

@@ -86,6 +86,10 @@ TrainOptions resolved_options(const TrainOptions& requested, const std::optional
   TrainOptions o = requested;
   HC_CHECK(!o.given.count("data") || !o.data.empty(), Error, "train: --data is empty; name a text file, or leave "
            "the flag out for the default corpus");
+  HC_CHECK(!o.given.count("out") || !o.out.empty(), Error, "train: --out is empty; name a directory, or leave the "
+           "flag out for a new one under runs/");
+  HC_CHECK(!o.given.count("resume") || !o.resume.empty(), Error, "train: --resume is empty; name a run directory "
+           "or a checkpoint file");
   if (resumed) {
     o = resumed_options(o, resumed->state);
     if (!o.given.count("out")) o.out = fs::path(resume_file).parent_path().string();
