@@ -186,9 +186,10 @@ namespace {
 int64_t window_count(const char* fn, const std::vector<uint8_t>& tokens, int64_t batch, int64_t context) {
   HC_CHECK(batch > 0, Error, fn, ": batch must be positive, got ", batch);
   HC_CHECK(context > 0, Error, fn, ": context must be positive, got ", context);
+  checked_numel(fn, {batch, context}, sizeof(int64_t));  // the batch tensors' shape, before anything is allocated
   const auto size = static_cast<int64_t>(tokens.size());
-  HC_CHECK(size >= context + 1, Error, fn, ": ", size, " tokens are too few for a context of ", context,
-           " (a window needs context + 1 = ", context + 1, " tokens)");
+  HC_CHECK(size > context, Error, fn, ": ", size, " tokens are too few for a context of ", context,
+           " (a window needs context + 1 tokens)");
   return size - context;  // starts 0 .. size - context - 1
 }
 
@@ -223,6 +224,7 @@ Batch sample_batch(const std::vector<uint8_t>& tokens, int64_t batch, int64_t co
 std::vector<Batch> eval_batches(const std::vector<uint8_t>& tokens, int64_t batch, int64_t context, int64_t count) {
   const int64_t windows = window_count("eval_batches", tokens, batch, context);
   HC_CHECK(count > 0, Error, "eval_batches: count must be positive, got ", count);
+  checked_numel("eval_batches", {count, batch, context}, sizeof(int64_t));  // all the batches together
   // Window i of the n = count * B starts at floor(i * last / (n - 1)): 0 first, the last window last.
   const int64_t n = count * batch, last = windows - 1;
   std::vector<Batch> batches;
@@ -230,7 +232,7 @@ std::vector<Batch> eval_batches(const std::vector<uint8_t>& tokens, int64_t batc
     std::vector<int64_t> starts(batch);
     for (int64_t b = 0; b < batch; ++b) {
       const int64_t i = k * batch + b;
-      starts[b] = n == 1 ? 0 : i * last / (n - 1);
+      starts[b] = n == 1 ? 0 : static_cast<int64_t>(static_cast<__int128>(i) * last / (n - 1));  // i * last may pass 2^63
     }
     batches.push_back(gather_windows(tokens, starts, context));
   }

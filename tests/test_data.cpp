@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
@@ -256,6 +257,17 @@ TEST_CASE("data: batch functions check their arguments") {
                        Error);
   CHECK_THROWS_WITH_AS(eval_batches(tokens, 2, 12, 1),
                        doctest::Contains("eval_batches: 10 tokens are too few for a context of 12"), Error);
+  // Absurd sizes: refused by their shape before anything is allocated (a context of INT64_MAX once overflowed
+  // context + 1, a batch of 2^62 once asked for a vector of that many starts).
+  const int64_t huge = int64_t(1) << 62, largest = std::numeric_limits<int64_t>::max();
+  CHECK_THROWS_WITH_AS(sample_batch(tokens, huge, 4, gen), doctest::Contains("sample_batch: shape [4611686018427387904,4]"),
+                       ShapeError);
+  CHECK_THROWS_AS(sample_batch(tokens, 1, largest, gen), ShapeError);
+  CHECK_THROWS_WITH_AS(sample_batch(tokens, 1, largest / 8, gen), doctest::Contains("tokens are too few for a context"),
+                       Error);
+  CHECK_THROWS_WITH_AS(eval_batches(tokens, int64_t(1) << 31, 4, int64_t(1) << 31),
+                       doctest::Contains("eval_batches: shape [2147483648,2147483648,4] is too large"), ShapeError);
+  CHECK(gen.offset() == 0);
 }
 
 TEST_CASE("data: read_text_file reads bytes exactly and explains what is wrong") {
@@ -269,6 +281,12 @@ TEST_CASE("data: read_text_file reads bytes exactly and explains what is wrong")
   CHECK_THROWS_WITH_AS(read_text_file(dir.path.string()), doctest::Contains("is a directory, not a text file"),
                        Error);
   CHECK_THROWS_WITH_AS(read_text_file(dir.write("empty.txt", "")), doctest::Contains("is empty"), Error);
+  // Streams that may never end, and files past the limit.
+  CHECK_THROWS_WITH_AS(read_text_file("/dev/zero"), doctest::Contains("'/dev/zero' is not a regular file"), Error);
+  CHECK_THROWS_WITH_AS(read_text_file(""), doctest::Contains("the file name is empty"), Error);
+  CHECK_THROWS_WITH_AS(read_text_file(dir.write("ten.txt", "0123456789"), 9),
+                       doctest::Contains("is 10 bytes, more than the limit of 9 bytes"), Error);
+  CHECK(read_text_file(dir.path / "ten.txt", 10) == "0123456789");
 
   const std::string locked = dir.write("locked.txt", "secret");
   fs::permissions(locked, fs::perms::none);

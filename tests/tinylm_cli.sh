@@ -158,6 +158,22 @@ else
   fi
 fi
 
+# A save that fails (here: a file-size limit, as a full disk would) stops the run, says which step's checkpoint
+# is kept, and leaves it byte for byte, with no temporary file behind.
+"$tinylm" train --data "$scratch/text.txt" "${tiny[@]}" --steps 8 --eval-every 2 --stop-at 2 --out "$scratch/full" \
+  >/dev/null 2>&1 || fail "the run before the full-disk case failed"
+cp "$scratch/full/checkpoint.safetensors" "$scratch/full-before.safetensors"
+output=$( (trap '' XFSZ; ulimit -f 64; "$tinylm" train --resume "$scratch/full") 2>&1)
+status=$?
+if [ "$status" -ne 1 ] || ! grep -q "the last good checkpoint (step 2) is kept" <<<"$output"; then
+  fail "a failed save -> exit $status:"; echo "$output" | tail -3
+elif ! cmp -s "$scratch/full/checkpoint.safetensors" "$scratch/full-before.safetensors" ||
+  ls "$scratch/full" | grep -q "\.tmp-"; then
+  fail "a failed save changed the checkpoint or left a temporary file"
+else
+  echo "ok: a failed save -> exit 1: $(tail -1 <<<"$output")"
+fi
+
 # Two runs on one directory: the second is refused with the first one's PID, and the first goes on.
 "$tinylm" train --data "$scratch/text.txt" "${tiny[@]}" --steps 1000000 --eval-every 1000000 --out "$scratch/busy" \
   >"$scratch/busy.log" 2>&1 &
