@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# tinylm's command line on bad input: each case must exit non-zero with a message that says what is
-# wrong — never crash (a signal gives exit code >= 128) and never succeed.
+# tinylm's command line on bad and hostile input: each case must exit non-zero with a message that says what
+# is wrong — never crash (a signal gives exit code >= 128), never succeed, never lose what the user had. The
+# second half replays hostile cases (absurd sizes, a diverging run, devices as data, a file-size limit as a
+# full disk, a memory limit, two runs on one directory, a resume from elsewhere, leftovers of a killed save).
 #   bash tests/tinylm_cli.sh path/to/tinylm
 set -uo pipefail
 tinylm=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")  # absolute: some cases run from other directories
