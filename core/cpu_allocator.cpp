@@ -62,12 +62,11 @@ Cache& cache() {
 
 void* cpu_allocate(size_t nbytes) {
   profile::Scope scope("allocate", profile::Category::Allocator);
+  // The nothrow forms: a failure is a null pointer to turn into an OutOfMemoryError, also under
+  // AddressSanitizer, whose throwing operator new aborts instead of throwing.
   if (nbytes < kSmall) {
-    try {
-      return ::operator new(nbytes, kAlignment);
-    } catch (const std::bad_alloc&) {
-      out_of_memory(nbytes);
-    }
+    if (void* block = ::operator new(nbytes, kAlignment, std::nothrow)) return block;
+    out_of_memory(nbytes);
   }
   const size_t size = size_class(nbytes);
   Cache& c = cache();
@@ -83,20 +82,19 @@ void* cpu_allocate(size_t nbytes) {
     }
     ++c.stats.system_allocations;
   }
-  try {
-    return ::operator new(size, kAlignment);
-  } catch (const std::bad_alloc&) {
+  void* block = ::operator new(size, kAlignment, std::nothrow);
+  if (block == nullptr) {
     cpu_empty_cache();  // out of memory: give the cache back and try once more
-    try {
-      return ::operator new(size, kAlignment);
-    } catch (const std::bad_alloc&) {
-      {
-        std::lock_guard<std::mutex> lock(c.mutex);
-        c.stats.allocated -= size;
-      }
-      out_of_memory(size);
-    }
+    block = ::operator new(size, kAlignment, std::nothrow);
   }
+  if (block == nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(c.mutex);
+      c.stats.allocated -= size;
+    }
+    out_of_memory(size);
+  }
+  return block;
 }
 
 void cpu_release(void* block, size_t nbytes) {

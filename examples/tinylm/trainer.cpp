@@ -67,15 +67,21 @@ double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches, Device de
   return total / static_cast<double>(batches.size());
 }
 
-// A new run directory name that does not exist yet: runs/tinylm-20261123-141500 (then -2, -3, ...).
+// A new run directory, created here so that two runs started in the same second cannot both take it:
+// runs/tinylm-20261123-141500 (then -2, -3, ...).
 std::string fresh_run_directory() {
   std::time_t now = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-  std::string base = std::string("runs/tinylm-") + stamp, dir = base;
+  const std::string base = std::string("runs/tinylm-") + stamp;
   std::error_code ec;
-  for (int i = 2; fs::exists(dir, ec); ++i) dir = base + "-" + std::to_string(i);
-  return dir;
+  fs::create_directories("runs", ec);
+  HC_CHECK(!ec, Error, "train: cannot create the directory 'runs': ", ec.message());
+  for (int i = 1;; ++i) {
+    const std::string dir = i == 1 ? base : base + "-" + std::to_string(i);
+    if (fs::create_directory(dir, ec)) return dir;  // false (and no error) when it exists already
+    HC_CHECK(!ec, Error, "train: cannot create the run directory '", dir, "': ", ec.message());
+  }
 }
 
 // ---- train(), step by step ----
