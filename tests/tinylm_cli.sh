@@ -190,6 +190,12 @@ kill -0 "$first" 2>/dev/null || fail "the first run stopped when a second one wa
 kill -9 "$first" 2>/dev/null
 wait "$first" 2>/dev/null
 
+# A seed past INT64_MAX survives a resume (it is read back as the unsigned number it is).
+"$tinylm" train --data "$scratch/text.txt" "${tiny[@]}" --steps 4 --eval-every 2 --stop-at 2 --seed 18446744073709551615 \
+  --out "$scratch/seed" >/dev/null 2>&1 || fail "a run with the largest seed failed"
+"$tinylm" train --resume "$scratch/seed" --sample-tokens 0 >"$scratch/seed.log" 2>&1 ||
+  { fail "resuming a run with the largest seed failed:"; tail -2 "$scratch/seed.log"; }
+
 # A resume from another working directory, with the same text at another (relative) path; then a stale
 # temporary file of a killed save is cleaned up.
 mkdir -p "$scratch/rel/sub"

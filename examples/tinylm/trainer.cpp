@@ -246,9 +246,9 @@ TrainOptions resumed_options(TrainOptions o, const RunState& saved) {
   keep_double("lr", o.lr, "lr");
   keep_double("weight-decay", o.weight_decay, "weight_decay");
   keep_double("clip", o.clip, "clip");
-  int64_t seed = static_cast<int64_t>(o.seed);
-  keep_int("seed", seed, int_setting("seed"));
-  o.seed = static_cast<uint64_t>(seed);
+  const uint64_t saved_seed = parse_number<uint64_t>(setting("seed"), "--resume: the checkpoint's setting train.seed");
+  if (o.given.count("seed") && o.seed != saved_seed) mismatch("seed", std::to_string(o.seed), std::to_string(saved_seed));
+  o.seed = saved_seed;
   // The text is known by its fingerprint (load_data checks it), not by its path: --data may name the same
   // text anywhere. Without --data, the run reads the file the checkpoint recorded.
   if (!o.given.count("data")) {
