@@ -576,11 +576,13 @@ TEST_CASE("checkpoint: the checksum covers the metadata, so an edited value is r
                    {{"state.step", "10"}, {"train.lr", "0.003"}});
   const Bytes good = read_bytes(dir.file("run.safetensors"));
   CHECK(parse_safetensors(good.data(), good.size(), "run").checksum_verified);
-  for (auto [from, to] : {std::pair{"\"state.step\":\"10\"", "\"state.step\":\"11\""},
-                          std::pair{"\"train.lr\":\"0.003\"", "\"train.lr\":\"0.004\""},
-                          std::pair{"\"state.step\"", "\"state_step\""}}) {
-    CAPTURE(to);
-    CHECK(contains(parse_refusal(edited(good, from, to)), "checksum mismatch: the file was edited or is corrupt"));
+  // A pair, not a structured binding: clang before 16 cannot capture a binding in CAPTURE's lambda.
+  for (auto edit : {std::pair{"\"state.step\":\"10\"", "\"state.step\":\"11\""},
+                    std::pair{"\"train.lr\":\"0.003\"", "\"train.lr\":\"0.004\""},
+                    std::pair{"\"state.step\"", "\"state_step\""}}) {
+    CAPTURE(edit.second);
+    CHECK(contains(parse_refusal(edited(good, edit.first, edit.second)),
+                   "checksum mismatch: the file was edited or is corrupt"));
   }
 }
 

@@ -114,9 +114,10 @@ TEST_CASE("vit: the digits split is seeded and disjoint, and bad files are refus
                                                                                       "pixel 0 is 17"},
                               std::pair{pixels + "3abc", "'3abc' is not a number"},
                               std::pair{std::string(5000, '1'), "longer than 4094 bytes"}}) {
-    CAPTURE(message);
+    const std::string expected = message;  // a copy: CAPTURE's lambda cannot capture a structured binding
+    CAPTURE(expected);
     std::ofstream(dir / "bad.csv") << row << "\n";
-    CHECK_THROWS_WITH_AS(vit::load_digits((dir / "bad.csv").string()), doctest::Contains(message), Error);
+    CHECK_THROWS_WITH_AS(vit::load_digits((dir / "bad.csv").string()), doctest::Contains(expected.c_str()), Error);
   }
   // A gzip file cut short: refused, not read as fewer images.
   const std::string whole = write_rows_file(dir / "rows.csv");
