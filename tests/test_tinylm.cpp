@@ -51,6 +51,13 @@ tinylm::TrainOptions small_run(const Scratch& scratch, const std::string& out) {
   return o;
 }
 
+// small_run stopped at step 4 as if interrupted: a run directory with a checkpoint to resume, edit or lock.
+void train_until_step_4(const Scratch& scratch, const std::string& out) {
+  tinylm::TrainOptions o = small_run(scratch, out);
+  o.stop_at = 4;
+  tinylm::train(o);
+}
+
 }  // namespace
 
 TEST_CASE("tinylm: a run resumed from its checkpoint continues exactly like an uninterrupted one") {
@@ -93,9 +100,7 @@ TEST_CASE("tinylm: a run resumed from its checkpoint continues exactly like an u
 
 TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existing run is never overwritten") {
   Scratch scratch;
-  tinylm::TrainOptions first = small_run(scratch, "run");
-  first.stop_at = 4;
-  tinylm::train(first);
+  train_until_step_4(scratch, "run");
   const std::string checkpoint = scratch.path("run/checkpoint.safetensors");
   std::ifstream in(checkpoint, std::ios::binary);
   const std::string before((std::istreambuf_iterator<char>(in)), {});
@@ -116,9 +121,7 @@ TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existi
                        Error);
 
   // Resuming into another run's directory would overwrite that run: refused.
-  tinylm::TrainOptions other_run = small_run(scratch, "other_run");
-  other_run.stop_at = 4;
-  tinylm::train(other_run);
+  train_until_step_4(scratch, "other_run");
   tinylm::TrainOptions into_other;
   into_other.resume = scratch.path("run");
   into_other.out = scratch.path("other_run");
@@ -132,9 +135,7 @@ TEST_CASE("tinylm: a resumed run refuses changed settings or data, and an existi
 
 TEST_CASE("tinylm: a diverging run stops with the step number and keeps the last good checkpoint") {
   Scratch scratch;
-  tinylm::TrainOptions o = small_run(scratch, "run");
-  o.stop_at = 4;
-  tinylm::train(o);
+  train_until_step_4(scratch, "run");
   // The same run continued with a learning rate of 1e30 (its checkpoint re-saved with that setting): one AdamW
   // step moves every weight by ~1e30, and the next forward overflows float32.
   auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
@@ -158,9 +159,7 @@ TEST_CASE("tinylm: sampling refuses a checkpoint that is not a tinylm run or doe
   o.checkpoint = scratch.path("plain.safetensors");
   CHECK_THROWS_WITH_AS(tinylm::sample(o), doctest::Contains("not a tinylm checkpoint"), Error);
 
-  tinylm::TrainOptions t = small_run(scratch, "run");
-  t.stop_at = 4;
-  tinylm::train(t);
+  train_until_step_4(scratch, "run");
   auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
   // The same tensors under metadata that claims a wider model: refused, naming a tensor and both shapes.
   run.file.metadata["model.dim"] = "32";
@@ -264,9 +263,7 @@ TEST_CASE("tinylm: a validation loss or weights that are not finite stop the run
 
 TEST_CASE("tinylm: sample and --resume refuse a checkpoint whose weights are not finite") {
   Scratch scratch;
-  tinylm::TrainOptions first = small_run(scratch, "run");
-  first.stop_at = 4;
-  tinylm::train(first);
+  train_until_step_4(scratch, "run");
   // The run's checkpoint with one weight set to Inf, re-saved with a valid checksum (as another tool could).
   auto run = tinylm::read_run(scratch.path("run/checkpoint.safetensors"));
   nn::NamedTensors tensors = run.file.tensors;
@@ -298,17 +295,13 @@ TEST_CASE("tinylm: a run directory has one writer, and a second is refused with 
                        Error);
   CHECK_FALSE(fs::exists(scratch.path("run/metrics.csv")));
   holder.reset();  // released: the next run proceeds
-  tinylm::TrainOptions o = small_run(scratch, "run");
-  o.stop_at = 4;
-  tinylm::train(o);
+  train_until_step_4(scratch, "run");
   CHECK(fs::exists(scratch.path("run/checkpoint.safetensors")));
 }
 
 TEST_CASE("tinylm: taking the lock removes temporary files of dead writers, and keeps those of live ones") {
   Scratch scratch;
-  tinylm::TrainOptions first = small_run(scratch, "run");
-  first.stop_at = 4;
-  tinylm::train(first);
+  train_until_step_4(scratch, "run");
   // PID 2^22 + 1 is above Linux's largest PID, so no process has it; PID 1 is always alive.
   const std::string dead = scratch.path("run/checkpoint.safetensors.tmp-4194305-0");
   const std::string live = scratch.path("run/checkpoint.safetensors.tmp-1-0");
@@ -325,9 +318,7 @@ TEST_CASE("tinylm: taking the lock removes temporary files of dead writers, and 
 
 TEST_CASE("tinylm: a resume is known by its text, not its path, and fails before touching metrics.csv") {
   Scratch scratch;
-  tinylm::TrainOptions first = small_run(scratch, "run");
-  first.stop_at = 4;
-  tinylm::train(first);
+  train_until_step_4(scratch, "run");
   // The same text at another path: accepted (the fingerprint decides).
   const std::string copy = scratch.path("copy.txt");
   fs::copy_file(scratch.text_file, copy);

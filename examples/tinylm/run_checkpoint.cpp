@@ -1,9 +1,12 @@
 // Saving and restoring a tinylm run; layout in run_checkpoint.h.
 #include "run_checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+
+#include "hcgrad/core/dispatch.h"
 
 namespace tinylm {
 
@@ -27,10 +30,12 @@ T read_key(const std::map<std::string, std::string>& metadata, const std::string
 std::string first_non_finite(const NamedTensors& tensors) {
   for (const auto& [name, tensor] : tensors) {
     if (tensor.dtype() != hcgrad::DType::Float32 && tensor.dtype() != hcgrad::DType::Float64) continue;
-    const hcgrad::Tensor values = tensor.detach().to(hcgrad::Device::cpu()).to(hcgrad::DType::Float64).contiguous();
-    const double* data = values.data<double>();
-    for (int64_t i = 0; i < values.numel(); ++i)
-      if (!std::isfinite(data[i])) return name;
+    const hcgrad::Tensor values = tensor.detach().to(hcgrad::Device::cpu()).contiguous();  // no copy when both hold
+    const bool finite = hcgrad::dispatch_floating("first_non_finite", values.dtype(), [&]<class T>() {
+      const T* data = values.data<T>();
+      return std::all_of(data, data + values.numel(), [](T v) { return std::isfinite(v); });
+    });
+    if (!finite) return name;
   }
   return "";
 }
@@ -51,6 +56,8 @@ void save_run(const std::string& file, const hcgrad::nn::GPT& model, const hcgra
   NamedTensors tensors = model.named_parameters();
   if (optimizer)
     for (auto& [key, tensor] : optimizer->state_dict()) tensors.emplace_back(kOptimizerPrefix + key, tensor);
+  // On the CPU once, for both the finiteness check and the file (a GPU run's weights would otherwise cross twice).
+  for (auto& [name, tensor] : tensors) tensor = tensor.detach().to(hcgrad::Device::cpu());
 
   std::map<std::string, std::string> metadata = state.settings;
   const hcgrad::nn::GPTConfig& m = state.model;
