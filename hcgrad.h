@@ -20,7 +20,8 @@
 #include "hcgrad/nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
 #include "hcgrad/nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
 #include "hcgrad/nn/connection.h"  // defines: ConnectionModule, Connection, Residual, DepthResidual, Transform
-#include "hcgrad/nn/hyper_connections.h"  // defines: HyperConnections, ScaledRMSNorm
+#include "hcgrad/nn/frac_paper.h"  // defines: PaperFracConnections
+#include "hcgrad/nn/hyper_connections.h"  // defines: HyperConnections, ScaledRMSNorm, make_hyper_connections
 #include "hcgrad/nn/hyper_connections_channel_first.h"  // defines: ChannelFirstHyperConnections
 #include "hcgrad/nn/hyper_connections_factory.h"  // defines: hyper_connections, manifold_hyper_connections
 #include "hcgrad/nn/hyper_connections_multi_branch.h"  // defines: MultiBranchHyperConnections

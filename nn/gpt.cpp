@@ -25,16 +25,16 @@ void GPTConfig::validate() const {
   HC_CHECK(dim % heads == 0, Error, "GPT: heads (", heads, ") must divide dim (", dim, ")");
   HC_CHECK(dropout >= 0 && dropout < 1, Error, "GPT: dropout must be in [0, 1), got ", dropout);
   HC_CHECK(is_floating(dtype), DTypeError, "GPT: dtype must be floating, got ", dtype);
-  HC_CHECK(connection == "residual" || connection == "hc" || connection == "frac" || connection == "mhc" ||
-               connection == "mhc-paper",
-           Error, "GPT: connection must be residual, hc, frac, mhc or mhc-paper, got '", connection, "'");
+  HC_CHECK(is_connection_name(connection), Error, "GPT: connection must be ", connection_names_phrase(), ", got '",
+           connection, "'");
   HC_CHECK(streams >= 1, Error, "GPT: streams must be >= 1, got ", streams);
   HC_CHECK(fracs >= 1 && dim % fracs == 0, Error, "GPT: fracs (", fracs, ") must be >= 1 and divide dim (", dim, ")");
   HC_CHECK(connection != "residual" || (streams == 1 && fracs == 1), Error, "GPT: streams = ", streams,
            " and fracs = ", fracs, " need a connection other than residual");
-  HC_CHECK(connection != "frac" || fracs > 1, Error, "GPT: connection frac needs fracs > 1, got ", fracs);
-  HC_CHECK(!connection.starts_with("mhc") || fracs == 1 || connection == "mhc", Error,
-           "GPT: connection mhc-paper has no fractions (fracs = ", fracs, ")");
+  HC_CHECK(!connection.starts_with("frac") || fracs > 1, Error, "GPT: connection ", connection,
+           " needs fracs > 1, got ", fracs);
+  HC_CHECK(!connection.starts_with("mhc") || fracs == 1 || connection == "mhc", Error, "GPT: connection ", connection,
+           " has no fractions (fracs = ", fracs, ")");
 }
 
 std::string GPTConfig::describe() const {

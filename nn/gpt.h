@@ -26,11 +26,12 @@ struct GPTConfig {
   double dropout = 0.0;
   bool bias = true;
   DType dtype = DType::Float32;
-  // How a block's branches (attention, MLP) join the residual stream, built by the hyper-connections factory
-  // (nn/hyper_connections_factory.h): "residual" (x + f(x)), "hc" (hyper-connections over `streams` streams),
-  // "frac" (Frac-Connections: the width split into `fracs` fractions, on `streams` streams, default 1), "mhc"
-  // (manifold-constrained HC as the reference library computes it) or "mhc-paper" (mHC as the paper writes
-  // it). The streams are expanded once after the embeddings and reduced once before ln_f.
+  // How a block's branches (attention, MLP) join the residual stream, by name (connections_by_name in
+  // nn/hyper_connections_factory.h lists them): "residual" (x + f(x)), "hc" (hyper-connections over `streams`
+  // streams), "frac" / "frac-paper" (Frac-Connections as the library / the Frac paper compute them: the width
+  // split into `fracs` fractions, on `streams` streams, default 1), "mhc" / "mhc-paper" (manifold-constrained
+  // HC as the library / the paper compute it) and "mhc-identity" / "mhc-paper-identity" (the same, starting as
+  // a pre-norm residual). The streams are expanded once after the embeddings and reduced once before ln_f.
   std::string connection = "residual";
   int64_t streams = 1;
   int64_t fracs = 1;

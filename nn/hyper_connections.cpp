@@ -9,6 +9,7 @@
 #include "hcgrad/autograd/grad_mode.h"
 #include "hcgrad/core/creation.h"
 #include "hcgrad/core/ops.h"
+#include "hcgrad/nn/frac_paper.h"
 #include "hcgrad/nn/layout.h"
 
 namespace hcgrad::nn {
@@ -53,6 +54,8 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
            "HyperConnections: channel_first needs the streams in the batch (streams_in_batch = true)");
   HC_CHECK(o.dropout == 0 || o.dropout_generator, Error,
            "HyperConnections: dropout > 0 needs options.dropout_generator");
+  HC_CHECK(o.dynamic, Error, "HyperConnections: the library's module is always dynamic (dynamic = false is the ",
+           "paper variant's static form, variant = HcVariant::Paper)");
   const int64_t streams = S, fracs = o.num_fracs, views = o.num_input_views, frac_dim = o.dim / fracs;
   const int64_t columns = views * fracs + streams * fracs;  // C = V·F + S·F
   const int64_t home = ((o.layer_index % streams) + streams) % streams;
@@ -220,6 +223,11 @@ Tensor HyperConnections::depth(const Width& w, const Tensor& y) const {
   o = streams_in_batch ? o.permute({0, 2, 1, 3}).reshape(concat_shape({batch * streams}, middle, {dim}))
                        : o.reshape(concat_shape({batch}, middle, {streams, dim}));
   return dropout_->forward(depth_residual_fn_ ? depth_residual_fn_->forward(o, w.residuals) : o + w.residuals);
+}
+
+std::shared_ptr<ConnectionModule> make_hyper_connections(int64_t S, HyperConnectionsOptions o, Branch branch) {
+  if (o.variant == HcVariant::Paper) return std::make_shared<PaperFracConnections>(S, std::move(o), std::move(branch));
+  return std::make_shared<HyperConnections>(S, std::move(o), std::move(branch));
 }
 
 }  // namespace hcgrad::nn

@@ -44,6 +44,11 @@ class ScaledRMSNorm : public Module {
   Tensor gamma;  // [dim]
 };
 
+enum class HcVariant {
+  Library,  // HyperConnections: the library's equations (HC, and Frac with its dense write-back)
+  Paper,    // PaperFracConnections: the Frac paper's matrix, diagonal write-back (nn/frac_paper.h)
+};
+
 struct HyperConnectionsOptions {
   int64_t dim = 0;          // D, the model width (required)
   int64_t layer_index = 0;  // picks the home stream: layer_index mod num_streams
@@ -61,6 +66,8 @@ struct HyperConnectionsOptions {
   std::shared_ptr<DepthResidual> depth_residual_fn = nullptr;
   DType dtype = DType::Float32;
   Generator* dropout_generator = nullptr;  // needed when dropout > 0
+  HcVariant variant = HcVariant::Library;  // read by make_hyper_connections
+  bool dynamic = true;  // false: the static form (Paper only; the library's module is always dynamic)
 };
 
 class HyperConnections : public ConnectionModule {
@@ -108,5 +115,10 @@ class HyperConnections : public ConnectionModule {
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;  // for a dropout of 0, which never draws
 };
+
+// Builds the module the options select (the factory's init_hc for HC and Frac): HyperConnections, or
+// PaperFracConnections (nn/frac_paper.h) for variant = HcVariant::Paper.
+std::shared_ptr<ConnectionModule> make_hyper_connections(int64_t num_streams, HyperConnectionsOptions options,
+                                                         Branch branch = {});
 
 }  // namespace hcgrad::nn

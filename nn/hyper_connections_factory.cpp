@@ -1,6 +1,8 @@
 // hyper_connections() / manifold_hyper_connections(): nn/hyper_connections_factory.h.
 #include "hcgrad/nn/hyper_connections_factory.h"
 
+#include <algorithm>
+
 namespace hcgrad::nn {
 
 namespace {
@@ -46,7 +48,7 @@ ConnectionFactory<HyperConnectionsOptions> hyper_connections(int64_t S, HyperCon
     if (disabled) return Connection(std::make_shared<Residual>(std::move(branch)));
     options.num_fracs = fracs_for("hyper_connections", o.num_fracs, options.num_fracs);
     options.streams_in_batch = o.layout == StreamLayout::InBatch;
-    return Connection(std::make_shared<HyperConnections>(S, options, std::move(branch)));
+    return Connection(make_hyper_connections(S, std::move(options), std::move(branch)));
   };
   return {ConnectionInit<HyperConnectionsOptions>(make), expand, reduce};
 }
@@ -64,29 +66,51 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
   return {ConnectionInit<ManifoldHyperConnectionsOptions>(make), expand, reduce};
 }
 
+const std::vector<std::string>& connection_names() {
+  static const std::vector<std::string> names{"residual",  "hc",           "frac",      "frac-paper",
+                                              "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity"};
+  return names;
+}
+
+std::string connection_names_phrase() {
+  const std::vector<std::string>& names = connection_names();
+  std::string phrase;
+  for (size_t i = 0; i < names.size(); ++i) phrase += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return phrase;
+}
+
+bool is_connection_name(const std::string& connection) {
+  const std::vector<std::string>& names = connection_names();
+  return std::find(names.begin(), names.end(), connection) != names.end();
+}
+
 NamedConnections connections_by_name(const std::string& connection, int64_t streams, int64_t fracs, int64_t dim,
                                      DType dtype) {
+  HC_CHECK(is_connection_name(connection), Error, "connections_by_name: connection must be ",
+           connection_names_phrase(), ", got '", connection, "'");
   const HyperConnectionsFactoryOptions factory{.num_fracs = fracs,
                                                .disable = connection == "residual",
                                                .layout = StreamLayout::NextToFeatures,
                                                .dim = dim,
                                                .dtype = dtype};
-  if (connection == "hc" || connection == "frac" || connection == "residual") {
+  if (!connection.starts_with("mhc")) {  // residual, hc, frac, frac-paper
     auto made = hyper_connections(streams, factory);
-    auto init_hc = [made, dim, dtype](int64_t layer_index, Branch branch) {
-      return made.init_hc({.dim = dim, .layer_index = layer_index, .dtype = dtype}, std::move(branch));
+    const HcVariant variant = connection == "frac-paper" ? HcVariant::Paper : HcVariant::Library;
+    auto init_hc = [made, dim, dtype, variant](int64_t layer_index, Branch branch) {
+      return made.init_hc({.dim = dim, .layer_index = layer_index, .dtype = dtype, .variant = variant},
+                          std::move(branch));
     };
     return {init_hc, made.expand_stream.module(), made.reduce_stream.module()};
   }
-  HC_CHECK(connection == "mhc" || connection == "mhc-paper", Error, "connections_by_name: connection must be ",
-           "residual, hc, frac, mhc or mhc-paper, got '", connection, "'");
   auto made = manifold_hyper_connections(streams, factory);
-  const MhcVariant variant = connection == "mhc-paper" ? MhcVariant::Paper : MhcVariant::Library;
-  auto init_hc = [made, dim, dtype, variant](int64_t layer_index, Branch branch) {
+  const MhcVariant variant = connection.starts_with("mhc-paper") ? MhcVariant::Paper : MhcVariant::Library;
+  const MhcInit init = connection.ends_with("-identity") ? MhcInit::IdentityLike : MhcInit::Library;
+  auto init_hc = [made, dim, dtype, variant, init](int64_t layer_index, Branch branch) {
     ManifoldHyperConnectionsOptions options;
     options.dim = dim;
     options.layer_index = layer_index;
     options.variant = variant;
+    options.init = init;
     options.dtype = dtype;
     return made.init_hc(options, std::move(branch));
   };

@@ -67,14 +67,25 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(
 // Builds the connection around one branch of a model: init_hc(layer_index, branch).
 using ConnectionBuilder = std::function<Connection(int64_t layer_index, Branch branch)>;
 
-// A model's connections chosen by name, as tinylm's --connection: "residual" (x + f(x)), "hc" and "frac"
-// (hyper_connections with `streams` streams and `fracs` fractions), "mhc" / "mhc-paper"
-// (manifold_hyper_connections, the library or the paper variant). Streams next to the features
-// (StreamLayout::NextToFeatures); each connection's home stream is its layer index mod streams.
+// A model's connections chosen by name, as tinylm's --connection:
+//   residual             x + f(x)
+//   hc, frac             hyper_connections() with `streams` streams and `fracs` fractions: the library's
+//                        HyperConnections (Frac with the library's dense write-back)
+//   frac-paper           the same factory with variant = HcVariant::Paper: Frac-Connections as the Frac paper
+//                        writes them (PaperFracConnections, nn/frac_paper.h)
+//   mhc, mhc-paper       manifold_hyper_connections(), the library's or the paper's form (MhcVariant), with
+//                        the library's init
+//   mhc-identity, mhc-paper-identity   the same with the identity-like init (MhcInit::IdentityLike)
+// Streams next to the features (StreamLayout::NextToFeatures); each connection's home stream is its layer
+// index mod streams.
 struct NamedConnections {
   ConnectionBuilder init_hc;
   std::shared_ptr<Transform> expand_stream, reduce_stream;
 };
+// Every name above, in that order, and the same as one phrase for messages ("residual, hc, ... or X").
+const std::vector<std::string>& connection_names();
+std::string connection_names_phrase();
+bool is_connection_name(const std::string& connection);
 NamedConnections connections_by_name(const std::string& connection, int64_t streams, int64_t fracs, int64_t dim,
                                      DType dtype = DType::Float32);
 

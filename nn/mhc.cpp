@@ -2,6 +2,8 @@
 // flattened, S streams, F fractions of width d = D / F, P proposals, C = F + S·F columns (pre, then residual).
 #include "hcgrad/nn/mhc.h"
 
+#include <cmath>
+
 #include "hcgrad/autograd/grad_mode.h"
 
 #include "hcgrad/core/creation.h"
@@ -55,13 +57,25 @@ ManifoldHyperConnections::ManifoldHyperConnections(int64_t S, ManifoldHyperConne
   std::vector<double> alpha(static_cast<size_t>(SF * C), 0.0);
   for (int64_t f2 = 0; f2 < F; ++f2) alpha[home * C + f2] = 1.0;
   for (int64_t r = 0; r < SF; ++r) alpha[r * C + F + r] = 1.0;
+  const bool identity_like = o.init == MhcInit::IdentityLike;
+  HC_CHECK(!identity_like || F == 1, Error, "ManifoldHyperConnections: the identity-like init needs num_fracs = 1, ",
+           "got ", F, " (the library's β [S, F, 1] writes every branch fraction into every fraction)");
+  if (identity_like) {  // F = 1: column 0 the pre logits, columns 1 + t the residual logits [s, t]
+    const IdentityLikeLogits logits = identity_like_logits(S, home, o.identity_logit);
+    for (int64_t s = 0; s < S; ++s) {
+      alpha[s * C] = logits.pre[s];
+      for (int64_t t = 0; t < S; ++t) alpha[s * C + 1 + t] = logits.res[s * S + t];
+    }
+  }
   if (residual_transform_) register_module("residual_transform", residual_transform_);
   static_alpha = register_parameter("static_alpha", from_vector(alpha, {SF, C}).to(o.dtype));
   dynamic_alpha_fn = register_parameter("dynamic_alpha_fn", zeros({proposals, d, C}, options));
   pre_branch_scale = register_parameter("pre_branch_scale", full({1}, 0.01, options));
   residual_scale = register_parameter("residual_scale", full({1}, 0.01, options));
   if (o.add_branch_out_to_residual) {
-    static_beta = register_parameter("static_beta", ones(F == 1 ? Shape{S} : Shape{S, F, 1}, options));
+    // 2σ(1) as the library; the identity-like init's 2σ(0) = 1
+    static_beta = register_parameter("static_beta", full(F == 1 ? Shape{S} : Shape{S, F, 1}, identity_like ? 0.0 : 1.0,
+                                                         options));
     dynamic_beta_fn = register_parameter("dynamic_beta_fn", zeros(F == 1 ? Shape{d} : Shape{d, F}, options));
     h_post_scale = register_parameter("h_post_scale", full({}, 0.01, options));
   }
@@ -71,6 +85,18 @@ ManifoldHyperConnections::ManifoldHyperConnections(int64_t S, ManifoldHyperConne
   if (depth_residual_fn_) register_module("depth_residual_fn", depth_residual_fn_);
   dropout_ = std::make_shared<Dropout>(o.dropout, o.dropout_generator ? *o.dropout_generator : unused_generator_);
   register_module("dropout", dropout_);
+}
+
+IdentityLikeLogits identity_like_logits(int64_t S, int64_t home, double c) {
+  HC_CHECK(std::isfinite(c) && c > 0, Error, "mHC: identity_logit must be a positive number, got ", c);
+  HC_CHECK(S >= 1 && home >= 0 && home < S, Error, "mHC: home stream ", home, " out of range for ", S, " streams");
+  const double on = 1.0 / (1.0 + std::exp(-c));  // σ(c)
+  const double off = S == 1 ? 0.0 : (1.0 - on) / static_cast<double>(S - 1);  // each other stream's share
+  IdentityLikeLogits logits;
+  for (int64_t s = 0; s < S; ++s) logits.pre.push_back(s == home ? c : std::log(off / (1.0 - off)));
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t t = 0; t < S; ++t) logits.res.push_back(s == t ? c : 0.0);
+  return logits;
 }
 
 Tensor mhc_streams_last(const char* module, const Tensor& residuals, int64_t S, int64_t D, bool streams_in_batch,

@@ -21,7 +21,8 @@
 //
 // Init, as the library's v2 (b.9): A = [row k all ones | I_{S·F}] with k = layer_index mod S read as a row
 // index r (so for F > 1 it is stream k / F, fraction k mod F), W = 0, scales 0.01, bβ = 1, Wβ = 0, γ = 0, Wmix = I.
-// Not identity at init: H_pre = σ(1) / σ(0), H_res = Sinkhorn(exp(I - 1)), β = 2σ(1).
+// Not identity at init: H_pre = σ(1) / σ(0), H_res = Sinkhorn(exp(I - 1)), β = 2σ(1). `init =
+// MhcInit::IdentityLike` starts as a pre-norm residual instead (below; F = 1).
 //
 // Parameters (state_dict names as the library's): static_alpha [S·F, F + S·F], dynamic_alpha_fn [P, d, F + S·F],
 // pre_branch_scale [1], residual_scale [1], static_beta [S] (F = 1, as v1) or [S, F, 1] (F > 1, as v2),
@@ -42,6 +43,28 @@ enum class MhcVariant {
   Paper,    // PaperManifoldHyperConnections: flattened n·C input, mHC eq. 7-9 (nn/mhc_paper.h)
 };
 
+// How an mHC module's static weights start (both variants).
+enum class MhcInit {
+  Library,       // the library's init (b.9; the paper publishes none): not identity at init, see above
+  IdentityLike,  // a pre-norm residual at init: H_post = 1, H_pre ≈ one-hot on the home stream, H_res ≈ I
+};
+
+// The identity-like init's static logits for S streams, home stream k and closeness c = identity_logit > 0
+// (F = 1; docs/connections.md "mHC's two inits"):
+//   pre[s]    = c for s = k, logit((1 − σ(c)) / (S − 1)) otherwise: H_pre[k] = σ(c) and the weights sum to 1,
+//               so identical streams give the branch exactly the residual x (S = 1: H_pre = σ(c))
+//   res[s, t] = c·δ(s, t): H_res = Sinkhorn(exp(c I)) = ((e^c − 1) I + J) / (e^c + S − 1), already doubly
+//               stochastic, diagonal 1 − (S − 1)/(e^c + S − 1)
+//   post      = 0: H_post = 2σ(0) = 1 exactly
+// The dynamic parts start at 0 as in the default init, so a model with identical streams starts as the
+// pre-norm residual network up to rounding; c sets how far from one-hot / identity the maps are (c = 6:
+// H_pre[k] = 0.9975, H_res's diagonal 0.9926 for S = 4) and so how saturated their sigmoid and exp start.
+struct IdentityLikeLogits {
+  std::vector<double> pre;  // [S]
+  std::vector<double> res;  // [S, S], symmetric
+};
+IdentityLikeLogits identity_like_logits(int64_t num_streams, int64_t home, double identity_logit);
+
 struct ManifoldHyperConnectionsOptions {
   int64_t dim = 0;           // D (required)
   int64_t layer_index = 0;   // home row = layer_index mod S
@@ -61,6 +84,8 @@ struct ManifoldHyperConnectionsOptions {
   DType dtype = DType::Float32;
   Generator* dropout_generator = nullptr;
   MhcVariant variant = MhcVariant::Library;  // read by make_manifold_hyper_connections
+  MhcInit init = MhcInit::Library;  // IdentityLike needs num_fracs = 1 (the library's β writes every fraction)
+  double identity_logit = 6.0;      // the IdentityLike init's closeness c (> 0)
 };
 
 // The library's `maybe_mix_streams`, a bias-free 1x1 Conv2d over the stream axis: only its weight

@@ -19,11 +19,14 @@
 //
 // Init (the paper does not publish one); chosen so that at init this module gives the library's numbers:
 // φ = 0, α_pre = α_post = α_res = 0.01 (Table 5), b_pre = e_k (home stream k = layer_index mod n), b_post = 1,
-// b_res = I. Then H_pre = σ(1) on stream k and σ(0) elsewhere, H_post = 2σ(1), H_res = Sinkhorn(exp(I)).
+// b_res = I. Then H_pre = σ(1) on stream k and σ(0) elsewhere, H_post = 2σ(1), H_res = Sinkhorn(exp(I)): with
+// identical streams each block computes x + 2σ(1)·F((σ(1) + (n−1)/2)·x), not the pre-norm x + F(x).
+// `init = MhcInit::IdentityLike` sets b_pre, b_res from identity_like_logits (nn/mhc.h) and b_post = 0 instead:
+// H_post = 1, H_pre ≈ e_k summing to 1, H_res ≈ I, a pre-norm residual at init.
 //
 // Options it takes from ManifoldHyperConnectionsOptions: dim, layer_index, streams_in_batch (both layouts),
 // sinkhorn_iters, sinkhorn_domain, residual_transform, residual_mix_constraint_fn (gets the logits [B, N, n, n]
-// in this orientation), depth_residual_fn, dropout, dtype. num_fracs, num_input_views and
+// in this orientation), depth_residual_fn, dropout, dtype, init, identity_logit. num_fracs, num_input_views and
 // num_dynamic_alpha_proposals must be 1; mix_streams_before_norm and add_branch_out_to_residual = false are
 // library-only (the paper has neither) and rejected.
 #pragma once

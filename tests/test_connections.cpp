@@ -425,7 +425,9 @@ TEST_CASE("connections gpt: each connection builds, trains a step, and starts wh
     double tol;
   };
   for (const Case& c : {Case{"hc", 4, 1, 2e-2}, Case{"frac", 1, 4, 1e-12}, Case{"hc", 2, 2, 2e-2},
-                        Case{"mhc", 4, 1, -1}, Case{"mhc-paper", 4, 1, -1}}) {
+                        Case{"frac-paper", 1, 4, 1e-12}, Case{"frac-paper", 2, 2, 2e-2}, Case{"mhc", 4, 1, -1},
+                        Case{"mhc-paper", 4, 1, -1}, Case{"mhc-identity", 4, 1, 2e-2},
+                        Case{"mhc-paper-identity", 4, 1, 2e-2}}) {
     CAPTURE(c.connection);
     GPTConfig config = base;
     config.connection = c.connection;
@@ -436,7 +438,8 @@ TEST_CASE("connections gpt: each connection builds, trains a step, and starts wh
     CHECK(logits.shape() == Shape{2, 6, 32});
     if (c.tol > 0) CHECK(max_abs_diff(values(logits), reference) < c.tol);  // HC and Frac start as the residual
     bool has_static = false;
-    const std::string probe = c.connection == "mhc-paper" ? "blocks.0.hc_attn.b_res" : "blocks.0.hc_attn.static_";
+    const std::string probe =
+        c.connection.starts_with("mhc-paper") ? "blocks.0.hc_attn.b_res" : "blocks.0.hc_attn.static_";
     for (const auto& [name, p] : model.named_parameters()) has_static |= name.starts_with(probe);
     CHECK(has_static);
     // Static connection weights (and the paper mHC's biases) are not decayed.
@@ -464,7 +467,15 @@ TEST_CASE("connections gpt: each connection builds, trains a step, and starts wh
   bad.fracs = 3;
   CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("fracs (3) must be >= 1 and divide dim (16)"), Error);
   bad.connection = "ladder";
-  CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("connection must be residual, hc, frac, mhc or mhc-paper"), Error);
+  CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains(("connection must be " + connection_names_phrase()).c_str()), Error);
+  CHECK(connection_names_phrase() ==
+        "residual, hc, frac, frac-paper, mhc, mhc-identity, mhc-paper or mhc-paper-identity");
+  bad.connection = "frac-paper";
+  bad.fracs = 1;
+  CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("connection frac-paper needs fracs > 1"), Error);
+  bad.connection = "mhc-identity";
+  bad.fracs = 2;
+  CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("connection mhc-identity has no fractions"), Error);
 }
 
 TEST_CASE("connections hc: streams next to the features (fused merge) equal the library layout, values and gradients") {

@@ -412,3 +412,88 @@ TEST_CASE("mhc: the fused residual merge of split() equals width + add_residual,
     check_fused_merge(paper, v1 ? leaf({B * S, N, 4}).detach() : leaf({B, N, S, 4}).detach());
   }
 }
+
+TEST_CASE("mhc identity-like init: H_post = 1, H_pre sums to 1 on the home stream, H_res = Sinkhorn(exp(c I))") {
+  const int64_t S = 4, B = 2, N = 3, D = 8, home = 2;
+  for (MhcVariant variant : {MhcVariant::Library, MhcVariant::Paper})
+    for (double c : {6.0, 3.0}) {
+      ManifoldHyperConnectionsOptions o = opts(D, 6, /*v1=*/false);
+      o.variant = variant;
+      o.init = MhcInit::IdentityLike;
+      o.identity_logit = c;
+      auto module = make_manifold_hyper_connections(S, o);
+      Tensor x = leaf({B, N, S, D}).detach();
+      const ConnectionMaps maps = *module->maps(x);
+      const std::vector<double> pre = values(maps.h_pre), post = values(maps.h_post), res = values(maps.h_res);
+      const double on = 1 / (1 + std::exp(-c)), diagonal = std::exp(c) / (std::exp(c) + S - 1);
+      for (size_t token = 0; token < static_cast<size_t>(B * N); ++token) {
+        double pre_sum = 0;
+        for (int64_t s = 0; s < S; ++s) {
+          const double h_pre = pre[token * S + s];
+          pre_sum += h_pre;
+          CHECK(std::abs(h_pre - (s == home ? on : (1 - on) / (S - 1))) < 1e-15);
+          CHECK(post[token * S + s] == 1.0);
+          for (int64_t t = 0; t < S; ++t)
+            CHECK(std::abs(res[(token * S + s) * S + t] - (s == t ? diagonal : (1 - diagonal) / (S - 1))) < 1e-14);
+        }
+        CHECK(std::abs(pre_sum - 1) < 1e-15);
+      }
+    }
+}
+
+TEST_CASE("mhc identity-like init: expand -> layers -> reduce is S times the pre-norm residual network") {
+  // The documented tolerance: 1e-12 in float64 (rounding only; nothing of the closeness c enters while the
+  // streams are identical).
+  const int64_t S = 4, B = 2, N = 3, D = 8, L = 3;
+  for (MhcVariant variant : {MhcVariant::Library, MhcVariant::Paper})
+    for (bool v1 : {false, true}) {
+      Generator gen(3);
+      std::vector<std::shared_ptr<Linear>> branches;
+      std::vector<std::shared_ptr<ConnectionModule>> layers;
+      for (int64_t i = 0; i < L; ++i) {
+        branches.push_back(std::make_shared<Linear>(D, D, gen, LinearOptions{.dtype = DType::Float64}));
+        auto branch = branches.back();
+        ManifoldHyperConnectionsOptions o = opts(D, i, v1);
+        o.variant = variant;
+        o.init = MhcInit::IdentityLike;
+        layers.push_back(make_manifold_hyper_connections(S, o, [branch](const Tensor& u) {
+          return tanh(branch->forward(u));
+        }));
+      }
+      Tensor x = leaf({B, N, D}).detach();
+      Tensor plain = x;
+      for (auto& branch : branches) plain = plain + tanh(branch->forward(plain));
+      Tensor streams = x.reshape({B, N, 1, D}).expand({B, N, S, D}).contiguous();
+      if (v1) streams = to_v1(streams);
+      for (auto& layer : layers) streams = layer->forward(streams);
+      Tensor reduced = v1 ? streams.reshape({B, S, N, D}).sum({1}) : streams.sum({2});
+      CHECK(max_abs_diff(values(reduced), values(plain * double(S))) < 1e-12);
+      // The library's init does not start there (H_post = 2σ(1), H_pre sums to σ(1) + 3/2).
+      ManifoldHyperConnectionsOptions library_init = opts(D, 0, v1);
+      library_init.variant = variant;
+      auto first = make_manifold_hyper_connections(S, library_init, [&](const Tensor& u) {
+        return tanh(branches[0]->forward(u));
+      });
+      Tensor start = x.reshape({B, N, 1, D}).expand({B, N, S, D}).contiguous();
+      if (v1) start = to_v1(start);
+      Tensor one = first->forward(start);
+      Tensor one_reduced = v1 ? one.reshape({B, S, N, D}).sum({1}) : one.sum({2});
+      CHECK(max_abs_diff(values(one_reduced), values((x + tanh(branches[0]->forward(x))) * double(S))) > 1e-2);
+    }
+}
+
+TEST_CASE("mhc identity-like init: needs one fraction and a positive closeness") {
+  ManifoldHyperConnectionsOptions o = opts(8, 0, false, 2);
+  o.init = MhcInit::IdentityLike;
+  CHECK_THROWS_WITH_AS(ManifoldHyperConnections(2, o), doctest::Contains("identity-like init needs num_fracs = 1"),
+                       Error);
+  for (double c : {0.0, -1.0, std::nan("")}) {
+    ManifoldHyperConnectionsOptions bad = opts(8, 0, false);
+    bad.init = MhcInit::IdentityLike;
+    bad.identity_logit = c;
+    CHECK_THROWS_WITH_AS(ManifoldHyperConnections(2, bad), doctest::Contains("identity_logit must be a positive"),
+                         Error);
+    bad.variant = MhcVariant::Paper;
+    CHECK_THROWS_WITH_AS(make_manifold_hyper_connections(2, bad), doctest::Contains("identity_logit must be"), Error);
+  }
+}

@@ -78,12 +78,13 @@ void add_train_flags(CLI::App* cmd, TrainOptions& train) {
   option(cmd, "--heads", train.model.heads, "attention heads (must divide --dim)")->capture_default_str();
   option(cmd, "--ctx", train.model.context, "context length in bytes")->capture_default_str();
   option(cmd, "--connection", train.model.connection,
-         "residual | hc (hyper-connections) | frac (Frac-Connections) | mhc (manifold-constrained, as the reference "
-         "library) | mhc-paper (mHC as the paper writes it)")
+         "residual | hc (hyper-connections) | frac (Frac-Connections, as the reference library) | frac-paper (as "
+         "the Frac paper writes them) | mhc (manifold-constrained, as the reference library) | mhc-paper (mHC as "
+         "the paper writes it) | mhc-identity, mhc-paper-identity (the same, starting as a pre-norm residual)")
       ->capture_default_str();
   option(cmd, "--streams", train.model.streams,
-         "residual streams (default: 4 for hc, mhc, mhc-paper; 1 for residual and frac)");
-  option(cmd, "--fracs", train.model.fracs, "fractions of the width (default: 4 for frac, else 1)");
+         "residual streams (default: 4 for hc and the mhc variants; 1 for residual, frac and frac-paper)");
+  option(cmd, "--fracs", train.model.fracs, "fractions of the width (default: 4 for frac and frac-paper, else 1)");
   option(cmd, "--batch", train.batch, "sequences per step")->capture_default_str();
   option(cmd, "--lr", train.lr, "peak learning rate")->capture_default_str();
   option(cmd, "--warmup", train.warmup, "warm-up steps")->capture_default_str();
@@ -112,12 +113,14 @@ void add_sample_flags(CLI::App* cmd, SampleOptions& sample) {
 }
 
 void add_compare_flags(CLI::App* cmd, CompareOptions& compare) {
-  option(cmd, "--connections", compare.connections, "comma-separated: residual,hc,frac,mhc,mhc-paper")
+  option(cmd, "--connections", compare.connections,
+         "comma-separated, of: residual,hc,frac,frac-paper,mhc,mhc-identity,mhc-paper,mhc-paper-identity")
       ->delimiter(',')
       ->capture_default_str();
   option(cmd, "--seeds", compare.seeds, "runs per connection (seeds 1..N)")->capture_default_str();
   option(cmd, "--steps", compare.steps, "optimizer steps per run")->capture_default_str();
-  option(cmd, "--streams", compare.streams, "streams of hc / mhc / mhc-paper, fractions of frac")->capture_default_str();
+  option(cmd, "--streams", compare.streams, "streams of hc and the mhc variants, fractions of frac and frac-paper")
+      ->capture_default_str();
   option(cmd, "--eval-every", compare.eval_every, "steps between evaluations (0: steps / 10)")->capture_default_str();
   option(cmd, "--threads", compare.threads, "CPU threads per run (0: all cores)")->capture_default_str();
   // The model size, passed to every run.
@@ -153,7 +156,7 @@ void finish_parse(Command& command) {
   // The connections with several streams get 4 of them unless told otherwise (one stream would be a residual
   // with extra weights); Frac-Connections likewise get 4 fractions of one stream.
   const std::string& connection = train.model.connection;
-  if (connection == "frac") {
+  if (connection.starts_with("frac")) {
     if (!train.given.count("fracs")) train.model.fracs = 4;
   } else if (connection != "residual" && !train.given.count("streams")) {
     train.model.streams = 4;

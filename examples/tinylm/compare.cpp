@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "hcgrad/core/error.h"
+#include "hcgrad/nn/hyper_connections_factory.h"
 #include "plots.h"
 #include "progress.h"
 #include "step_csv.h"
@@ -41,11 +42,10 @@ struct RunResult {
 // The train flags of one variant.
 std::vector<std::string> connection_flags(const std::string& variant, int64_t streams) {
   if (variant == "residual") return {"--connection", "residual"};
-  if (variant == "frac") return {"--connection", "frac", "--fracs", std::to_string(streams)};
-  if (variant == "hc" || variant == "mhc" || variant == "mhc-paper")
-    return {"--connection", variant, "--streams", std::to_string(streams)};
-  throw Error("compare: --connections: unknown connection '" + variant +
-              "'; expected residual, hc, frac, mhc or mhc-paper");
+  if (variant.starts_with("frac")) return {"--connection", variant, "--fracs", std::to_string(streams)};
+  if (hcgrad::nn::is_connection_name(variant)) return {"--connection", variant, "--streams", std::to_string(streams)};
+  throw Error("compare: --connections: unknown connection '" + variant + "'; expected " +
+              hcgrad::nn::connection_names_phrase());
 }
 
 // Runs this program with `args`, stdout and stderr into `log`; returns the exit status and the child's peak RSS.

@@ -18,10 +18,12 @@
 namespace tinylm {
 
 struct CompareOptions {
-  std::vector<std::string> connections{"residual", "hc", "frac", "mhc", "mhc-paper"};
+  // Every connection tinylm knows (connection_names() in nn/hyper_connections_factory.h).
+  std::vector<std::string> connections{"residual", "hc",           "frac",      "frac-paper",
+                                       "mhc",      "mhc-identity", "mhc-paper", "mhc-paper-identity"};
   int64_t seeds = 3;
   int64_t steps = 600;
-  int64_t streams = 4;     // hc, mhc, mhc-paper: streams; frac: fractions
+  int64_t streams = 4;     // hc and the mhc variants: streams; frac, frac-paper: fractions
   int64_t eval_every = 0;  // 0: steps / 10
   int threads = 0;
   // The model size of every run; 0: train's default.

@@ -1,10 +1,11 @@
 // tinylm: train a byte-level GPT on text, and sample from it.
 //
 //   tinylm train  [--data FILE] [--steps N] [--layers L --dim D --heads H --ctx T --batch B]
-//                 [--connection residual|hc|frac|mhc|mhc-paper [--streams S] [--fracs F]]
+//                 [--connection residual|hc|frac|frac-paper|mhc|mhc-paper|mhc-identity|mhc-paper-identity
+//                  [--streams S] [--fracs F]]
 //                 [--lr X --warmup N --weight-decay X --clip X] [--seed S] [--threads N]
 //                 [--eval-every N] [--out DIR] [--resume DIR] [--stop-at N] [--max-data-mb N]
-//   tinylm compare [--connections residual,hc,frac,mhc,mhc-paper] [--seeds 3] [--steps N] [--out DIR]
+//   tinylm compare [--connections residual,hc,frac,frac-paper,mhc,...] [--seeds 3] [--steps N] [--out DIR]
 //                 [--diagnostics] [--streams S] [--threads N] [--layers L --dim D --heads H --ctx T --batch B]
 //   tinylm sample --checkpoint FILE|DIR [--prompt STR] [--tokens N] [--temperature X] [--top-k K] [--seed S]
 //
