@@ -84,12 +84,13 @@ Tensor PaperFracConnections::add_residual(const Width& w, const Tensor& y) const
   const int64_t batch = w.streams.shape()[0], tokens = w.streams.shape()[1];
   check_branch_output("PaperFracConnections", y, w.branch_input);
   // eq. 8, the diagonal write as a mix of y's F fractions into the R rows: weight β_r' on (f(r'), r'), 0
-  // elsewhere. The pattern [F, R] is I_F once per stream, made where β lives (a model may have moved to a GPU).
+  // elsewhere. The pattern [F, R] is I_F once per stream, made where β lives (a model may have moved to a
+  // GPU) by device ops only: F rows [1, 0, …, 0] of F + 1 values, read F at a time, are I_F.
   // One stream_mix_add pass: new = A^T x + write^T y   [B, N, R, d]
-  const Tensor pattern = eye(F, {.dtype = w.beta.dtype(), .device = w.beta.device()})
-                             .unsqueeze(1)
-                             .expand({F, num_streams, F})
-                             .reshape({F, R});
+  const TensorOptions on{.dtype = w.beta.dtype(), .device = w.beta.device()};
+  const Tensor identity =
+      cat({ones({F, 1}, on), zeros({F, F}, on)}, 1).reshape({F * (F + 1)}).narrow(0, 0, F * F).reshape({F, F});
+  const Tensor pattern = identity.unsqueeze(1).expand({F, num_streams, F}).reshape({F, R});
   const Tensor write = w.beta.unsqueeze(-2) * pattern;  // [B, N, F, R] (static: [F, R])
   Tensor merged = stream_mix_add(w.alpha.narrow(-1, F, R), w.streams, write, y.reshape({batch, tokens, F, d}));
   return dropout_->forward(

@@ -23,7 +23,9 @@
 // shared by every input fraction f1, so each output fraction receives the sum of all branch fractions
 // (docs/connections.md, a documented library bug). hcgrad keeps the library's forward
 // equations above, but stores the static β per (f1, s, f2) — [F·S, F], init δ(f1, f2) — which holds both:
-// the paper's diagonal write at init, and the library's weights exactly (broadcast over f1).
+// the paper's diagonal write at init, and the library's weights exactly (broadcast over f1). Only the init is
+// the paper's: the off-diagonal β train from the first step. The paper's Frac throughout (diagonal write-back,
+// F static β, one dynamic w_β) is PaperFracConnections, nn/frac_paper.h (variant = HcVariant::Paper).
 #pragma once
 
 #include <functional>

@@ -114,7 +114,23 @@ int main() {
   expect(max_difference(row_sums, ones_like(row_sums)) < 1e-3 && max_difference(column_sums, ones_like(column_sums)) < 1e-3,
          "H_res (Sinkhorn) has rows and columns summing to 1");
 
-  std::cout << "7. A model of your own with mHC trains, connections included\n";
+  std::cout << "7. The papers' forms: Frac as the Frac paper writes it, mHC starting as a pre-norm residual\n";
+  // The library's Frac writes every branch fraction into every fraction once trained; the paper's writes
+  // fraction j into fraction j only. Both start as x + branch(x).
+  nn::Connection frac_paper = init_frac({.dim = D, .variant = nn::HcVariant::Paper}, branch);
+  const Tensor frac_paper_out = reduce_frac(frac_paper(expand_frac(residual)));
+  expect(frac_paper->name() == "PaperFracConnections" &&
+             max_difference(frac_paper_out, residual + branch(residual)) < 1e-6,
+         "the Frac paper's form starts as x + branch(x)");
+  // mHC's default (the library's) init is not the identity; IdentityLike makes H_post = 1, H_pre ≈ one-hot
+  // and H_res ≈ I, so S identical streams each compute x + branch(x).
+  nn::Connection mhc_identity = init_mhc({.dim = D, .init = nn::MhcInit::IdentityLike}, branch);
+  const Tensor identity_out = reduce_mhc(mhc_identity(expand_mhc(residual)));
+  const Tensor pre_norm_residual = (residual + branch(residual)) * double(S);
+  expect(max_difference(identity_out, pre_norm_residual) < 1e-4 && max_difference(mixed, pre_norm_residual) > 1e-2,
+         "mHC with the identity-like init starts as S copies of x + branch(x); the default init does not");
+
+  std::cout << "8. A model of your own with mHC trains, connections included\n";
   TinyNet model(3, gen);
   const nn::NamedTensors named = model.named_parameters();
   bool registers_connections = false;
