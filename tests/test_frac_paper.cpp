@@ -31,8 +31,8 @@ HyperConnectionsOptions paper_options(int64_t dim, int64_t fracs, int64_t layer_
 // Everything the reference differentiates, flattened into θ: the input streams x [B, N, S, D], the module's
 // parameters by name, and the branch's weight Wb [D, D]. offset[name] is where each starts.
 struct Problem {
-  int64_t tokens, S, F, D;
-  bool dynamic, use_tanh;
+  int64_t tokens = 0, S = 0, F = 0, D = 0;
+  bool dynamic = true, use_tanh = true;
   std::map<std::string, size_t> offset;
   std::vector<double> theta, G;  // G: the cotangent of the output [B, N, S, D], loss = Σ out·G
 };
@@ -132,7 +132,13 @@ void check_against_loops(int64_t S, int64_t F, bool dynamic, bool use_tanh, uint
     sum(out * G).backward();
 
     // the reference on the same numbers
-    Problem p{.tokens = tokens, .S = S, .F = F, .D = D, .dynamic = dynamic, .use_tanh = use_tanh};
+    Problem p;
+    p.tokens = tokens;
+    p.S = S;
+    p.F = F;
+    p.D = D;
+    p.dynamic = dynamic;
+    p.use_tanh = use_tanh;
     p.G = values(G);
     auto add = [&](const std::string& name, const Tensor& t) {
       p.offset[name] = p.theta.size();
