@@ -86,6 +86,26 @@ inline void copy_parameters(const nn::Module& from, const nn::Module& to) {
       if (name == source_name) Tensor(dest).copy_(source.reshape(dest.shape()));
 }
 
+// L float64 branches u -> tanh(Linear(u)) and the plain pre-norm residual network they form, x <- x + branch(x)
+// per layer: what a connection network must reproduce at an identity-like init (expand -> layers -> reduce).
+struct PlainResidualStack {
+  std::vector<std::shared_ptr<nn::Linear>> linears;
+
+  PlainResidualStack(int64_t dim, int64_t layers, uint64_t seed) {
+    Generator gen(seed);
+    for (int64_t i = 0; i < layers; ++i)
+      linears.push_back(std::make_shared<nn::Linear>(dim, dim, gen, nn::LinearOptions{.dtype = DType::Float64}));
+  }
+  nn::Branch branch(size_t layer) const {
+    return [linear = linears.at(layer)](const Tensor& u) { return tanh(linear->forward(u)); };
+  }
+  Tensor forward(const Tensor& x) const {
+    Tensor h = x;
+    for (size_t i = 0; i < linears.size(); ++i) h = h + branch(i)(h);
+    return h;
+  }
+};
+
 // A connection's width and depth steps (width() / add_residual()) around the branch u -> 1.5·tanh(u), so
 // the depth step also carries u's gradient.
 template <class Connection>

@@ -37,18 +37,11 @@ TEST_CASE("connections hc: at init the branch reads the home stream and every st
 
 TEST_CASE("connections hc: expand -> layers at init -> reduce is S times the plain residual network") {
   const int64_t S = 4, B = 2, N = 3, D = 8, L = 3;
-  Generator gen(1);
-  std::vector<std::shared_ptr<Linear>> branches;
+  const PlainResidualStack stack(D, L, 1);
   std::vector<std::shared_ptr<HyperConnections>> layers;
-  for (int64_t i = 0; i < L; ++i) {
-    branches.push_back(std::make_shared<Linear>(D, D, gen, LinearOptions{.dtype = DType::Float64}));
-    auto branch = branches.back();
-    layers.push_back(std::make_shared<HyperConnections>(S, f64(D, i),
-                                                        [branch](const Tensor& u) { return tanh(branch->forward(u)); }));
-  }
+  for (int64_t i = 0; i < L; ++i) layers.push_back(std::make_shared<HyperConnections>(S, f64(D, i), stack.branch(i)));
   Tensor x = leaf({B, N, D}).detach();
-  Tensor plain = x;
-  for (auto& branch : branches) plain = plain + tanh(branch->forward(plain));
+  Tensor plain = stack.forward(x);
   Tensor streams = x.unsqueeze(1).expand({B, S, N, D}).reshape({B * S, N, D});  // expand: copy per stream
   for (auto& layer : layers) streams = layer->forward(streams);
   Tensor reduced = streams.reshape({B, S, N, D}).sum({1});  // reduce: sum of the streams

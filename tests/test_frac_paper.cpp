@@ -184,21 +184,15 @@ TEST_CASE("frac paper: at init the module is the pre-norm residual, exactly (S c
     for (int64_t F : {2, 4}) {
       CAPTURE(S);
       CAPTURE(F);
-      Generator gen(5);
-      std::vector<std::shared_ptr<Linear>> branches;
+      const PlainResidualStack stack(D, L, 5);
       std::vector<std::shared_ptr<PaperFracConnections>> layers;
-      for (int64_t i = 0; i < L; ++i) {
-        branches.push_back(std::make_shared<Linear>(D, D, gen, LinearOptions{.dtype = DType::Float64}));
-        auto branch = branches.back();
-        layers.push_back(std::make_shared<PaperFracConnections>(
-            S, paper_options(D, F, i, /*streams_in_batch=*/false),
-            [branch](const Tensor& u) { return tanh(branch->forward(u)); }));
-      }
+      for (int64_t i = 0; i < L; ++i)
+        layers.push_back(std::make_shared<PaperFracConnections>(S, paper_options(D, F, i, /*streams_in_batch=*/false),
+                                                                stack.branch(i)));
       CHECK(layers[0]->static_alpha.shape() == Shape{S * F, F + S * F});
       CHECK(layers[0]->named_parameters().size() == 7);
       Tensor x = leaf({B, N, D}).detach();
-      Tensor plain = x;
-      for (auto& branch : branches) plain = plain + tanh(branch->forward(plain));
+      Tensor plain = stack.forward(x);
       Tensor streams = x.reshape({B, N, 1, D}).expand({B, N, S, D});  // expand: a copy per stream
       for (auto& layer : layers) streams = layer->forward(streams);
       Tensor reduced = streams.sum({2});  // reduce: the sum of the streams

@@ -447,22 +447,16 @@ TEST_CASE("mhc identity-like init: expand -> layers -> reduce is S times the pre
   const int64_t S = 4, B = 2, N = 3, D = 8, L = 3;
   for (MhcVariant variant : {MhcVariant::Library, MhcVariant::Paper})
     for (bool v1 : {false, true}) {
-      Generator gen(3);
-      std::vector<std::shared_ptr<Linear>> branches;
+      const PlainResidualStack stack(D, L, 3);
       std::vector<std::shared_ptr<ConnectionModule>> layers;
       for (int64_t i = 0; i < L; ++i) {
-        branches.push_back(std::make_shared<Linear>(D, D, gen, LinearOptions{.dtype = DType::Float64}));
-        auto branch = branches.back();
         ManifoldHyperConnectionsOptions o = opts(D, i, v1);
         o.variant = variant;
         o.init = MhcInit::IdentityLike;
-        layers.push_back(make_manifold_hyper_connections(S, o, [branch](const Tensor& u) {
-          return tanh(branch->forward(u));
-        }));
+        layers.push_back(make_manifold_hyper_connections(S, o, stack.branch(i)));
       }
       Tensor x = leaf({B, N, D}).detach();
-      Tensor plain = x;
-      for (auto& branch : branches) plain = plain + tanh(branch->forward(plain));
+      Tensor plain = stack.forward(x);
       Tensor streams = x.reshape({B, N, 1, D}).expand({B, N, S, D}).contiguous();
       if (v1) streams = to_v1(streams);
       for (auto& layer : layers) streams = layer->forward(streams);
@@ -471,14 +465,12 @@ TEST_CASE("mhc identity-like init: expand -> layers -> reduce is S times the pre
       // The library's init does not start there (H_post = 2σ(1), H_pre sums to σ(1) + 3/2).
       ManifoldHyperConnectionsOptions library_init = opts(D, 0, v1);
       library_init.variant = variant;
-      auto first = make_manifold_hyper_connections(S, library_init, [&](const Tensor& u) {
-        return tanh(branches[0]->forward(u));
-      });
+      auto first = make_manifold_hyper_connections(S, library_init, stack.branch(0));
       Tensor start = x.reshape({B, N, 1, D}).expand({B, N, S, D}).contiguous();
       if (v1) start = to_v1(start);
       Tensor one = first->forward(start);
       Tensor one_reduced = v1 ? one.reshape({B, S, N, D}).sum({1}) : one.sum({2});
-      CHECK(max_abs_diff(values(one_reduced), values((x + tanh(branches[0]->forward(x))) * double(S))) > 1e-2);
+      CHECK(max_abs_diff(values(one_reduced), values((x + stack.branch(0)(x)) * double(S))) > 1e-2);
     }
 }
 

@@ -41,7 +41,7 @@ std::string write_rows_file(const fs::path& path) {
 
 TEST_CASE("vit: logits have one row per image for every connection, and the blocks are wrapped as asked") {
   const Tensor images = rand({3, 1, 8, 8});
-  for (const char* connection : {"residual", "hc", "mhc", "mhc-paper"}) {
+  for (const char* connection : {"residual", "hc", "mhc", "mhc-paper", "mhc-paper-identity"}) {
     CAPTURE(connection);
     vit::ViT model(tiny(connection), 1);
     CHECK(model.forward(images).shape() == Shape{3, 10});
@@ -55,7 +55,9 @@ TEST_CASE("vit: logits have one row per image for every connection, and the bloc
   vit::ViT model(tiny("mhc"), 1);
   CHECK_THROWS_WITH_AS(model.forward(rand({3, 8, 8})), doctest::Contains("expected images [B, 1, 8, 8]"), ShapeError);
   vit::ViTConfig bad = tiny("bogus");
-  CHECK_THROWS_WITH_AS(vit::ViT(bad, 1), doctest::Contains("connection must be residual, hc, mhc or mhc-paper"), Error);
+  CHECK_THROWS_WITH_AS(vit::ViT(bad, 1), doctest::Contains("connection must be residual, hc, mhc, mhc-identity"), Error);
+  bad.connection = "frac";
+  CHECK_THROWS_WITH_AS(vit::ViT(bad, 1), doctest::Contains("mhc-paper-identity, got 'frac'"), Error);
 }
 
 TEST_CASE("vit: a few AdamW steps fit a tiny labelled set (the gradient reaches every part of the model)") {

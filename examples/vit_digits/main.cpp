@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   CLI::App app{"vit_digits: a small ViT with hyper-connections on the 8x8 handwritten digits"};
   Options o;
   app.add_option("--data", o.data, "digits.csv.gz (or the CSV unpacked)")->capture_default_str();
-  app.add_option("--connections", o.connections, "comma-separated: residual, hc, mhc, mhc-paper")
+  app.add_option("--connections", o.connections, "comma-separated: residual, hc, mhc, mhc-identity, mhc-paper, mhc-paper-identity")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--epochs", o.epochs, "passes over the training images")->capture_default_str();
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   app.add_option("--dim", o.model.dim, "model width")->capture_default_str();
   app.add_option("--depth", o.model.depth, "transformer layers")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay (weight matrices only)")->capture_default_str();
-  app.add_option("--streams", o.streams, "streams of hc / mhc / mhc-paper")->capture_default_str();
+  app.add_option("--streams", o.streams, "streams of every connection but residual")->capture_default_str();
   app.add_option("--seed", o.seed, "split, initialisation and batch order")->capture_default_str();
   app.add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
   app.add_flag("!--no-augment", o.augment, "train on the images as they are (no random one-pixel shifts)");

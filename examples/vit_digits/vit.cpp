@@ -55,8 +55,10 @@ Tensor Layer::forward(const Tensor& x) const { return hc_ff(hc_attn(x)); }
 ViT::ViT(const ViTConfig& c, uint64_t seed) : config(c) {
   HC_CHECK(c.image_size % c.patch_size == 0, Error, "ViT: patch size ", c.patch_size, " must divide image size ",
            c.image_size);
-  HC_CHECK(c.connection == "residual" || c.connection == "hc" || c.connection == "mhc" || c.connection == "mhc-paper",
-           Error, "ViT: connection must be residual, hc, mhc or mhc-paper, got '", c.connection, "'");
+  // Every connection tinylm knows except Frac's two forms: the ViT's blocks do not split their features.
+  HC_CHECK(is_connection_name(c.connection) && !c.connection.starts_with("frac"), Error,
+           "ViT: connection must be residual, hc, mhc, mhc-identity, mhc-paper or mhc-paper-identity, got '",
+           c.connection, "'");
   Generator gen(seed);
   const int64_t patches = (c.image_size / c.patch_size) * (c.image_size / c.patch_size);
   const int64_t patch_dim = c.patch_size * c.patch_size * c.channels;

@@ -26,8 +26,8 @@ using namespace hcgrad::nn;
 struct ViTConfig {
   int64_t image_size = 8, patch_size = 4, channels = 1, classes = 10;
   int64_t dim = 64, depth = 4, heads = 4, dim_head = 16, mlp_dim = 128;
-  std::string connection = "mhc";  // residual, hc, mhc or mhc-paper
-  int64_t streams = 4;             // for hc / mhc / mhc-paper
+  std::string connection = "mhc";  // residual, hc, mhc, mhc-identity, mhc-paper or mhc-paper-identity
+  int64_t streams = 4;             // for every connection but residual
   std::string describe() const;
 };
 
