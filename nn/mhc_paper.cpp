@@ -48,16 +48,15 @@ PaperManifoldHyperConnections::PaperManifoldHyperConnections(int64_t S, Manifold
   alpha_pre = register_parameter("alpha_pre", full({}, 0.01, options));
   alpha_post = register_parameter("alpha_post", full({}, 0.01, options));
   alpha_res = register_parameter("alpha_res", full({}, 0.01, options));
-  if (o.init == MhcInit::IdentityLike) {  // a pre-norm residual at init (nn/mhc.h identity_like_logits)
-    const IdentityLikeLogits logits = identity_like_logits(streams, home, o.identity_logit);
-    b_pre = register_parameter("b_pre", from_vector(logits.pre, {streams}).to(o.dtype));             // [S]
-    b_post = register_parameter("b_post", zeros({streams}, options));                                // [S]
-    b_res = register_parameter("b_res", from_vector(logits.res, {streams, streams}).to(o.dtype));  // [S, S]
-  } else {
-    b_pre = register_parameter("b_pre", from_vector(one_hot, {streams}).to(o.dtype));  // [S]
-    b_post = register_parameter("b_post", ones({streams}, options));                  // [S]
-    b_res = register_parameter("b_res", eye(streams, options));                      // [S, S]
-  }
+  // The library's init (b_pre = e_k, b_post = 1, b_res = I) or a pre-norm residual at init (nn/mhc.h
+  // identity_like_logits, b_post = 0).
+  const bool identity_like = o.init == MhcInit::IdentityLike;
+  const IdentityLikeLogits logits = identity_like ? identity_like_logits(streams, home, o.identity_logit)
+                                                  : IdentityLikeLogits{};
+  b_pre = register_parameter("b_pre", from_vector(identity_like ? logits.pre : one_hot, {streams}).to(o.dtype));  // [S]
+  b_post = register_parameter("b_post", full({streams}, identity_like ? 0.0 : 1.0, options));                  // [S]
+  b_res = register_parameter("b_res", identity_like ? from_vector(logits.res, {streams, streams}).to(o.dtype)
+                                                    : eye(streams, options));  // [S, S]
   if (depth_residual_fn_) register_module("depth_residual_fn", depth_residual_fn_);
   dropout_ = std::make_shared<Dropout>(o.dropout, o.dropout_generator ? *o.dropout_generator : unused_generator_);
   register_module("dropout", dropout_);

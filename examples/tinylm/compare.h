@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "hcgrad/nn/hyper_connections_factory.h"
+
 namespace tinylm {
 
 struct CompareOptions {
-  // Every connection tinylm knows (connection_names() in nn/hyper_connections_factory.h).
-  std::vector<std::string> connections{"residual", "hc",           "frac",      "frac-paper",
-                                       "mhc",      "mhc-identity", "mhc-paper", "mhc-paper-identity"};
+  std::vector<std::string> connections = hcgrad::nn::connection_names();  // every connection tinylm knows
   int64_t seeds = 3;
   int64_t steps = 600;
   int64_t streams = 4;     // hc and the mhc variants: streams; frac, frac-paper: fractions
