@@ -1,15 +1,14 @@
-// Matrix multiplication on Eigen's GEMM. Each operand matrix is handed to Eigen as a Map over the tensor's
-// own memory, row-major or column-major as its strides say, so a transposed view (x.t()) costs no copy.
-// Parallelism: the (batch, block of rows) pairs run as independent single-threaded Eigen GEMMs on oneTBB.
+// Matrix multiplication: the (batch, block of rows) pairs run as independent single-threaded GEMMs
+// (core/cpu/gemm.h: oneDNN or Eigen) on oneTBB. Each operand matrix is read in place, row-major or
+// column-major as its strides say, so a transposed view (x.t()) costs no copy.
 // With few batch entries the rows are split into about one block per thread: each block packs B once,
 // so fewer, larger blocks waste less. Every output element is still one dot product summed in the same
-// order (Eigen's depth blocking depends on k, not on the number of rows), so results match across thread
+// order (the GEMMs' depth blocking depends on k, not on the number of rows), so results match across thread
 // counts; tests/test_parallel.cpp checks it.
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "hcgrad/core/kernels.h"
+#include "hcgrad/core/cpu/gemm.h"
 #include "hcgrad/core/cpu/parallel.h"
 #include "hcgrad/core/dispatch.h"
 #include "hcgrad/core/parallel.h"
@@ -21,25 +20,7 @@ namespace {
 constexpr int64_t kMinRowBlock = 64;           // smaller blocks spend more time packing than multiplying
 constexpr int64_t kSerialFlops = 1 << 20;      // below this, one thread does everything
 
-enum class Layout { RowMajor, ColMajor };
-
-// How Eigen can read a rows x cols matrix with element strides (rs, cs) in place, if at all.
-// `ld` is the distance between consecutive rows (row-major) or columns (column-major).
-bool layout_of(int64_t rows, int64_t cols, int64_t rs, int64_t cs, Layout& layout, int64_t& ld) {
-  if ((cs == 1 || cols == 1) && (rows == 1 || rs >= cols)) {
-    layout = Layout::RowMajor;
-    ld = rows == 1 ? cols : rs;
-    return ld >= 1;
-  }
-  if ((rs == 1 || rows == 1) && (cols == 1 || cs >= rows)) {
-    layout = Layout::ColMajor;
-    ld = cols == 1 ? rows : cs;
-    return ld >= 1;
-  }
-  return false;
-}
-
-// A matrix operand: the tensor (copied to contiguous when its strides defeat Eigen), its batch strides.
+// A matrix operand: the tensor (copied to contiguous when its strides defeat the GEMM), its layout.
 struct Operand {
   Tensor t;
   Layout layout = Layout::RowMajor;
@@ -59,22 +40,11 @@ Operand prepare(const Tensor& x) {
   return op;
 }
 
-template <class T, int Order>
-using MatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, Eigen::Unaligned,
-                             Eigen::OuterStride<>>;
-
-// C[r0:r1, :] = A[r0:r1, :] @ B for one batch entry, with A and B read through maps of their layout.
+// Rows [r0, r1) of a matrix that starts at `data`: a row offset when row-major, a column offset of the
+// stored (transposed) matrix when column-major.
 template <class T>
-void gemm_block(const T* a, const Operand& A, const T* b, const Operand& B, T* c, int64_t n, int64_t k, int64_t m,
-                int64_t r0, int64_t r1) {
-  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> C(c, n, m);
-  auto with_a = [&](const auto& a_map) {
-    auto with_b = [&](const auto& b_map) { C.middleRows(r0, r1 - r0).noalias() = a_map.middleRows(r0, r1 - r0) * b_map; };
-    if (B.layout == Layout::RowMajor) with_b(MatrixMap<T, Eigen::RowMajor>(b, k, m, Eigen::OuterStride<>(B.ld)));
-    else with_b(MatrixMap<T, Eigen::ColMajor>(b, k, m, Eigen::OuterStride<>(B.ld)));
-  };
-  if (A.layout == Layout::RowMajor) with_a(MatrixMap<T, Eigen::RowMajor>(a, n, k, Eigen::OuterStride<>(A.ld)));
-  else with_a(MatrixMap<T, Eigen::ColMajor>(a, n, k, Eigen::OuterStride<>(A.ld)));
+ConstMatrix<T> rows_from(const T* data, const Operand& op, int64_t r0) {
+  return {data + (op.layout == Layout::RowMajor ? r0 * op.ld : r0), op.layout, op.ld};
 }
 
 // Element offset of each batch entry of x (batch dims = all but the last two), in row-major batch order.
@@ -118,8 +88,9 @@ void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
     auto run = [&](int64_t t0, int64_t t1) {
       for (int64_t task = t0; task < t1; ++task) {
         const int64_t i = task / blocks, r0 = (task % blocks) * row_block;
-        gemm_block<T>(a + a_offsets[i], A, b + b_offsets[i], B, c + i * n * m, n, k, m, r0,
-                      std::min(n, r0 + row_block));
+        const int64_t rows = std::min(n, r0 + row_block) - r0;
+        gemm<T>(c + i * n * m + r0 * m, m, rows_from(a + a_offsets[i], A, r0), {b + b_offsets[i], B.layout, B.ld},
+                rows, k, m);
       }
     };
     if (serial) run(0, tasks);

@@ -1,4 +1,5 @@
-// Fused scaled dot-product attention on the CPU: one task per (batch, head), Eigen GEMMs inside it.
+// Fused scaled dot-product attention on the CPU: one task per (batch, head), single-threaded GEMMs inside it
+// (core/cpu/gemm.h: oneDNN's sgemm for float32, Eigen otherwise; Eigen's arrays for the softmax rows).
 //
 // Each head is a row-major [T, hd] matrix of q, k, v. A task forms that head's [T, T] scores in its own
 // scratch, so nothing T x T outlives the call (backward recomputes the probabilities from q, k and lse).
@@ -10,6 +11,7 @@
 #include <Eigen/Core>
 
 #include "hcgrad/core/kernels.h"
+#include "hcgrad/core/cpu/gemm.h"
 #include "hcgrad/core/cpu/parallel.h"
 #include "hcgrad/core/dispatch.h"
 
@@ -19,8 +21,6 @@ namespace {
 
 template <class Scalar>
 using RowMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class Scalar>
-using HeadMap = Eigen::Map<RowMatrix<Scalar>>;  // one head [T, hd]
 template <class Scalar>
 using ConstHeadMap = Eigen::Map<const RowMatrix<Scalar>>;
 
@@ -40,12 +40,20 @@ struct Heads {
   }
 };
 
-// scores = (q * scale) k^T, every entry (the caller masks).
+// Row-major [rows, cols] matrices as GEMM operands, as they are (row) or transposed (col: the transpose of a
+// row-major [rows, cols] matrix is a column-major [cols, rows] one with the same leading dimension).
+template <class Scalar>
+ConstMatrix<Scalar> row(const Scalar* data, int64_t cols) { return {data, Layout::RowMajor, cols}; }
+template <class Scalar>
+ConstMatrix<Scalar> transposed(const Scalar* data, int64_t cols) { return {data, Layout::ColMajor, cols}; }
+
+// scores [T, T] = (q * scale) k^T, every entry (the caller masks).
 template <class Scalar>
 void attention_scores(RowMatrix<Scalar>& scores, RowMatrix<Scalar>& q_scaled, const ConstHeadMap<Scalar>& q,
                       const ConstHeadMap<Scalar>& k, Scalar scale) {
+  const int64_t T = q.rows(), hd = q.cols();
   q_scaled.noalias() = q * scale;  // scaling the [T, hd] factor is cheaper than the [T, T] product
-  scores.noalias() = q_scaled * k.transpose();
+  gemm<Scalar>(scores.data(), T, row(q_scaled.data(), hd), transposed(k.data(), hd), T, hd, T);
 }
 
 // Keys row i may attend to: [0, keys) with keys = i + 1 when causal, else T.
@@ -81,7 +89,7 @@ void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, 
           zero_masked(P.data(), i, T, causal);
           row_lse[i] = m + std::log(sum);
         }
-        HeadMap<Scalar>(head_of.writable(out, h), T, hd).noalias() = P * head_of.of(v, h);
+        gemm<Scalar>(head_of.writable(out, h), hd, row(P.data(), T), row(head_of.of(v, h).data(), hd), T, T, hd);
       }
     });
   });
@@ -109,12 +117,12 @@ void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& g
           zero_masked(P.data(), i, T, causal);
         }
         if (Scalar* dv = head_of.writable(grad_v, h))
-          HeadMap<Scalar>(dv, T, hd).noalias() = P.transpose() * dout;
+          gemm<Scalar>(dv, hd, transposed(P.data(), T), row(dout.data(), hd), T, T, hd);  // P^T dout
         if (!need_scores_grad) continue;
 
         // dP = dout v^T, then dS = scale * P * (dP - D) in place (zero where masked).
         const ConstHeadMap<Scalar> vh = head_of.of(v, h), oh = head_of.of(out, h);
-        dS.noalias() = dout * vh.transpose();
+        gemm<Scalar>(dS.data(), T, row(dout.data(), hd), transposed(vh.data(), hd), T, hd, T);
         for (int64_t i = 0; i < T; ++i) {
           const Scalar D = dout.row(i).dot(oh.row(i));
           const int64_t keys = keys_of_row(i, T, causal);
@@ -123,9 +131,9 @@ void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& g
           zero_masked(dS.data(), i, T, causal);
         }
         if (Scalar* dq = head_of.writable(grad_q, h))
-          HeadMap<Scalar>(dq, T, hd).noalias() = dS * kh;
+          gemm<Scalar>(dq, hd, row(dS.data(), T), row(kh.data(), hd), T, T, hd);
         if (Scalar* dk = head_of.writable(grad_k, h))
-          HeadMap<Scalar>(dk, T, hd).noalias() = dS.transpose() * qh;
+          gemm<Scalar>(dk, hd, transposed(dS.data(), T), row(qh.data(), hd), T, T, hd);  // dS^T q
       }
     });
   });
