@@ -3,7 +3,7 @@
 // dropout, AdamW with weight decay on the matrices, gradient clip 1.0. One step = forward + backward +
 // clip + optimizer step on random bytes.
 //
-//   build/bench/bench_tinylm [--connection residual|hc|frac|mhc|mhc-paper] [--threads N] [--steps N]
+//   build/bench/bench_tinylm [--connection residual|hc|frac|frac-paper|mhc|mhc-paper|...] [--threads N] [--steps N]
 //                            [--device cpu|cuda] [--profile]
 //
 // It runs 5 untimed warm-up steps, then `steps` timed steps in 5 windows, and reports the median window.
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   int threads = 2, steps = 50;
   bool profiled = false;
   CLI::App app{"hcgrad: training throughput of the tiny LM"};
-  app.add_option("--connection", connection, "residual, hc, frac, mhc or mhc-paper")->capture_default_str();
+  app.add_option("--connection", connection, "one of tinylm's connections (residual, hc, frac, frac-paper, mhc, mhc-paper, ...)")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads")->capture_default_str();
   app.add_option("--steps", steps, "timed steps (after 5 warm-up steps)")->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     set_num_threads(threads);
     nn::GPTConfig config;  // the canonical tiny LM: tinylm's defaults
     config.connection = connection;
-    if (connection == "frac") config.fracs = 4;
+    if (connection == "frac" || connection == "frac-paper") config.fracs = 4;
     else if (connection != "residual") config.streams = 4;
     const Device device = device_name == "cpu" ? Device::cpu() : Device::cuda(0);
     nn::GPT model(config, /*seed=*/0);
