@@ -31,9 +31,11 @@ void logsumexp_rows(const Tensor& out, const Tensor& rows);
 void sum_columns(const Tensor& out, const Tensor& cols);
 
 // ---- matmul (core/cpu/matmul.cpp) ----
-// out [B..., n, m] contiguous = a [B..., n, k] @ b [B..., k, m]; a and b share out's batch dims
-// (stride 0 where broadcast). Each matrix may be row- or column-major (a transposed view): no copy then.
-void matmul(const Tensor& out, const Tensor& a, const Tensor& b);
+// out [B..., n, m] contiguous = a [B..., n, k] @ b [B..., k, m] (+ bias [m] on every row, when defined);
+// a and b share out's batch dims (stride 0 where broadcast). Each matrix may be row- or column-major (a
+// transposed view): no copy then. The bias is added as each block of rows comes out of the GEMM, while it
+// is still in cache (a Linear layer's bias, the GEMM's epilogue).
+void matmul(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias);
 
 // ---- stream mixing (core/cpu/stream_mix.cpp); every tensor contiguous, one small matrix per row m ----
 // stream_mix:     out [M, K, D] = weights[m]^T @ x[m]:  out[m, k, d] = sum_s weights[m, s, k] * x[m, s, d]
@@ -96,7 +98,9 @@ void sinkhorn_forward(const Tensor& out, const Tensor& logits, int64_t iters, bo
 void sinkhorn_backward(const Tensor& grad_logits, const Tensor& logits, const Tensor& grad_out, int64_t iters,
                        bool log_domain);
 
-// ---- fused attention (core/cpu/scaled_dot_product_attention.cpp); q, k, v, out and grads: contiguous [B, H, T, hd] ----
+// ---- fused attention (core/cpu/scaled_dot_product_attention.cpp); q, k, v, out and grads: [B, H, T, hd] with a
+// contiguous last dim and rows >= hd elements apart (views of a packed qkv or of [B, T, H, hd] memory qualify);
+// lse contiguous ----
 // out[b,h,i] = sum_j softmax_j(scale * q_i . k_j) v_j over the keys j (j <= i when causal);
 // lse [B, H, T] = the log-sum-exp of each scaled, masked score row, kept for backward.
 void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,

@@ -61,6 +61,9 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // ---- linear algebra (core/ops/matmul.cpp) ----
 // [..., n, k] @ [..., k, m] -> [..., n, m], batch dims broadcast; 1-d operands act as a row / column.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// x [..., in] @ weight [out, in]^T + bias [out] -> [..., out] (torch.nn.functional.linear); bias may be
+// undefined. The bias is added inside the GEMM's row blocks, not in a pass of its own.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- stream mixing, the hyper-connection modules' per-token mixes (core/ops/stream_mix.cpp) ----
 // weights [..., S, K], x [..., S, D] -> [..., K, D]: out[..., k, d] = sum_s weights[..., s, k] x[..., s, d],
@@ -79,7 +82,14 @@ Tensor log_softmax(const Tensor& x, int64_t dim);
 // q, k, v [B, H, T, hd] (float32 or float64, one shape, dtype and device) -> [B, H, T, hd]:
 //   softmax(q k^T * scale, keys j > i masked out when causal) v,   scale defaulting to 1 / sqrt(hd).
 // One kernel each way; backward recomputes the probabilities, so nothing of size T x T is kept.
+// The output is a [B, H, T, hd] view of [B, T, H, hd] memory, so putting the heads side by side again
+// (permute(0, 2, 1, 3).reshape(B, T, H·hd)) costs no copy.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true,
+                                    std::optional<double> scale = std::nullopt);
+// The same op on one packed projection, as Linear(d, 3d) makes it: qkv [B, T, 3·H·hd] = [q | k | v], each
+// H heads of hd side by side -> [B, T, H·hd], heads side by side. No copy of q, k, v or of the output, and
+// backward writes the gradient of qkv in one pass.
+Tensor scaled_dot_product_attention(const Tensor& qkv, int64_t heads, bool causal = true,
                                     std::optional<double> scale = std::nullopt);
 
 // ---- joining and splitting (core/ops/join.cpp) ----

@@ -94,7 +94,34 @@ void gemm_batched(cublasHandle_t handle, cublasOperation_t op_b, cublasOperation
 void set_allow_tf32(bool allow) { tf32_allowed = allow; }
 bool allow_tf32() { return tf32_allowed; }
 
-void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
+namespace {
+
+// bias [m] seen with out's shape, stride 0 over every dim but the last: the add kernel's second operand.
+Tensor bias_rows(const Tensor& bias, const Tensor& out) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = bias.storage();
+  impl->shape = out.shape();
+  impl->strides = Strides(out.dim(), 0);
+  impl->strides.back() = bias.strides()[0];
+  impl->offset = bias.offset();
+  impl->dtype = bias.dtype();
+  return Tensor(std::move(impl));
+}
+
+void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in);
+
+}  // namespace
+
+// cuBLAS writes the product; the bias, when there is one, is one more elementwise pass (cuBLASLt's bias
+// epilogue would save it; not done yet).
+void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
+  gemm_into(out, a_in, b_in);
+  if (bias.defined() && out.numel() > 0) binary(BinaryOp::add, out, out, bias_rows(bias, out));
+}
+
+namespace {
+
+void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
   const int64_t n = out.size(-2), m = out.size(-1), k = a_in.size(-1);
   if (out.numel() == 0) return;
   constexpr int64_t kIntMax = 2147483647;  // cuBLAS takes int sizes
@@ -138,5 +165,7 @@ void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
     }
   });
 }
+
+}  // namespace
 
 }  // namespace hcgrad::cuda

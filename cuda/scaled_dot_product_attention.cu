@@ -15,6 +15,7 @@
 // (its own small kernel). Each gradient row is owned by one block: no atomics. When causal, tiles that
 // lie entirely above the diagonal are never visited.
 #include <algorithm>
+#include <type_traits>
 
 #include "hcgrad/core/dispatch.h"
 #include "hcgrad/core/kernels.h"
@@ -46,15 +47,25 @@ struct AttentionShape {
   bool causal;  // key j is visible from query i only when j <= i
 };
 
-// Copies rows [first, first + rows) of one head ([T, hd], row-major) into a shared tile, times `factor`;
+// Where one tensor's heads lie ([B, H, T, hd], last dim contiguous): head h = b·H + hb starts at
+// data + b·batch + hb·head, its T rows `row` elements apart. A contiguous tensor has (H·T·hd, T·hd, hd), a head
+// of a packed qkv projection [B, T, 3·H·hd] (T·3·H·hd, hd, 3·H·hd).
+template <class Scalar>
+struct Heads {
+  Scalar* data;
+  int64_t batch, head, row, H;
+  __device__ Scalar* of(int64_t h) const { return data + (h / H) * batch + (h % H) * head; }
+};
+
+// Copies rows [first, first + rows) of one head ([T, hd], rows `ld` apart) into a shared tile, times `factor`;
 // rows past the end of the sequence become zeros. Called by every thread of the block.
 template <class Scalar>
-__device__ void load_rows(Scalar* tile, const Scalar* head, int64_t first, int rows, const AttentionShape& shape,
-                          Scalar factor = Scalar(1)) {
+__device__ void load_rows(Scalar* tile, const Scalar* head, int64_t ld, int64_t first, int rows,
+                          const AttentionShape& shape, Scalar factor = Scalar(1)) {
   for (int index = threadIdx.x; index < rows * shape.hd; index += blockDim.x) {
     const int r = index / shape.hd, d = index % shape.hd;
     const int64_t row = first + r;
-    tile[r * shape.stride + d] = row < shape.T ? head[row * shape.hd + d] * factor : Scalar(0);
+    tile[r * shape.stride + d] = row < shape.T ? head[row * ld + d] * factor : Scalar(0);
   }
 }
 
@@ -65,8 +76,9 @@ __device__ inline bool visible(int64_t query, int64_t key, const AttentionShape&
 // ---- forward: one block per (head, 16 queries); lse is the log-sum-exp of each scaled score row ----
 template <class Scalar, int kHeadDim>
 __global__ void __launch_bounds__(kBlockThreads)
-    scaled_dot_product_attention_forward_kernel(Scalar* out, Scalar* lse, const Scalar* q, const Scalar* k, const Scalar* v,
-                             AttentionShape shape, int64_t query_blocks, Scalar scale) {
+    scaled_dot_product_attention_forward_kernel(Heads<Scalar> out, Scalar* lse, Heads<const Scalar> q,
+                                                Heads<const Scalar> k, Heads<const Scalar> v, AttentionShape shape,
+                                                int64_t query_blocks, Scalar scale) {
   constexpr int kDimsPerLane = kHeadDim / kWarp;
   constexpr Scalar kNegInf = -std::numeric_limits<Scalar>::infinity();
   extern __shared__ __align__(16) unsigned char shared[];
@@ -79,10 +91,11 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t head = blockIdx.x / query_blocks;
   const int64_t query0 = (query_blocks - 1 - blockIdx.x % query_blocks) * kBlockRows;
   const int lane = threadIdx.x % kWarp, warp_row0 = threadIdx.x / kWarp * kRowsPerWarp;
-  const int64_t head_offset = head * shape.T * hd;
-  q += head_offset, k += head_offset, v += head_offset, out += head_offset, lse += head * shape.T;
+  const Scalar *q_head = q.of(head), *k_head = k.of(head), *v_head = v.of(head);
+  Scalar* out_head = out.of(head);
+  lse += head * shape.T;
 
-  load_rows(q_tile, q, query0, kBlockRows, shape, scale);
+  load_rows(q_tile, q_head, q.row, query0, kBlockRows, shape, scale);
   Scalar row_max[kRowsPerWarp], row_sum[kRowsPerWarp], acc[kRowsPerWarp][kDimsPerLane];
   for (int r = 0; r < kRowsPerWarp; ++r) {
     row_max[r] = kNegInf;
@@ -93,8 +106,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t key_end = shape.causal ? std::min<int64_t>(shape.T, query0 + kBlockRows) : shape.T;
   for (int64_t key0 = 0; key0 < key_end; key0 += kTileColumns) {
     __syncthreads();  // every warp is done with the previous key tile
-    load_rows(k_tile, k, key0, kTileColumns, shape);
-    load_rows(v_tile, v, key0, kTileColumns, shape);
+    load_rows(k_tile, k_head, k.row, key0, kTileColumns, shape);
+    load_rows(v_tile, v_head, v.row, key0, kTileColumns, shape);
     __syncthreads();  // the tiles (and, the first time, q_tile) are in place
 
     // This lane's key against each of the warp's queries.
@@ -137,7 +150,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     const Scalar inv = Scalar(1) / row_sum[r];
     for (int c = 0; c < kDimsPerLane; ++c) {
       const int d = lane + c * kWarp;
-      if (d < hd) out[query * hd + d] = acc[r][c] * inv;
+      if (d < hd) out_head[query * out.row + d] = acc[r][c] * inv;
     }
     if (lane == 0) lse[query] = row_max[r] + log_of(row_sum[r]);
   }
@@ -145,13 +158,16 @@ __global__ void __launch_bounds__(kBlockThreads)
 
 // ---- backward, step 1: D_i = dout_i . out_i, one warp per row of [B * H * T, hd] ----
 template <class Scalar>
-__global__ void attention_delta_kernel(Scalar* delta, const Scalar* grad_out, const Scalar* out, int64_t rows,
-                                       int hd) {
+__global__ void attention_delta_kernel(Scalar* delta, Heads<const Scalar> grad_out, Heads<const Scalar> out,
+                                       int64_t rows, AttentionShape shape) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (row >= rows) return;  // the whole warp leaves together
   const int lane = threadIdx.x % kWarp;
+  const int64_t head = row / shape.T, t = row % shape.T;
+  const Scalar* dout_row = grad_out.of(head) + t * grad_out.row;
+  const Scalar* out_row = out.of(head) + t * out.row;
   Scalar sum = 0;
-  for (int d = lane; d < hd; d += kWarp) sum += grad_out[row * hd + d] * out[row * hd + d];
+  for (int d = lane; d < shape.hd; d += kWarp) sum += dout_row[d] * out_row[d];
   sum = warp_sum(sum);
   if (lane == 0) delta[row] = sum;
 }
@@ -159,9 +175,9 @@ __global__ void attention_delta_kernel(Scalar* delta, const Scalar* grad_out, co
 // ---- backward, step 2: dq, one block per (head, 16 queries), walking over the key tiles ----
 template <class Scalar, int kHeadDim>
 __global__ void __launch_bounds__(kBlockThreads)
-    attention_grad_q_kernel(Scalar* grad_q, const Scalar* grad_out, const Scalar* q, const Scalar* k,
-                            const Scalar* v, const Scalar* lse, const Scalar* delta, AttentionShape shape,
-                            int64_t query_blocks, Scalar scale) {
+    attention_grad_q_kernel(Heads<Scalar> grad_q, Heads<const Scalar> grad_out, Heads<const Scalar> q,
+                            Heads<const Scalar> k, Heads<const Scalar> v, const Scalar* lse, const Scalar* delta,
+                            AttentionShape shape, int64_t query_blocks, Scalar scale) {
   constexpr int kDimsPerLane = kHeadDim / kWarp;
   extern __shared__ __align__(16) unsigned char shared[];
   const int stride = shape.stride, hd = shape.hd;
@@ -173,12 +189,12 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t head = blockIdx.x / query_blocks;
   const int64_t query0 = (query_blocks - 1 - blockIdx.x % query_blocks) * kBlockRows;
   const int lane = threadIdx.x % kWarp, warp_row0 = threadIdx.x / kWarp * kRowsPerWarp;
-  const int64_t head_offset = head * shape.T * hd;
-  q += head_offset, k += head_offset, v += head_offset, grad_out += head_offset, grad_q += head_offset;
+  const Scalar *q_head = q.of(head), *k_head = k.of(head), *v_head = v.of(head), *dout_head = grad_out.of(head);
+  Scalar* grad_q_head = grad_q.of(head);
   lse += head * shape.T, delta += head * shape.T;
 
-  load_rows(q_tile, q, query0, kBlockRows, shape, scale);
-  load_rows(dout_tile, grad_out, query0, kBlockRows, shape);
+  load_rows(q_tile, q_head, q.row, query0, kBlockRows, shape, scale);
+  load_rows(dout_tile, dout_head, grad_out.row, query0, kBlockRows, shape);
   Scalar row_lse[kRowsPerWarp], row_delta[kRowsPerWarp], acc[kRowsPerWarp][kDimsPerLane];
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const int64_t query = query0 + warp_row0 + r;
@@ -190,8 +206,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t key_end = shape.causal ? std::min<int64_t>(shape.T, query0 + kBlockRows) : shape.T;
   for (int64_t key0 = 0; key0 < key_end; key0 += kTileColumns) {
     __syncthreads();
-    load_rows(k_tile, k, key0, kTileColumns, shape);
-    load_rows(v_tile, v, key0, kTileColumns, shape);
+    load_rows(k_tile, k_head, k.row, key0, kTileColumns, shape);
+    load_rows(v_tile, v_head, v.row, key0, kTileColumns, shape);
     __syncthreads();
 
     // Scores and dP = dout_i . v_j for this lane's key j.
@@ -228,7 +244,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     if (query >= shape.T) continue;
     for (int c = 0; c < kDimsPerLane; ++c) {
       const int d = lane + c * kWarp;
-      if (d < hd) grad_q[query * hd + d] = acc[r][c] * scale;
+      if (d < hd) grad_q_head[query * grad_q.row + d] = acc[r][c] * scale;
     }
   }
 }
@@ -237,9 +253,9 @@ __global__ void __launch_bounds__(kBlockThreads)
 // grad_k or grad_v may be null (not wanted).
 template <class Scalar, int kHeadDim>
 __global__ void __launch_bounds__(kBlockThreads)
-    attention_grad_kv_kernel(Scalar* grad_k, Scalar* grad_v, const Scalar* grad_out, const Scalar* q,
-                             const Scalar* k, const Scalar* v, const Scalar* lse, const Scalar* delta,
-                             AttentionShape shape, int64_t key_blocks, Scalar scale) {
+    attention_grad_kv_kernel(Heads<Scalar> grad_k, Heads<Scalar> grad_v, Heads<const Scalar> grad_out,
+                             Heads<const Scalar> q, Heads<const Scalar> k, Heads<const Scalar> v, const Scalar* lse,
+                             const Scalar* delta, AttentionShape shape, int64_t key_blocks, Scalar scale) {
   constexpr int kDimsPerLane = kHeadDim / kWarp;
   extern __shared__ __align__(16) unsigned char shared[];
   const int stride = shape.stride, hd = shape.hd;
@@ -252,12 +268,11 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t head = blockIdx.x / key_blocks;
   const int64_t key0 = blockIdx.x % key_blocks * kBlockRows;
   const int lane = threadIdx.x % kWarp, warp_row0 = threadIdx.x / kWarp * kRowsPerWarp;
-  const int64_t head_offset = head * shape.T * hd;
-  q += head_offset, k += head_offset, v += head_offset, grad_out += head_offset;
+  const Scalar *q_head = q.of(head), *k_head = k.of(head), *v_head = v.of(head), *dout_head = grad_out.of(head);
   lse += head * shape.T, delta += head * shape.T;
 
-  load_rows(k_tile, k, key0, kBlockRows, shape, scale);
-  load_rows(v_tile, v, key0, kBlockRows, shape);
+  load_rows(k_tile, k_head, k.row, key0, kBlockRows, shape, scale);
+  load_rows(v_tile, v_head, v.row, key0, kBlockRows, shape);
   Scalar acc_k[kRowsPerWarp][kDimsPerLane], acc_v[kRowsPerWarp][kDimsPerLane];
   for (int r = 0; r < kRowsPerWarp; ++r)
     for (int c = 0; c < kDimsPerLane; ++c) acc_k[r][c] = acc_v[r][c] = 0;
@@ -265,8 +280,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   // Queries before key0 see none of this block's keys when causal.
   for (int64_t query0 = shape.causal ? key0 : 0; query0 < shape.T; query0 += kTileColumns) {
     __syncthreads();
-    load_rows(q_tile, q, query0, kTileColumns, shape);
-    load_rows(dout_tile, grad_out, query0, kTileColumns, shape);
+    load_rows(q_tile, q_head, q.row, query0, kTileColumns, shape);
+    load_rows(dout_tile, dout_head, grad_out.row, query0, kTileColumns, shape);
     __syncthreads();
 
     // Scores and dP = dout_i . v_j for this lane's query i.
@@ -311,8 +326,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int c = 0; c < kDimsPerLane; ++c) {
       const int d = lane + c * kWarp;
       if (d >= hd) continue;
-      if (grad_k) grad_k[head_offset + key * hd + d] = acc_k[r][c] * scale;
-      if (grad_v) grad_v[head_offset + key * hd + d] = acc_v[r][c];
+      if (grad_k.data) grad_k.of(head)[key * grad_k.row + d] = acc_k[r][c] * scale;
+      if (grad_v.data) grad_v.of(head)[key * grad_v.row + d] = acc_v[r][c];
     }
   }
 }
@@ -357,9 +372,11 @@ size_t shared_memory_for(const char* op, Kernel* kernel, int rows, const Attenti
   return bytes;
 }
 
+// A tensor's heads (null data when the tensor is undefined: a gradient not wanted).
 template <class Scalar>
-Scalar* ptr_or_null(const Tensor& t) {
-  return t.defined() ? ptr<Scalar>(t) : nullptr;
+Heads<Scalar> heads_of(const Tensor& t) {
+  if (!t.defined()) return {nullptr, 0, 0, 0, 1};
+  return {ptr<std::remove_const_t<Scalar>>(t), t.strides()[0], t.strides()[1], t.strides()[2], t.shape()[1]};
 }
 
 }  // namespace
@@ -378,8 +395,8 @@ void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, 
                                                      kBlockRows + 2 * kTileColumns, shape);
       scaled_dot_product_attention_forward_kernel<Scalar, kHeadDim>
           <<<static_cast<unsigned>(problem.heads * query_blocks), kBlockThreads, bytes, stream>>>(
-              ptr<Scalar>(out), ptr<Scalar>(lse), ptr<Scalar>(q), ptr<Scalar>(k), ptr<Scalar>(v), shape,
-              query_blocks, static_cast<Scalar>(scale));
+              heads_of<Scalar>(out), ptr<Scalar>(lse), heads_of<const Scalar>(q), heads_of<const Scalar>(k),
+              heads_of<const Scalar>(v), shape, query_blocks, static_cast<Scalar>(scale));
       HC_CUDA_LAUNCH_CHECK(op);
     });
   });
@@ -400,7 +417,7 @@ void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& g
     const int64_t rows = problem.heads * shape.T;
     constexpr int kRowsPerBlock = kThreads / kWarp;  // one warp per row
     attention_delta_kernel<Scalar><<<static_cast<unsigned>(ceil_div(rows, kRowsPerBlock)), kThreads, 0, stream>>>(
-        ptr<Scalar>(delta), ptr<Scalar>(grad_out), ptr<Scalar>(out), rows, shape.hd);
+        ptr<Scalar>(delta), heads_of<const Scalar>(grad_out), heads_of<const Scalar>(out), rows, shape);
     HC_CUDA_LAUNCH_CHECK(op);
 
     with_head_dim(shape.hd, [&]<int kHeadDim>() {
@@ -408,17 +425,18 @@ void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& g
         const size_t bytes = shared_memory_for<Scalar>(op, attention_grad_q_kernel<Scalar, kHeadDim>,
                                                        2 * kBlockRows + 2 * kTileColumns, shape);
         attention_grad_q_kernel<Scalar, kHeadDim><<<grid, kBlockThreads, bytes, stream>>>(
-            ptr<Scalar>(grad_q), ptr<Scalar>(grad_out), ptr<Scalar>(q), ptr<Scalar>(k), ptr<Scalar>(v),
-            ptr<Scalar>(lse), ptr<Scalar>(delta), shape, blocks_per_head, static_cast<Scalar>(scale));
+            heads_of<Scalar>(grad_q), heads_of<const Scalar>(grad_out), heads_of<const Scalar>(q),
+            heads_of<const Scalar>(k), heads_of<const Scalar>(v), ptr<Scalar>(lse), ptr<Scalar>(delta), shape,
+            blocks_per_head, static_cast<Scalar>(scale));
         HC_CUDA_LAUNCH_CHECK(op);
       }
       if (grad_k.defined() || grad_v.defined()) {
         const size_t bytes = shared_memory_for<Scalar>(op, attention_grad_kv_kernel<Scalar, kHeadDim>,
                                                        2 * kBlockRows + 2 * kTileColumns, shape);
         attention_grad_kv_kernel<Scalar, kHeadDim><<<grid, kBlockThreads, bytes, stream>>>(
-            ptr_or_null<Scalar>(grad_k), ptr_or_null<Scalar>(grad_v), ptr<Scalar>(grad_out), ptr<Scalar>(q),
-            ptr<Scalar>(k), ptr<Scalar>(v), ptr<Scalar>(lse), ptr<Scalar>(delta), shape, blocks_per_head,
-            static_cast<Scalar>(scale));
+            heads_of<Scalar>(grad_k), heads_of<Scalar>(grad_v), heads_of<const Scalar>(grad_out),
+            heads_of<const Scalar>(q), heads_of<const Scalar>(k), heads_of<const Scalar>(v), ptr<Scalar>(lse),
+            ptr<Scalar>(delta), shape, blocks_per_head, static_cast<Scalar>(scale));
         HC_CUDA_LAUNCH_CHECK(op);
       }
     });

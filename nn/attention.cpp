@@ -28,21 +28,21 @@ Tensor SelfAttention::forward(const Tensor& x) const {
   HC_CHECK(x.dim() == 3 && x.shape()[2] == dim, ShapeError, "SelfAttention: expected input [B, T, ", dim,
            "], got ", x.shape());
   const int64_t B = x.shape()[0], T = x.shape()[1], hd = dim / heads;
-  // [B, T, 3C] -> three [B, T, H, hd] views -> [B, H, T, hd]
-  std::vector<Tensor> q_k_v = split(qkv->forward(x), dim, 2);
-  auto heads_of = [&](const Tensor& t) { return t.view({B, T, heads, hd}).permute({0, 2, 1, 3}); };
-  Tensor q = heads_of(q_k_v[0]), k = heads_of(q_k_v[1]), v = heads_of(q_k_v[2]);
-
-  Tensor y;  // [B, H, T, hd]
+  const Tensor packed = qkv->forward(x);  // [B, T, 3C]: q, k, v side by side
+  Tensor y;                               // [B, T, C], heads side by side
   if (!attn_dropout->is_training() || attn_dropout->p == 0) {
-    // The fused op never forms the [B, H, T, T] weights, so it cannot drop any of them: only without dropout.
-    y = scaled_dot_product_attention(q, k, v, /*causal=*/true);
+    // The fused op reads the heads in place and never forms the [B, H, T, T] weights, so it cannot drop any of
+    // them: only without dropout.
+    y = scaled_dot_product_attention(packed, heads, /*causal=*/true);
   } else {
+    // [B, T, 3C] -> three [B, T, H, hd] views -> [B, H, T, hd]
+    std::vector<Tensor> q_k_v = split(packed, dim, 2);
+    auto heads_of = [&](const Tensor& t) { return t.view({B, T, heads, hd}).permute({0, 2, 1, 3}); };
+    Tensor q = heads_of(q_k_v[0]), k = heads_of(q_k_v[1]), v = heads_of(q_k_v[2]);
     Tensor scores = matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, T, T]
     Tensor att = softmax(masked_fill(scores, causal_mask(T, x.device()), -INFINITY), -1);
-    y = matmul(attn_dropout->forward(att), v);
+    y = matmul(attn_dropout->forward(att), v).permute({0, 2, 1, 3}).reshape({B, T, dim});
   }
-  y = y.permute({0, 2, 1, 3}).reshape({B, T, dim});  // heads side by side again
   return resid_dropout->forward(proj->forward(y));
 }
 

@@ -43,9 +43,7 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, LinearOptions options)
 Tensor Linear::forward(const Tensor& x) const {
   HC_CHECK(x.dim() >= 1 && x.shape().back() == in_features, ShapeError, "Linear: input of shape ", x.shape(),
            " does not end in in_features = ", in_features, " (weight ", weight.shape(), ")");
-  // weight.t() is a view: the GEMM reads W transposed in place.
-  Tensor y = matmul(x, weight.t());
-  return bias.defined() ? y + bias : y;
+  return linear(x, weight, bias);  // one GEMM reading W transposed in place, the bias added in its epilogue
 }
 
 // ---- Embedding ----

@@ -91,11 +91,17 @@ inline const std::vector<OpCase>& op_cases() {
   {"min",            [] { return TL{X({4, 3})}; },    [](const TL& in) { return min(in[0], {0}); }},
   {"logsumexp",      [] { return TL{X({3, 4})}; },    [](const TL& in) { return logsumexp(in[0], {1}); }},
   {"logsumexp dims", [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return logsumexp(in[0], {0, 2}, true); }},
-  // ---- matmul ----
+  // ---- matmul, linear ----
   {"matmul",            [] { return TL{X({3, 4}), X({4, 2})}; },       [](const TL& in) { return matmul(in[0], in[1]); }},
   {"matmul transposed", [] { return TL{Xt(3, 4), Xt(4, 2)}; },         [](const TL& in) { return matmul(in[0], in[1]); }},
   {"matmul batched",    [] { return TL{X({2, 1, 3, 4}), X({5, 4, 2})}; }, [](const TL& in) { return matmul(in[0], in[1]); }},
   {"matmul fold",       [] { return TL{X({2, 3, 4}), X({4, 5})}; },    [](const TL& in) { return matmul(in[0], in[1]); }},
+  {"linear",            [] { return TL{X({2, 3, 4}), X({5, 4}), X({5})}; },
+                        [](const TL& in) { return linear(in[0], in[1], in[2]); }},
+  {"linear transposed input, no bias", [] { return TL{Xt(3, 4), X({2, 4})}; },
+                        [](const TL& in) { return linear(in[0], in[1]); }},
+  {"linear one row, strided bias", [] { return TL{X({4}), X({3, 4}), X({3, 2})}; },
+                        [](const TL& in) { return linear(in[0], in[1], in[2].select(1, 1)); }},
   {"matmul vector",     [] { return TL{X({4}), X({4, 3}), X({3})}; },
                         [](const TL& in) { return matmul(matmul(in[0], in[1]), in[2]); }},
   // ---- stream mixing: batched, broadcast weights (summed back in backward), non-contiguous x ----
@@ -154,7 +160,7 @@ inline const std::vector<OpCase>& op_cases() {
                          [](const TL& in) { return scaled_rms_norm_matmul(in[0], in[1], in[2]); }},
   {"scaled_rms_norm_matmul strided", [] { return TL{Xt(5, 4), X({4}), Xt(4, 3)}; },
                          [](const TL& in) { return scaled_rms_norm_matmul(in[0], in[1], in[2]); }},
-  // ---- fused attention: causal and not, one query row (T = 1), non-contiguous head views ----
+  // ---- fused attention: causal and not, one query row (T = 1), non-contiguous head views, packed qkv ----
   {"attention causal",     [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
                            [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},
   {"attention full",       [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
@@ -166,6 +172,10 @@ inline const std::vector<OpCase>& op_cases() {
                              auto heads = [](const Tensor& t) { return t.permute({0, 2, 1, 3}); };  // [B, H, T, hd]
                              return scaled_dot_product_attention(heads(in[0]), heads(in[1]), heads(in[0] * in[1]));
                            }},
+  {"attention packed qkv", [] { return TL{X({2, 5, 12})}; },  // 2 heads of hd 2
+                           [](const TL& in) { return scaled_dot_product_attention(in[0], 2); }},
+  {"attention packed qkv strided full", [] { return TL{X({2, 9, 4})}; },  // 3 heads of hd 1, transposed
+                           [](const TL& in) { return scaled_dot_product_attention(in[0].transpose(1, 2), 3, false, 0.7); }},
   // ---- Sinkhorn: both domains, square and not, 1 to 20 iterations, batched and transposed inputs ----
   {"sinkhorn 1 iter",         [] { return TL{L({3, 3})}; },       [](const TL& in) { return sinkhorn(in[0], 1); }},
   {"sinkhorn 3 iters 3x5",    [] { return TL{L({3, 5})}; },       [](const TL& in) { return sinkhorn(in[0], 3); }},

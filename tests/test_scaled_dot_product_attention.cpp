@@ -134,3 +134,52 @@ TEST_CASE("scaled_dot_product_attention errors name the op and the shapes") {
                        "[2,2,5,3]); convert one with .to(dtype)",
                        DTypeError);
 }
+
+// The packed form: qkv [B, T, 3·H·hd] = [q | k | v], each H heads side by side, as Linear(d, 3d) makes it.
+TEST_CASE("scaled_dot_product_attention on a packed qkv equals the three-tensor form, values and gradient") {
+  for (bool causal : {true, false})
+    for (const Shape& shape : kShapes) {  // [B, H, T, hd]
+      CAPTURE(causal);
+      CAPTURE(shape);
+      const int64_t B = shape[0], H = shape[1], T = shape[2], hd = shape[3];
+      Generator gen(21);
+      Tensor packed = (rand({B, T, 3 * H * hd}, {.dtype = DType::Float64}, gen) * 4.0 - 2.0).requires_grad_();
+      Tensor cotangent = randn({B, T, H * hd}, {.dtype = DType::Float64}, gen);
+      Tensor got = scaled_dot_product_attention(packed, H, causal);
+      REQUIRE(got.shape() == Shape{B, T, H * hd});
+      got.backward(cotangent);
+
+      Tensor unpacked = packed.detach().clone().requires_grad_();
+      std::vector<Tensor> q_k_v = split(unpacked, H * hd, 2);
+      auto heads = [&](const Tensor& t) { return t.view({B, T, H, hd}).permute({0, 2, 1, 3}); };
+      Tensor expected = scaled_dot_product_attention(heads(q_k_v[0]), heads(q_k_v[1]), heads(q_k_v[2]), causal)
+                            .permute({0, 2, 1, 3})
+                            .reshape({B, T, H * hd});
+      expected.backward(cotangent);
+      CHECK(close(got, got.shape(), values(expected), 1e-12));
+      CHECK(close(packed.grad(), packed.shape(), values(unpacked.grad()), 1e-12));
+    }
+}
+
+TEST_CASE("scaled_dot_product_attention hands out its heads over [B, T, H, hd] memory: side by side again without a copy") {
+  auto qkv = random_qkv({2, 3, 4, 5}, DType::Float32, 3);
+  Tensor out = scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
+  CHECK(out.shape() == Shape{2, 3, 4, 5});
+  CHECK(out.permute({0, 2, 1, 3}).is_contiguous());
+}
+
+TEST_CASE("scaled_dot_product_attention on a packed qkv: errors name the op and the shape") {
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(ones({2, 5, 10}), 2),
+                       "scaled_dot_product_attention: expected a packed qkv [B, T, 3·heads·hd] with heads = 2 > 0, "
+                       "got shape [2,5,10]",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(ones({2, 5, 12}), 0),
+                       "scaled_dot_product_attention: expected a packed qkv [B, T, 3·heads·hd] with heads = 0 > 0, "
+                       "got shape [2,5,12]",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(ones({5, 12}), 2),
+                       "scaled_dot_product_attention: expected a packed qkv [B, T, 3·heads·hd] with heads = 2 > 0, "
+                       "got shape [5,12]",
+                       ShapeError);
+  CHECK_THROWS_AS(scaled_dot_product_attention(zeros({1, 2, 6}, {.dtype = DType::Int64}), 1), DTypeError);
+}

@@ -22,21 +22,30 @@ namespace {
 template <class Scalar>
 using RowMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <class Scalar>
-using ConstHeadMap = Eigen::Map<const RowMatrix<Scalar>>;
+using HeadMap = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;  // one head [T, hd]
 
 template <class Scalar>
 using RowArray = Eigen::Map<Eigen::Array<Scalar, 1, Eigen::Dynamic>>;  // one row of scores, elementwise
 
-// One (batch, head) slice of a contiguous [B, H, T, hd] tensor, as a [T, hd] matrix.
+// One (batch, head) slice of a [B, H, T, hd] tensor whose last dim is contiguous: a [T, hd] matrix with its
+// rows `ld` apart (hd for a contiguous tensor, 3·H·hd for a head of a packed qkv projection).
+template <class Scalar>
+struct Head {
+  const Scalar* data;
+  int64_t ld;
+  HeadMap<Scalar> map(int64_t T, int64_t hd) const { return HeadMap<Scalar>(data, T, hd, Eigen::OuterStride<>(ld)); }
+};
+
 template <class Scalar>
 struct Heads {
-  int64_t T, hd;
-  ConstHeadMap<Scalar> of(const Tensor& t, int64_t head) const {
-    return ConstHeadMap<Scalar>(t.data<Scalar>() + head * T * hd, T, hd);
+  int64_t H;  // heads per batch entry: head index h = b·H + h_b
+  Head<Scalar> of(const Tensor& t, int64_t h) const {
+    const auto& st = t.strides();
+    return {t.data<Scalar>() + (h / H) * st[0] + (h % H) * st[1], st[2]};
   }
-  // Where a gradient's head starts, or null when the gradient is not wanted (undefined).
-  Scalar* writable(const Tensor& t, int64_t head) const {
-    return t.defined() ? t.data<Scalar>() + head * T * hd : nullptr;
+  // Where a gradient's head starts, or null when the gradient is not wanted (undefined); rows `ld` apart.
+  Scalar* writable(const Tensor& t, int64_t h) const {
+    return t.defined() ? t.data<Scalar>() + (h / H) * t.strides()[0] + (h % H) * t.strides()[1] : nullptr;
   }
 };
 
@@ -49,11 +58,11 @@ ConstMatrix<Scalar> transposed(const Scalar* data, int64_t cols) { return {data,
 
 // scores [T, T] = (q * scale) k^T, every entry (the caller masks).
 template <class Scalar>
-void attention_scores(RowMatrix<Scalar>& scores, RowMatrix<Scalar>& q_scaled, const ConstHeadMap<Scalar>& q,
-                      const ConstHeadMap<Scalar>& k, Scalar scale) {
-  const int64_t T = q.rows(), hd = q.cols();
-  q_scaled.noalias() = q * scale;  // scaling the [T, hd] factor is cheaper than the [T, T] product
-  gemm<Scalar>(scores.data(), T, row(q_scaled.data(), hd), transposed(k.data(), hd), T, hd, T);
+void attention_scores(RowMatrix<Scalar>& scores, RowMatrix<Scalar>& q_scaled, Head<Scalar> q, Head<Scalar> k,
+                      Scalar scale) {
+  const int64_t T = q_scaled.rows(), hd = q_scaled.cols();
+  q_scaled.noalias() = q.map(T, hd) * scale;  // scaling the [T, hd] factor is cheaper than the [T, T] product
+  gemm<Scalar>(scores.data(), T, row(q_scaled.data(), hd), transposed(k.data, k.ld), T, hd, T);
 }
 
 // Keys row i may attend to: [0, keys) with keys = i + 1 when causal, else T.
@@ -73,7 +82,7 @@ void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, 
                        bool causal, double scale) {
   const int64_t heads = q.shape()[0] * q.shape()[1], T = q.shape()[2], hd = q.shape()[3];
   dispatch_floating("scaled_dot_product_attention", q.dtype(), [&]<class Scalar>() {
-    const Heads<Scalar> head_of{T, hd};
+    const Heads<Scalar> head_of{q.shape()[1]};
     Scalar* lse_all = lse.data<Scalar>();
     parallel_for(0, heads, grain_for(T * T * hd), [&](int64_t h0, int64_t h1) {
       RowMatrix<Scalar> P(T, T), q_scaled(T, hd);  // this task's scratch, reused for each of its heads
@@ -89,7 +98,8 @@ void scaled_dot_product_attention_forward(const Tensor& out, const Tensor& lse, 
           zero_masked(P.data(), i, T, causal);
           row_lse[i] = m + std::log(sum);
         }
-        gemm<Scalar>(head_of.writable(out, h), hd, row(P.data(), T), row(head_of.of(v, h).data(), hd), T, T, hd);
+        const Head<Scalar> vh = head_of.of(v, h);
+        gemm<Scalar>(head_of.writable(out, h), out.strides()[2], row(P.data(), T), row(vh.data, vh.ld), T, T, hd);
       }
     });
   });
@@ -102,13 +112,13 @@ void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& g
                         bool causal, double scale) {
   const int64_t heads = q.shape()[0] * q.shape()[1], T = q.shape()[2], hd = q.shape()[3];
   dispatch_floating("scaled_dot_product_attention_backward", q.dtype(), [&]<class Scalar>() {
-    const Heads<Scalar> head_of{T, hd};
+    const Heads<Scalar> head_of{q.shape()[1]};
     const Scalar* lse_all = lse.data<Scalar>();
     const bool need_scores_grad = grad_q.defined() || grad_k.defined();
     parallel_for(0, heads, grain_for(T * T * hd), [&](int64_t h0, int64_t h1) {
       RowMatrix<Scalar> P(T, T), dS(need_scores_grad ? T : 0, need_scores_grad ? T : 0), q_scaled(T, hd);
       for (int64_t h = h0; h < h1; ++h) {
-        const ConstHeadMap<Scalar> qh = head_of.of(q, h), kh = head_of.of(k, h), dout = head_of.of(grad_out, h);
+        const Head<Scalar> qh = head_of.of(q, h), kh = head_of.of(k, h), dout = head_of.of(grad_out, h);
         attention_scores<Scalar>(P, q_scaled, qh, kh, Scalar(scale));
         const Scalar* row_lse = lse_all + h * T;
         for (int64_t i = 0; i < T; ++i) {
@@ -117,23 +127,24 @@ void scaled_dot_product_attention_backward(const Tensor& grad_q, const Tensor& g
           zero_masked(P.data(), i, T, causal);
         }
         if (Scalar* dv = head_of.writable(grad_v, h))
-          gemm<Scalar>(dv, hd, transposed(P.data(), T), row(dout.data(), hd), T, T, hd);  // P^T dout
+          gemm<Scalar>(dv, grad_v.strides()[2], transposed(P.data(), T), row(dout.data, dout.ld), T, T, hd);  // P^T dout
         if (!need_scores_grad) continue;
 
         // dP = dout v^T, then dS = scale * P * (dP - D) in place (zero where masked).
-        const ConstHeadMap<Scalar> vh = head_of.of(v, h), oh = head_of.of(out, h);
-        gemm<Scalar>(dS.data(), T, row(dout.data(), hd), transposed(vh.data(), hd), T, hd, T);
+        const Head<Scalar> vh = head_of.of(v, h), oh = head_of.of(out, h);
+        gemm<Scalar>(dS.data(), T, row(dout.data, dout.ld), transposed(vh.data, vh.ld), T, hd, T);
+        const HeadMap<Scalar> dout_rows = dout.map(T, hd), out_rows = oh.map(T, hd);
         for (int64_t i = 0; i < T; ++i) {
-          const Scalar D = dout.row(i).dot(oh.row(i));
+          const Scalar D = dout_rows.row(i).dot(out_rows.row(i));
           const int64_t keys = keys_of_row(i, T, causal);
           RowArray<Scalar> ds(dS.data() + i * T, keys);
           ds = Scalar(scale) * RowArray<Scalar>(P.data() + i * T, keys) * (ds - D);
           zero_masked(dS.data(), i, T, causal);
         }
         if (Scalar* dq = head_of.writable(grad_q, h))
-          gemm<Scalar>(dq, hd, row(dS.data(), T), row(kh.data(), hd), T, T, hd);
+          gemm<Scalar>(dq, grad_q.strides()[2], row(dS.data(), T), row(kh.data, kh.ld), T, T, hd);
         if (Scalar* dk = head_of.writable(grad_k, h))
-          gemm<Scalar>(dk, hd, transposed(dS.data(), T), row(qh.data(), hd), T, T, hd);  // dS^T q
+          gemm<Scalar>(dk, grad_k.strides()[2], transposed(dS.data(), T), row(qh.data, qh.ld), T, T, hd);  // dS^T q
       }
     });
   });

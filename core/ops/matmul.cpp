@@ -1,12 +1,16 @@
 // matmul: [..., n, k] @ [..., k, m] -> [..., n, m] with broadcast batch dims (torch.matmul semantics).
 //   backward: dA = dC @ B^T,  dB = A^T @ dC   (then summed over broadcast batch dims by record())
 // B^T and A^T are transposed views: the GEMM kernel reads them in place.
+// linear: x [..., in] @ weight [out, in]^T + bias [out] -> [..., out] (torch.nn.functional.linear), one GEMM
+// whose row blocks take the bias on the way out (no separate pass over the output).
+//   backward: dx = dy W,  dW = dy^T x,  db = the column sums of dy
 #include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
 
 namespace {
 const OpName kMatmul{"matmul"};
+const OpName kLinear{"linear"};
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
@@ -44,11 +48,41 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   out_shape.insert(out_shape.end(), {n, m});
 
   Tensor out = Tensor::empty(out_shape, a.options());
-  HC_KERNEL(matmul, out, out, broadcast_view("matmul", a, a_shape), broadcast_view("matmul", b, b_shape));
+  HC_KERNEL(matmul, out, out, broadcast_view("matmul", a, a_shape), broadcast_view("matmul", b, b_shape), Tensor());
   return record(kMatmul, out, {a, b}, [a = save(a, kMatmul), b = save(b, kMatmul)](const Tensor& g, const Needs& need) {
     return TensorList{need[0] ? matmul(g, b.get().transpose(-1, -2)) : Tensor(),
                       need[1] ? matmul(a.get().transpose(-1, -2), g) : Tensor()};
   });
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const char* op = kLinear.c_str();
+  check_floating(op, x);
+  check_same_dtype(op, x, weight);
+  check_same_device(op, x, weight);
+  HC_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.shape().back() == weight.shape()[1], ShapeError, op, ": input ",
+           x.shape(), " and weight ", weight.shape(), " do not fit (the weight is [out, in], the input [..., in])");
+  if (!bias.defined()) return matmul(x, weight.t());
+  check_same_dtype(op, x, bias);
+  check_same_device(op, x, bias);
+  const int64_t in = weight.shape()[1], out_features = weight.shape()[0];
+  HC_CHECK(bias.dim() == 1 && bias.shape()[0] == out_features, ShapeError, op, ": bias ", bias.shape(),
+           " does not match the weight ", weight.shape(), " (expected [", out_features, "])");
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  const Tensor rows = x.detach().reshape({-1, in});  // [N, in]; a view when x is contiguous
+  Tensor out = Tensor::empty({rows.shape()[0], out_features}, x.options());
+  HC_KERNEL(matmul, out, out, rows, weight.detach().t(), bias);
+  return record(kLinear, out.view(out_shape), {x, weight, bias},
+                [rows = save(rows, kLinear), w = save(weight, kLinear), in, out_features](const Tensor& g,
+                                                                                          const Needs& need) {
+                  const Tensor g_rows = g.reshape({-1, out_features});  // [N, out]
+                  Shape x_shape = g.shape();
+                  x_shape.back() = in;
+                  return TensorList{need[0] ? matmul(g_rows, w.get()).reshape(x_shape) : Tensor(),
+                                    need[1] ? matmul(g_rows.t(), rows.get()) : Tensor(),
+                                    need[2] ? sum(g_rows, {0}) : Tensor()};
+                });
 }
 
 }  // namespace hcgrad

@@ -1,4 +1,5 @@
-// Scaled dot-product attention as one fused op (FlashAttention's forward and backward, Dao et al. 2022/2023).
+// Scaled dot-product attention as one fused op (FlashAttention's forward and backward, Dao et al. 2022/2023),
+// on q, k, v heads or on one packed qkv projection (FlashAttention's "qkvpacked" form).
 //
 //   S = q k^T * scale    [B, H, T, T]   (keys j > i masked to -inf when causal)
 //   out = softmax(S) v   [B, H, T, hd]
@@ -33,6 +34,38 @@ Tensor empty_if(bool wanted, const Shape& shape, TensorOptions options) {
   return wanted ? Tensor::empty(shape, options) : Tensor();
 }
 
+// The kernels read each head as [T, hd] rows with a contiguous last dim, the rows any distance >= hd apart
+// and the heads anywhere: strided views of one qkv projection qualify as they are, anything else is copied.
+Tensor heads_readable(const Tensor& t) {
+  const int64_t hd = t.shape()[3];
+  const bool rows_ok = (t.strides()[3] == 1 || hd == 1) && t.strides()[2] >= hd;
+  return rows_ok ? t : as_contiguous(t);
+}
+
+// [B, T, H·hd] memory seen as heads [B, H, T, hd] (no copy): the layout attention's output is wanted in.
+Tensor as_heads(const Tensor& rows, int64_t heads) {
+  const Shape& shape = rows.shape();
+  return rows.detach().view({shape[0], shape[1], heads, shape[2] / heads}).permute({0, 2, 1, 3});
+}
+
+// Head `part` (0: q, 1: k, 2: v) of a packed [B, T, 3·H·hd] tensor, as a [B, H, T, hd] view.
+Tensor part_of_packed(const Tensor& packed, int64_t heads, int64_t part) {
+  const Shape& shape = packed.shape();
+  const int64_t C = shape[2] / 3;
+  return as_heads(packed.detach().narrow(2, part * C, C), heads);
+}
+
+// The forward kernel into a fresh [B, T, H, hd] buffer, returned as the [B, H, T, hd] heads over it, and lse.
+std::pair<Tensor, Tensor> attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                                            double scale) {
+  const Shape& shape = q.shape();  // [B, H, T, hd]
+  Tensor rows = Tensor::empty({shape[0], shape[2], shape[1] * shape[3]}, q.options());
+  Tensor out = as_heads(rows, shape[1]);
+  Tensor lse = Tensor::empty({shape[0], shape[1], shape[2]}, q.options());  // [B, H, T]
+  HC_KERNEL(scaled_dot_product_attention_forward, out, out, lse, q, k, v, causal, scale);
+  return {out, lse};
+}
+
 }  // namespace
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
@@ -40,21 +73,45 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   check_attention_inputs(q, k, v);
   const Shape& shape = q.shape();  // [B, H, T, hd]
   const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(shape[3])));
-  // The kernels index plain row-major heads; q, k, v are often strided views of one qkv projection.
-  Tensor qc = as_contiguous(q), kc = as_contiguous(k), vc = as_contiguous(v);
-  Tensor out = Tensor::empty(shape, q.options());
-  Tensor lse = Tensor::empty({shape[0], shape[1], shape[2]}, q.options());  // [B, H, T]
-  HC_KERNEL(scaled_dot_product_attention_forward, out, out, lse, qc, kc, vc, causal, s);
+  const Tensor qr = heads_readable(q), kr = heads_readable(k), vr = heads_readable(v);
+  auto [out, lse] = attention_forward(qr, kr, vr, causal, s);
   return record(kAttention, out, {q, k, v},
-                [q = save(qc, kAttention), k = save(kc, kAttention), v = save(vc, kAttention),
+                [q = save(qr, kAttention), k = save(kr, kAttention), v = save(vr, kAttention),
                  o = save(out, kAttention), lse, causal, s](const Tensor& g, const Needs& need) {
                   Tensor qv = q.get(), kv = k.get(), vv = v.get(), ov = o.get();
                   Tensor grad_q = empty_if(need[0], qv.shape(), g.options());
                   Tensor grad_k = empty_if(need[1], qv.shape(), g.options());
                   Tensor grad_v = empty_if(need[2], qv.shape(), g.options());
-                  HC_KERNEL(scaled_dot_product_attention_backward, g, grad_q, grad_k, grad_v, as_contiguous(g), qv, kv, vv, ov, lse,
-                            causal, s);
+                  HC_KERNEL(scaled_dot_product_attention_backward, g, grad_q, grad_k, grad_v, heads_readable(g), qv,
+                            kv, vv, ov, lse, causal, s);
                   return TensorList{grad_q, grad_k, grad_v};
+                });
+}
+
+Tensor scaled_dot_product_attention(const Tensor& qkv, int64_t heads, bool causal, std::optional<double> scale) {
+  const char* op = kAttention.c_str();
+  check_floating(op, qkv);
+  HC_CHECK(qkv.dim() == 3 && heads > 0 && qkv.shape()[2] > 0 && qkv.shape()[2] % (3 * heads) == 0, ShapeError, op,
+           ": expected a packed qkv [B, T, 3·heads·hd] with heads = ", heads, " > 0, got shape ", qkv.shape());
+  const int64_t hd = qkv.shape()[2] / (3 * heads);
+  const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(hd)));
+  const Tensor packed = as_contiguous(qkv);
+  auto [out, lse] = attention_forward(part_of_packed(packed, heads, 0), part_of_packed(packed, heads, 1),
+                                      part_of_packed(packed, heads, 2), causal, s);
+  const Shape& shape = qkv.shape();
+  Tensor rows = out.permute({0, 2, 1, 3}).view({shape[0], shape[1], heads * hd});  // [B, T, H·hd], no copy
+  // Backward writes the three gradients into one [B, T, 3·H·hd] buffer, each element once: no zero fill,
+  // and no sum of three gradients of a split.
+  return record(kAttention, rows, {qkv},
+                [packed = save(packed, kAttention), o = save(out, kAttention), lse, heads, causal,
+                 s](const Tensor& g, const Needs&) {
+                  const Tensor p = packed.get();
+                  Tensor grad = Tensor::empty(p.shape(), g.options());
+                  HC_KERNEL(scaled_dot_product_attention_backward, g, part_of_packed(grad, heads, 0),
+                            part_of_packed(grad, heads, 1), part_of_packed(grad, heads, 2),
+                            as_heads(as_contiguous(g), heads), part_of_packed(p, heads, 0),
+                            part_of_packed(p, heads, 1), part_of_packed(p, heads, 2), o.get(), lse, causal, s);
+                  return TensorList{grad};
                 });
 }
 

@@ -275,6 +275,41 @@ TEST_CASE("emulated CUDA: scaled_dot_product_attention forward and backward, cau
   }
 }
 
+TEST_CASE("emulated CUDA: scaled_dot_product_attention on strided heads: a packed qkv, [B, T, H, hd] outputs") {
+  // q, k, v, their gradients: heads of packed [B, T, 3·H·hd] tensors (rows 3·H·hd apart); out and grad_out:
+  // heads of [B, T, H·hd] rows, as the packed op hands them to the kernels.
+  const int64_t B = 2, H = 3, T = 37, hd = 24;
+  auto heads = [&](const Tensor& rows, int64_t part) {
+    return rows.narrow(2, part * H * hd, H * hd).view({B, T, H, hd}).permute({0, 2, 1, 3});
+  };
+  for (DType dtype : kFloatTypes) {
+    for (bool causal : {true, false}) {
+      CAPTURE(dtype);
+      CAPTURE(causal);
+      const Tensor packed = random({B, T, 3 * H * hd}, dtype), go_rows = random({B, T, H * hd}, dtype);
+      const Tensor q = heads(packed, 0), k = heads(packed, 1), v = heads(packed, 2), go = heads(go_rows, 0);
+      const double scale = 0.3;
+      Tensor oc_rows = Tensor::empty({B, T, H * hd}, q.options()), oe_rows = Tensor::empty({B, T, H * hd}, q.options());
+      Tensor oc = heads(oc_rows, 0), oe = heads(oe_rows, 0);
+      Tensor lc = Tensor::empty({B, H, T}, q.options()), le = Tensor::empty({B, H, T}, q.options());
+      compare({oc_rows, lc}, {oe_rows, le},
+              [&] { cpu::scaled_dot_product_attention_forward(oc, lc, q, k, v, causal, scale); },
+              [&] { gpu::scaled_dot_product_attention_forward(oe, le, q, k, v, causal, scale); }, tolerance(dtype) * 10);
+      Tensor gc = Tensor::empty(packed.shape(), q.options()), ge = Tensor::empty(packed.shape(), q.options());
+      compare({gc}, {ge},
+              [&] {
+                cpu::scaled_dot_product_attention_backward(heads(gc, 0), heads(gc, 1), heads(gc, 2), go, q, k,
+                                                           v, oc, lc, causal, scale);
+              },
+              [&] {
+                gpu::scaled_dot_product_attention_backward(heads(ge, 0), heads(ge, 1), heads(ge, 2), go, q, k,
+                                                           v, oc, lc, causal, scale);
+              },
+              tolerance(dtype) * 10);
+    }
+  }
+}
+
 TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward_weights") {
   for (DType dtype : kFloatTypes) {
     for (const Shape& sizes : {Shape{33, 4, 4, 40}, Shape{5, 3, 1, 300}, Shape{4, 20, 2, 7}}) {  // M, S, K, D
