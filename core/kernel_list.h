@@ -45,9 +45,12 @@ void matmul(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& b
 void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x);
 void stream_mix_add(const Tensor& out, const Tensor& weights, const Tensor& x, const Tensor& extra_weights,
                     const Tensor& extra_x);
-// grad_weights [M, S, K]: grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d];
-// x [M, S, D], grad_out [M, K, D].
-void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out);
+// Both gradients of one (weights, x) pair in one pass over each row's grad_out [K, D]:
+//   grad_weights [M, S, K]: grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d]
+//   grad_x       [M, S, D]: grad_x[m, s, d]       = sum_k weights[m, s, k] * grad_out[m, k, d]
+// Either gradient may be undefined (not wanted); weights [M, S, K], x [M, S, D], grad_out [M, K, D].
+void stream_mix_backward(const Tensor& grad_weights, const Tensor& grad_x, const Tensor& weights, const Tensor& x,
+                         const Tensor& grad_out);
 
 // ---- softmax (core/cpu/softmax.cpp); x, y, grads: contiguous [rows, n], over the last dim ----
 void softmax(const Tensor& y, const Tensor& x, bool log);

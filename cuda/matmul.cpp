@@ -116,7 +116,7 @@ void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in);
 // epilogue would save it; not done yet).
 void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   gemm_into(out, a_in, b_in);
-  if (bias.defined() && out.numel() > 0) binary(BinaryOp::add, out, out, bias_rows(bias, out));
+  if (bias.defined() && out.numel() > 0) binary(BinaryOp::Add, out, out, bias_rows(bias, out));
 }
 
 namespace {

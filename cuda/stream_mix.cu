@@ -66,21 +66,31 @@ __global__ void stream_mix_kernel(T* __restrict__ out, const T* __restrict__ wei
 
 // grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d]; one warp per (s, k) pair at a time.
 template <class T>
-__global__ void stream_mix_backward_weights_kernel(T* __restrict__ grad_weights, const T* __restrict__ x,
-                                                   const T* __restrict__ grad_out, int64_t M, int S, int K,
-                                                   int64_t D) {
+__global__ void stream_mix_backward_kernel(T* __restrict__ grad_weights, T* __restrict__ grad_x,
+                                           const T* __restrict__ weights, const T* __restrict__ x,
+                                           const T* __restrict__ grad_out, int64_t M, int S, int K, int64_t D) {
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
   const int SK = S * K;
   for (int64_t m = blockIdx.x; m < M; m += gridDim.x) {
-    for (int pair = warp; pair < SK; pair += warps) {
+    const T* g = grad_out + m * K * D;
+    // grad_weights: one warp per (s, k) dot product of length D.
+    for (int pair = warp; grad_weights && pair < SK; pair += warps) {
       const int s = pair / K, k = pair % K;
       const T* xs = x + (m * S + s) * D;
-      const T* gk = grad_out + (m * K + k) * D;
+      const T* gk = g + k * D;
       T partial = 0;
       for (int64_t d = lane; d < D; d += kWarp) partial += xs[d] * gk[d];
       partial = warp_sum(partial);  // the whole warp takes part: `pair` is the same for all its lanes
       if (lane == 0) grad_weights[m * SK + pair] = partial;
     }
+    // grad_x: the block's threads over the features, each summing the K rows for every stream s.
+    for (int64_t d = threadIdx.x; grad_x && d < D; d += blockDim.x)
+      for (int s = 0; s < S; ++s) {
+        const T* ws = weights + (m * S + s) * K;
+        T acc = 0;
+        for (int k = 0; k < K; ++k) acc += ws[k] * g[k * D + d];
+        grad_x[(m * S + s) * D + d] = acc;
+      }
   }
 }
 
@@ -122,18 +132,23 @@ void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
   stream_mix_add(out, weights, x, Tensor(), Tensor());  // no extra pair: E = 0
 }
 
-void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out) {
+// One launch for both gradients: a block per row m.
+void stream_mix_backward(const Tensor& grad_weights, const Tensor& grad_x, const Tensor& weights, const Tensor& x,
+                         const Tensor& grad_out) {
   const int64_t M = x.shape()[0], S = x.shape()[1], D = x.shape()[2], K = grad_out.shape()[1];
-  if (grad_weights.numel() == 0) return;
+  const bool want_w = grad_weights.defined() && grad_weights.numel() > 0;
+  const bool want_x = grad_x.defined() && grad_x.numel() > 0;
+  if (!want_w && !want_x) return;
   HC_CHECK(S * K <= INT32_MAX, ShapeError, "stream_mix: weights [", S, ", ", K,
            "] per row are too large for the GPU kernel");
   dispatch_floating("stream_mix_backward", x.dtype(), [&]<class T>() {
-    // One warp per (s, k) pair, up to 8 warps.
+    // Up to 8 warps: one per (s, k) pair for the weights, all of them over the features for x.
     const int64_t pairs = S * K;
-    const int threads = kWarp * static_cast<int>(pairs < 8 ? pairs : 8);
-    stream_mix_backward_weights_kernel<T><<<blocks_for_rows(M), threads, 0, stream_for(grad_weights)>>>(
-        ptr<T>(grad_weights), ptr<const T>(x), ptr<const T>(grad_out), M, static_cast<int>(S),
-        static_cast<int>(K), D);
+    const int64_t warps = want_x ? 8 : (pairs < 8 ? pairs : 8);
+    const int threads = kWarp * static_cast<int>(warps < 1 ? 1 : warps);
+    stream_mix_backward_kernel<T><<<blocks_for_rows(M), threads, 0, stream_for(x)>>>(
+        want_w ? ptr<T>(grad_weights) : nullptr, want_x ? ptr<T>(grad_x) : nullptr, want_x ? ptr<const T>(weights) : nullptr,
+        ptr<const T>(x), ptr<const T>(grad_out), M, static_cast<int>(S), static_cast<int>(K), D);
     HC_CUDA_LAUNCH_CHECK("stream_mix_backward");
   });
 }

@@ -93,19 +93,33 @@ void stream_mix(const Tensor& out, const Tensor& weights, const Tensor& x) {
   stream_mix_add(out, weights, x, Tensor(), Tensor());  // no extra pair: E = 0
 }
 
-// grad_weights[m, s, k] = x[m, s, :] . grad_out[m, k, :]: S·K dot products of length D per row, each one
-// Eigen's vectorised dot (a plain loop would not vectorise a floating-point sum without -ffast-math).
-void stream_mix_backward_weights(const Tensor& grad_weights, const Tensor& x, const Tensor& grad_out) {
+// Per row m, with the row's grad_out [K, D] in cache for both: grad_weights[m, s, k] = x[m, s, :] . g[m, k, :],
+// S·K dot products of length D (each Eigen's vectorised dot: a plain loop would not vectorise a floating-point
+// sum without -ffast-math), and grad_x[m, s, :] = sum_k weights[m, s, k] g[m, k, :], the mix loops of the
+// forward with the roles of S and K swapped (row s of the weights read with stride 1).
+void stream_mix_backward(const Tensor& grad_weights, const Tensor& grad_x, const Tensor& weights, const Tensor& x,
+                         const Tensor& grad_out) {
   const int64_t M = x.shape()[0], S = x.shape()[1], D = x.shape()[2], K = grad_out.shape()[1];
   dispatch_floating("stream_mix_backward", x.dtype(), [&]<class T>() {
     using Row = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
     const T *xp = x.data<T>(), *g = grad_out.data<T>();
-    T* gw = grad_weights.data<T>();
-    parallel_for(0, M, grain_for((S + K) * D), [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; ++m)
-        for (int64_t s = 0; s < S; ++s)
-          for (int64_t k = 0; k < K; ++k)
-            gw[(m * S + s) * K + k] = Row(xp + (m * S + s) * D, D).dot(Row(g + (m * K + k) * D, D));
+    const T* w = grad_x.defined() ? weights.data<T>() : nullptr;
+    T* gw = grad_weights.defined() ? grad_weights.data<T>() : nullptr;
+    T* gx = grad_x.defined() ? grad_x.data<T>() : nullptr;
+    parallel_for(0, M, grain_for((2 * S + K) * D), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        const T* g_row = g + m * K * D;
+        if (gw)
+          for (int64_t s = 0; s < S; ++s)
+            for (int64_t k = 0; k < K; ++k)
+              gw[(m * S + s) * K + k] = Row(xp + (m * S + s) * D, D).dot(Row(g_row + k * D, D));
+        if (gx && K == 0) std::fill(gx + m * S * D, gx + (m + 1) * S * D, T(0));  // an empty sum
+        if (gx && K > 0)
+          for (int64_t d0 = 0; d0 < D; d0 += kTile)
+            for (int64_t s = 0; s < S; ++s)
+              mix_rows(gx + (m * S + s) * D + d0, w + (m * S + s) * K, /*K=*/1, g_row + d0, K, D,
+                       std::min(kTile, D - d0), true);
+      }
     });
   });
 }

@@ -11,8 +11,8 @@
 // kernel pass: the connections' residual merge, H_res^T x + H_post^T y with the branch output y as an extra
 // "stream" (mHC eq. 3), without writing the mixed residuals out first.
 //
-// Backward, with g = dL/dout [..., K, D] (each pair alike):
-//   grad_x[..., s, d]       = sum_k weights[..., s, k] g[..., k, d]  = stream_mix(weights^T, g)
+// Backward, with g = dL/dout [..., K, D] (each pair alike, both in one kernel pass over g):
+//   grad_x[..., s, d]       = sum_k weights[..., s, k] g[..., k, d]  (= stream_mix(weights^T, g))
 //   grad_weights[..., s, k] = sum_d x[..., s, d] g[..., k, d]        (then summed over broadcast dims)
 #include <vector>
 
@@ -70,22 +70,22 @@ MixOperand mix_operand(const Tensor& weights, const Tensor& x) {
           w_shape};
 }
 
-// The gradients of one pair from g [M, K, D]: weights (in x's batch shape; record() sums it down to the
-// weights' own shape) and x.
-void mix_backward(const Shape& w_shape, const Tensor& x_rows, const Tensor& weights, const Tensor& g_rows,
-                  const Tensor& g, bool need_w, bool need_x, Tensor& grad_w, Tensor& grad_x) {
-  const int64_t M = g_rows.shape()[0], S = x_rows.shape()[1], K = g_rows.shape()[1];
-  if (need_w) {
-    grad_w = Tensor::empty(w_shape, g.options());
-    HC_KERNEL(stream_mix_backward_weights, g, as_matrices(grad_w, M, S, K), x_rows, g_rows);
-  }
-  if (need_x) grad_x = stream_mix(weights.transpose(-1, -2), g);  // [..., S, D], x's shape
+// The gradients of one pair from g [M, K, D], both in one kernel pass: weights (in x's batch shape;
+// record() sums it down to the weights' own shape) and x (x's shape).
+void mix_backward(const Shape& w_shape, const Shape& x_shape, const Tensor& x_rows, const Tensor& w_rows,
+                  const Tensor& g_rows, const Tensor& g, bool need_w, bool need_x, Tensor& grad_w, Tensor& grad_x) {
+  if (!need_w && !need_x) return;
+  const int64_t M = g_rows.shape()[0], S = x_rows.shape()[1], K = g_rows.shape()[1], D = x_rows.shape()[2];
+  if (need_w) grad_w = Tensor::empty(w_shape, g.options());
+  if (need_x) grad_x = Tensor::empty(x_shape, g.options());
+  HC_KERNEL(stream_mix_backward, g, need_w ? as_matrices(grad_w, M, S, K) : Tensor(),
+            need_x ? as_matrices(grad_x, M, S, D) : Tensor(), w_rows, x_rows, g_rows);
 }
 
 // What backward keeps of one pair.
 struct SavedPair {
-  Shape w_shape;
-  autograd::SavedTensor weights, x_rows;
+  Shape w_shape, x_shape;
+  autograd::SavedTensor w_rows, x_rows;  // [M, S, K] (broadcast materialised) and [M, S, D]
 };
 
 // out = the sum of the pairs' mixes (one or two), in one kernel pass; one backward for all pairs.
@@ -104,14 +104,14 @@ Tensor mix(const OpName& name, const std::vector<MixOperand>& pairs) {
   std::vector<SavedPair> saved;
   for (const MixOperand& pair : pairs) {
     inputs.insert(inputs.end(), {pair.weights, pair.x});
-    saved.push_back({pair.w_shape, save(pair.weights, name), save(pair.x_rows, name)});
+    saved.push_back({pair.w_shape, pair.x.shape(), save(pair.w_rows, name), save(pair.x_rows, name)});
   }
   return record(name, out, inputs, [saved, M, K, D](const Tensor& g, const Needs& need) {
     TensorList grads(2 * saved.size());
     const Tensor g_rows = as_matrices(g, M, K, D);
     for (size_t i = 0; i < saved.size(); ++i)
-      mix_backward(saved[i].w_shape, saved[i].x_rows.get(), saved[i].weights.get(), g_rows, g, need[2 * i],
-                   need[2 * i + 1], grads[2 * i], grads[2 * i + 1]);
+      mix_backward(saved[i].w_shape, saved[i].x_shape, saved[i].x_rows.get(), saved[i].w_rows.get(), g_rows, g,
+                   need[2 * i], need[2 * i + 1], grads[2 * i], grads[2 * i + 1]);
     return grads;
   });
 }

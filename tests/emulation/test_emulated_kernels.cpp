@@ -310,7 +310,7 @@ TEST_CASE("emulated CUDA: scaled_dot_product_attention on strided heads: a packe
   }
 }
 
-TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward_weights") {
+TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward") {
   for (DType dtype : kFloatTypes) {
     for (const Shape& sizes : {Shape{33, 4, 4, 40}, Shape{5, 3, 1, 300}, Shape{4, 20, 2, 7}}) {  // M, S, K, D
       CAPTURE(dtype);
@@ -326,9 +326,15 @@ TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward_wei
         compare({c}, {e}, [&] { cpu::stream_mix_add(c, w, x, ew, ex); }, [&] { gpu::stream_mix_add(e, w, x, ew, ex); },
                 tolerance(dtype));
       }
+      // Backward: both gradients, then each alone (the other undefined).
       Tensor dc = Tensor::empty({M, S, K}, x.options()), de = Tensor::empty({M, S, K}, x.options());
-      compare({dc}, {de}, [&] { cpu::stream_mix_backward_weights(dc, x, g); },
-              [&] { gpu::stream_mix_backward_weights(de, x, g); }, tolerance(dtype));
+      Tensor xc = Tensor::empty({M, S, D}, x.options()), xe = Tensor::empty({M, S, D}, x.options());
+      compare({dc, xc}, {de, xe}, [&] { cpu::stream_mix_backward(dc, xc, w, x, g); },
+              [&] { gpu::stream_mix_backward(de, xe, w, x, g); }, tolerance(dtype));
+      compare({dc}, {de}, [&] { cpu::stream_mix_backward(dc, Tensor(), w, x, g); },
+              [&] { gpu::stream_mix_backward(de, Tensor(), Tensor(), x, g); }, tolerance(dtype));
+      compare({xc}, {xe}, [&] { cpu::stream_mix_backward(Tensor(), xc, w, x, g); },
+              [&] { gpu::stream_mix_backward(Tensor(), xe, w, x, g); }, tolerance(dtype));
     }
   }
 }
