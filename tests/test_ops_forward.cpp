@@ -260,6 +260,37 @@ TEST_CASE("matmul matches a naive triple loop") {
   }
 }
 
+TEST_CASE("linear matches a naive triple loop plus the bias, and names its operands when they do not fit") {
+  // x W^T + b for rows across the row-block boundary, the bias added in the GEMM's row blocks.
+  auto reference = [](const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t in, int64_t out) {
+    std::vector<double> y = naive_matmul(values(x), values(w.t()), n, in, out);
+    if (b.defined())
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < out; ++j) y[r * out + j] += values(b)[j];
+    return y;
+  };
+  SUBCASE("3-d input, float32") {
+    Tensor x = data32({2, 65, 7}), w = data32({9, 7}), b = data32({9});
+    CHECK(close(linear(x, w, b), {2, 65, 9}, reference(x, w, b, 130, 7, 9), 1e-5));
+  }
+  SUBCASE("a transposed input, a strided bias, float64") {
+    Tensor x = seq({5, 3}, DType::Float64).t(), w = seq({4, 5}, DType::Float64);
+    Tensor b = seq({4, 2}, DType::Float64).select(1, 1);  // stride 2
+    CHECK(close(linear(x, w, b), {3, 4}, reference(x, w, b, 3, 5, 4), 0));
+    CHECK(close(linear(x, w), {3, 4}, reference(x, w, Tensor(), 3, 5, 4), 0));
+  }
+  SUBCASE("an empty inner dim gives the bias on every row") {
+    CHECK(close(linear(zeros({2, 0}), zeros({3, 0}), tensor({1, 2, 3}, {3})), {2, 3}, {1, 2, 3, 1, 2, 3}));
+  }
+  SUBCASE("errors") {
+    CHECK_THROWS_WITH_AS(linear(zeros({2, 4}), zeros({3, 5})),
+                         "linear: input [2,4] and weight [3,5] do not fit (the weight is [out, in], the input [..., in])",
+                         ShapeError);
+    CHECK_THROWS_WITH_AS(linear(zeros({2, 4}), zeros({3, 4}), zeros({4})),
+                         "linear: bias [4] does not match the weight [3,4] (expected [3])", ShapeError);
+  }
+}
+
 TEST_CASE("softmax and log_softmax") {
   Tensor x = tensor({1, 2, 3, 1000, 1000, 1000}, {2, 3}, {.dtype = DType::Float64});
   double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);

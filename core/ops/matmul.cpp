@@ -70,13 +70,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            " does not match the weight ", weight.shape(), " (expected [", out_features, "])");
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
-  const Tensor rows = x.detach().reshape({-1, in});  // [N, in]; a view when x is contiguous
+  const int64_t n = numel(Shape(x.shape().begin(), x.shape().end() - 1));  // rows, also when in = 0
+  const Tensor rows = x.detach().reshape({n, in});                          // [N, in]; a view when contiguous
   Tensor out = Tensor::empty({rows.shape()[0], out_features}, x.options());
   HC_KERNEL(matmul, out, out, rows, weight.detach().t(), bias);
   return record(kLinear, out.view(out_shape), {x, weight, bias},
                 [rows = save(rows, kLinear), w = save(weight, kLinear), in, out_features](const Tensor& g,
                                                                                           const Needs& need) {
-                  const Tensor g_rows = g.reshape({-1, out_features});  // [N, out]
+                  const int64_t n = numel(Shape(g.shape().begin(), g.shape().end() - 1));
+                  const Tensor g_rows = g.reshape({n, out_features});  // [N, out]
                   Shape x_shape = g.shape();
                   x_shape.back() = in;
                   return TensorList{need[0] ? matmul(g_rows, w.get()).reshape(x_shape) : Tensor(),

@@ -74,7 +74,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const Shape& shape = q.shape();  // [B, H, T, hd]
   const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(shape[3])));
   const Tensor qr = heads_readable(q), kr = heads_readable(k), vr = heads_readable(v);
-  auto [out, lse] = attention_forward(qr, kr, vr, causal, s);
+  const std::pair<Tensor, Tensor> out_lse = attention_forward(qr, kr, vr, causal, s);
+  const Tensor out = out_lse.first, lse = out_lse.second;  // (clang 14 cannot capture structured bindings)
   return record(kAttention, out, {q, k, v},
                 [q = save(qr, kAttention), k = save(kr, kAttention), v = save(vr, kAttention),
                  o = save(out, kAttention), lse, causal, s](const Tensor& g, const Needs& need) {
@@ -96,8 +97,9 @@ Tensor scaled_dot_product_attention(const Tensor& qkv, int64_t heads, bool causa
   const int64_t hd = qkv.shape()[2] / (3 * heads);
   const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(hd)));
   const Tensor packed = as_contiguous(qkv);
-  auto [out, lse] = attention_forward(part_of_packed(packed, heads, 0), part_of_packed(packed, heads, 1),
-                                      part_of_packed(packed, heads, 2), causal, s);
+  const std::pair<Tensor, Tensor> out_lse = attention_forward(
+      part_of_packed(packed, heads, 0), part_of_packed(packed, heads, 1), part_of_packed(packed, heads, 2), causal, s);
+  const Tensor out = out_lse.first, lse = out_lse.second;
   const Shape& shape = qkv.shape();
   Tensor rows = out.permute({0, 2, 1, 3}).view({shape[0], shape[1], heads * hd});  // [B, T, H·hd], no copy
   // Backward writes the three gradients into one [B, T, 3·H·hd] buffer, each element once: no zero fill,
