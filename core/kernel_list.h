@@ -31,10 +31,11 @@ void logsumexp_rows(const Tensor& out, const Tensor& rows);
 void sum_columns(const Tensor& out, const Tensor& cols);
 
 // ---- matmul (core/cpu/matmul.cpp) ----
-// out [B..., n, m] contiguous = a [B..., n, k] @ b [B..., k, m] (+ bias [m] on every row, when defined);
+// out [B..., n, m] contiguous = a [B..., n, k] @ b [B..., k, m] (+ bias on every row, when defined);
 // a and b share out's batch dims (stride 0 where broadcast). Each matrix may be row- or column-major (a
-// transposed view): no copy then. The bias is added as each block of rows comes out of the GEMM, while it
-// is still in cache (a Linear layer's bias, the GEMM's epilogue).
+// transposed view): no copy then. The bias is a contiguous [m] vector broadcast to out's shape (stride 0
+// over every other dim); it is added as each block of rows comes out of the GEMM, while it is still in
+// cache (a Linear layer's bias, the GEMM's epilogue).
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias);
 
 // ---- stream mixing (core/cpu/stream_mix.cpp); every tensor contiguous, one small matrix per row m ----

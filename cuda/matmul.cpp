@@ -96,18 +96,6 @@ bool allow_tf32() { return tf32_allowed; }
 
 namespace {
 
-// bias [m] seen with out's shape, stride 0 over every dim but the last: the add kernel's second operand.
-Tensor bias_rows(const Tensor& bias, const Tensor& out) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = bias.storage();
-  impl->shape = out.shape();
-  impl->strides = Strides(out.dim(), 0);
-  impl->strides.back() = bias.strides()[0];
-  impl->offset = bias.offset();
-  impl->dtype = bias.dtype();
-  return Tensor(std::move(impl));
-}
-
 void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in);
 
 }  // namespace
@@ -116,7 +104,7 @@ void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in);
 // epilogue would save it; not done yet).
 void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   gemm_into(out, a_in, b_in);
-  if (bias.defined() && out.numel() > 0) binary(BinaryOp::Add, out, out, bias_rows(bias, out));
+  if (bias.defined() && out.numel() > 0) binary(BinaryOp::Add, out, out, bias);
 }
 
 namespace {

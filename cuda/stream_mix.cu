@@ -64,7 +64,9 @@ __global__ void stream_mix_kernel(T* __restrict__ out, const T* __restrict__ wei
   }
 }
 
-// grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d]; one warp per (s, k) pair at a time.
+// Both gradients of row m's pair, either one null when not wanted:
+//   grad_weights[m, s, k] = sum_d x[m, s, d] * grad_out[m, k, d]  (one warp per (s, k) pair at a time)
+//   grad_x[m, s, d]       = sum_k weights[m, s, k] * grad_out[m, k, d]  (the threads over d)
 template <class T>
 __global__ void stream_mix_backward_kernel(T* __restrict__ grad_weights, T* __restrict__ grad_x,
                                            const T* __restrict__ weights, const T* __restrict__ x,

@@ -47,14 +47,6 @@ ConstMatrix<T> rows_from(const T* data, const Operand& op, int64_t r0) {
   return {data + (op.layout == Layout::RowMajor ? r0 * op.ld : r0), op.layout, op.ld};
 }
 
-// A contiguous copy of a vector unless it is one already.
-Tensor as_dense(const Tensor& v) {
-  if (v.is_contiguous()) return v;
-  Tensor dense = Tensor::empty(v.shape(), v.options());
-  copy(dense, v);
-  return dense;
-}
-
 // c[r, :] += bias for rows r of a row-major [rows, m] block.
 template <class T>
 void add_to_rows(T* c, const T* bias, int64_t rows, int64_t m) {
@@ -81,17 +73,13 @@ std::vector<int64_t> batch_offsets(const Tensor& x, int64_t batch) {
 
 }  // namespace
 
-void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias_in) {
+void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   const int64_t nd = out.dim();
   const int64_t n = out.shape()[nd - 2], m = out.shape()[nd - 1], k = a_in.shape()[nd - 1];
   if (out.numel() == 0) return;
-  const Tensor bias = bias_in.defined() ? as_dense(bias_in) : Tensor();
   if (k == 0) {  // an empty sum: zeros, plus the bias
     fill(out, 0.0);
-    if (bias.defined())
-      dispatch_floating("matmul", out.dtype(), [&]<class T>() {
-        add_to_rows(out.data<T>(), bias.data<T>(), out.numel() / m, m);
-      });
+    if (bias.defined()) binary(BinaryOp::Add, out, out, bias);
     return;
   }
   const int64_t batch = out.numel() / (n * m);
@@ -113,7 +101,7 @@ void matmul(const Tensor& out, const Tensor& a_in, const Tensor& b_in, const Ten
         const int64_t rows = std::min(n, r0 + row_block) - r0;
         T* c_block = c + i * n * m + r0 * m;
         gemm<T>(c_block, m, rows_from(a + a_offsets[i], A, r0), {b + b_offsets[i], B.layout, B.ld}, rows, k, m);
-        if (bias.defined()) add_to_rows(c_block, bias.data<T>(), rows, m);
+        if (bias.defined()) add_to_rows(c_block, bias.data<T>(), rows, m);  // the [m] vector under the view
       }
     };
     if (serial) run(0, tasks);

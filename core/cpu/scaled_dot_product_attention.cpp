@@ -39,14 +39,13 @@ struct Head {
 template <class Scalar>
 struct Heads {
   int64_t H;  // heads per batch entry: head index h = b·H + h_b
-  Head<Scalar> of(const Tensor& t, int64_t h) const {
-    const auto& st = t.strides();
-    return {t.data<Scalar>() + (h / H) * st[0] + (h % H) * st[1], st[2]};
+  // Where head h of t starts.
+  Scalar* start(const Tensor& t, int64_t h) const {
+    return t.data<Scalar>() + (h / H) * t.strides()[0] + (h % H) * t.strides()[1];
   }
-  // Where a gradient's head starts, or null when the gradient is not wanted (undefined); rows `ld` apart.
-  Scalar* writable(const Tensor& t, int64_t h) const {
-    return t.defined() ? t.data<Scalar>() + (h / H) * t.strides()[0] + (h % H) * t.strides()[1] : nullptr;
-  }
+  Head<Scalar> of(const Tensor& t, int64_t h) const { return {start(t, h), t.strides()[2]}; }
+  // Where a gradient's head starts, or null when the gradient is not wanted (undefined); rows strides()[2] apart.
+  Scalar* writable(const Tensor& t, int64_t h) const { return t.defined() ? start(t, h) : nullptr; }
 };
 
 // Row-major [rows, cols] matrices as GEMM operands, as they are (row) or transposed (col: the transpose of a

@@ -72,8 +72,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   out_shape.back() = out_features;
   const int64_t n = numel(Shape(x.shape().begin(), x.shape().end() - 1));  // rows, also when in = 0
   const Tensor rows = x.detach().reshape({n, in});                          // [N, in]; a view when contiguous
-  Tensor out = Tensor::empty({rows.shape()[0], out_features}, x.options());
-  HC_KERNEL(matmul, out, out, rows, weight.detach().t(), bias);
+  Tensor out = Tensor::empty({n, out_features}, x.options());
+  HC_KERNEL(matmul, out, out, rows, weight.detach().t(), broadcast_view(op, as_contiguous(bias.detach()), out.shape()));
   return record(kLinear, out.view(out_shape), {x, weight, bias},
                 [rows = save(rows, kLinear), w = save(weight, kLinear), in, out_features](const Tensor& g,
                                                                                           const Needs& need) {
