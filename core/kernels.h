@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "hcgrad/core/adam_update.h"
+#include "hcgrad/core/hc_step.h"
 #include "hcgrad/core/profile.h"
 #include "hcgrad/core/tensor.h"
 #include "hcgrad/core/unary_ops.h"

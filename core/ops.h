@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "hcgrad/core/adam_update.h"
+#include "hcgrad/core/hc_step.h"
 #include "hcgrad/core/tensor.h"
 
 namespace hcgrad {
@@ -73,6 +74,20 @@ Tensor stream_mix(const Tensor& weights, const Tensor& x);
 // stream_mix(weights, x) + stream_mix(extra_weights, extra_x) in one pass (both give [..., K, D]): the
 // connections' residual merge, the mixed streams plus the branch output weighted per stream.
 Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extra_weights, const Tensor& extra_x);
+
+// ---- hyper-connection steps, HyperConnections' width and depth connections as one op each (core/ops/hc_step.cpp) ----
+// streams x [B, N, S, D] (rows r = f·S + s: fraction f of stream s, width d = D / F), gamma [d] the norm's gain.
+// Per token the coefficients are c = static_weights + scales ⊙ φ(x̂ weight), x̂_r = x_r / max(|x_r|, 1e-12) ·
+// √d · (1 + gamma), φ = tanh or identity (the HC paper's eq. 6-9, nn/hyper_connections.h):
+// hc_width: static_weights [R, F], weight [d, F], scales [F] -> the branch input [B, N, D],
+//   u[f2] = Σ_r c[r, f2] x_r.
+// hc_depth: static_weights [R, S·F + F], weight [d, S·F + F], scales [S·F + F], y [B, N, D] -> [B, N, S, D],
+//   new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 c[f1·S + t, S·F + f2] y[f1]   (the mixed streams plus β·y).
+// Neither saves more than its inputs: backward recomputes the norms and coefficients from the streams.
+Tensor hc_width(const Tensor& x, const Tensor& gamma, const Tensor& static_weights, const Tensor& weight,
+                const Tensor& scales, HcStep step);
+Tensor hc_depth(const Tensor& x, const Tensor& y, const Tensor& gamma, const Tensor& static_weights,
+                const Tensor& weight, const Tensor& scales, HcStep step);
 
 // ---- softmax over one dim (core/ops/softmax.cpp) ----
 Tensor softmax(const Tensor& x, int64_t dim);

@@ -43,6 +43,7 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
       tanh(o.tanh),
       channel_first(o.channel_first),
       streams_in_batch(o.streams_in_batch),
+      fused(o.fused),
       depth_residual_fn_(o.depth_residual_fn) {
   branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "HyperConnections: num_streams must be >= 1, got ", S);
@@ -174,6 +175,65 @@ HyperConnections::Width HyperConnections::width_features_last(const Tensor& resi
                    .reshape({batch, tokens, fracs, streams, fracs});
   }
   return out;
+}
+
+bool HyperConnections::runs_fused_steps() const {
+  return fused && num_input_views == 1 && !channel_first && !depth_residual_fn_ && static_beta.defined();
+}
+
+ConnectionSplit HyperConnections::split(const Tensor& residuals) const {
+  return runs_fused_steps() ? fused_split(residuals) : split_of(*this, residuals);
+}
+
+// The same equations as width() and depth() in two ops (hc_width, hc_depth): the coefficient columns each
+// step reads are gathered from the parameters first (a few small ops on [d, C] tensors), so that the ops see
+// plain matrices c = static + scale φ(x̂ W): the width step F columns (the branch's, f2·(V+S)), the depth step
+// S·F residual columns in the order t·F + f2 (column f2·(V+S) + 1 + t) and then β's F columns.
+ConnectionSplit HyperConnections::fused_split(const Tensor& residuals) const {
+  const int64_t streams = num_streams, fracs = num_fracs, frac_dim = dim / fracs;
+  Shape middle;
+  Tensor x;  // [B, N, S, D], a view of the residuals
+  if (streams_in_batch) {
+    HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == dim && residuals.shape()[0] % streams == 0, ShapeError,
+             "HyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", dim, "] with the first dim a ",
+             "multiple of num_streams = ", streams);
+    middle = middle_dims(residuals);
+    x = residuals.reshape({residuals.shape()[0] / streams, streams, numel(middle), dim}).permute({0, 2, 1, 3});
+  } else {
+    HC_CHECK(
+        residuals.dim() >= 3 && residuals.shape().back() == dim && residuals.shape()[residuals.dim() - 2] == streams,
+        ShapeError, "HyperConnections: residuals ", residuals.shape(), " must be [B, ..., ", streams, ", ", dim,
+        "] (streams next to the features, num_streams = ", streams, ")");
+    middle = Shape(residuals.shape().begin() + 1, residuals.shape().end() - 2);
+    x = residuals.reshape({residuals.shape()[0], numel(middle), streams, dim});
+  }
+  const int64_t batch = x.shape()[0];
+  std::vector<int64_t> branch_columns, residual_columns;
+  for (int64_t f2 = 0; f2 < fracs; ++f2) branch_columns.push_back(f2 * (1 + streams));
+  for (int64_t t = 0; t < streams; ++t)
+    for (int64_t f2 = 0; f2 < fracs; ++f2) residual_columns.push_back(f2 * (1 + streams) + 1 + t);
+  const Tensor branch_index = from_vector(branch_columns, {fracs}).to(static_alpha.device());
+  const Tensor residual_index = from_vector(residual_columns, {streams * fracs}).to(static_alpha.device());
+  const HcStep step{.streams = streams, .fracs = fracs, .tanh = tanh};
+
+  Tensor u = hc_width(x, norm->gamma, index_select(static_alpha, 1, branch_index),
+                      index_select(dynamic_alpha_fn, 1, branch_index), dynamic_alpha_scale.expand({fracs}), step);
+  auto depth_step = [this, x, residual_index, step, batch, middle, frac_dim](const Tensor& y) {
+    const int64_t streams = num_streams, fracs = num_fracs;
+    HC_CHECK(y.shape() == concat_shape({batch}, middle, {dim}), ShapeError, "HyperConnections: branch output ",
+             y.shape(), " must have the branch input's shape ", concat_shape({batch}, middle, {dim}));
+    const Tensor statics =
+        cat({index_select(static_alpha, 1, residual_index), static_beta.reshape({streams * fracs, fracs})}, 1);
+    const Tensor weight =
+        cat({index_select(dynamic_alpha_fn, 1, residual_index), dynamic_beta_fn.reshape({frac_dim, fracs})}, 1);
+    const Tensor scales =
+        cat({dynamic_alpha_scale.expand({streams * fracs}), dynamic_beta_scale.expand({fracs})}, 0);
+    Tensor merged = hc_depth(x, y.reshape({x.shape()[0], x.shape()[1], dim}), norm->gamma, statics, weight, scales, step);
+    merged = streams_in_batch ? merged.permute({0, 2, 1, 3}).reshape(concat_shape({batch * streams}, middle, {dim}))
+                              : merged.reshape(concat_shape({batch}, middle, {streams, dim}));
+    return dropout_->forward(merged);
+  };
+  return {u.reshape(concat_shape({batch}, middle, {dim})), depth_step};
 }
 
 std::optional<ConnectionMaps> HyperConnections::maps(const Tensor& residuals) const {

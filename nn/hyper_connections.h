@@ -70,6 +70,10 @@ struct HyperConnectionsOptions {
   Generator* dropout_generator = nullptr;  // needed when dropout > 0
   HcVariant variant = HcVariant::Library;  // read by make_hyper_connections
   bool dynamic = true;  // false: the static form (Paper only; the library's module is always dynamic)
+  // true: split() runs each call as one hc_width and one hc_depth op (core/ops.h) where the options allow
+  // (V = 1, the default o + r merge, features last): one pass over the streams per step, only the streams
+  // saved for backward. false, or other options: the unfused composition of small ops, the readable reference.
+  bool fused = true;
 };
 
 class HyperConnections : public ConnectionModule {
@@ -93,13 +97,13 @@ class HyperConnections : public ConnectionModule {
   Width width(const Tensor& residuals) const;
   // new streams [B·S, N*, D] ([B, N*, S, D]) from the branch output y [B, N*, D] (the depth connection).
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
-  ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
+  ConnectionSplit split(const Tensor& residuals) const override;
   std::string name() const override { return "HyperConnections"; }
   // F = V = 1: H_pre = A_m = α[:, 0], H_res = A_r^T, H_post = β.
   std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, num_fracs, num_input_views;
-  bool tanh, channel_first, streams_in_batch;
+  bool tanh, channel_first, streams_in_batch, fused;
   Tensor static_alpha;         // [S·F, V·F + S·F]  (rows f1·S + s, columns f2·(V+S) + t)
   Tensor dynamic_alpha_fn;     // [d, V·F + S·F]
   Tensor dynamic_alpha_scale;  // []
@@ -112,6 +116,8 @@ class HyperConnections : public ConnectionModule {
   Width width_features_last(const Tensor& residuals) const;             // width(), features last
   Tensor depth(const Width& width, const Tensor& branch_output) const;  // add_residual(), features last
   bool fuses_stream_mix_add() const;  // see Width::streams
+  bool runs_fused_steps() const;      // see HyperConnectionsOptions::fused
+  ConnectionSplit fused_split(const Tensor& residuals) const;
 
   std::shared_ptr<DepthResidual> depth_residual_fn_;
   std::shared_ptr<Dropout> dropout_;

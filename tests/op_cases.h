@@ -160,6 +160,22 @@ inline const std::vector<OpCase>& op_cases() {
                          [](const TL& in) { return scaled_rms_norm_matmul(in[0], in[1], in[2]); }},
   {"scaled_rms_norm_matmul strided", [] { return TL{Xt(5, 4), X({4}), Xt(4, 3)}; },
                          [](const TL& in) { return scaled_rms_norm_matmul(in[0], in[1], in[2]); }},
+  // ---- hyper-connection steps: F = 2 fractions, identity φ, streams as a strided view (the library's layout) ----
+  {"hc_width",          [] { return TL{X({2, 3, 2, 6}), X({3}), X({4, 2}), X({3, 2}), X({2})}; },
+                        [](const TL& in) { return hc_width(in[0], in[1], in[2], in[3], in[4], {.streams = 2, .fracs = 2}); }},
+  {"hc_width identity", [] { return TL{X({2, 2, 3, 4}), X({4}), X({3, 1}), X({4, 1}), X({1})}; },
+                        [](const TL& in) {
+                          return hc_width(in[0], in[1], in[2], in[3], in[4], {.streams = 3, .fracs = 1, .tanh = false});
+                        }},
+  {"hc_depth",          [] { return TL{X({2, 3, 2, 6}), X({2, 3, 6}), X({3}), X({4, 6}), X({3, 6}), X({6})}; },
+                        [](const TL& in) {
+                          return hc_depth(in[0], in[1], in[2], in[3], in[4], in[5], {.streams = 2, .fracs = 2});
+                        }},
+  {"hc_depth strided",  [] { return TL{X({2, 2, 3, 4}), X({2, 3, 4}), X({4}), X({2, 3}), X({4, 3}), X({3})}; },
+                        [](const TL& in) {
+                          return hc_depth(in[0].permute({0, 2, 1, 3}), in[1], in[2], in[3], in[4], in[5],
+                                          {.streams = 2, .fracs = 1, .tanh = false});
+                        }},
   // ---- fused attention: causal and not, one query row (T = 1), non-contiguous head views, packed qkv ----
   {"attention causal",     [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
                            [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},

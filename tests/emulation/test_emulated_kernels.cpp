@@ -339,6 +339,51 @@ TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward") {
   }
 }
 
+TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backward") {
+  for (DType dtype : kFloatTypes) {
+    for (const bool tanh : {true, false}) {
+      CAPTURE(dtype);
+      CAPTURE(tanh);
+      const int64_t B = 2, N = 3, S = 3, F = 2, d = 5, D = F * d, R = S * F;
+      const HcStep step{.streams = S, .fracs = F, .tanh = tanh};
+      // The streams as the library's layout gives them: [B, S, N, D] memory read as [B, N, S, D].
+      const Tensor x = random({B, S, N, D}, dtype).permute({0, 2, 1, 3}), y = random({B, N, D}, dtype);
+      x.narrow(1, 1, 1).narrow(2, 0, 1).narrow(3, 0, d).mul_(0.0);  // one zero row: the clamped norm
+      for (const int64_t M : {F, S * F + F}) {  // the width step's columns, then the depth step's
+        CAPTURE(M);
+        const bool depth = M > F;
+        const Tensor statics = random({R, M}, dtype), weight_t = random({M, d}, dtype), scales = random({M}, dtype);
+        const Shape out_shape = depth ? Shape{B, N, S, D} : Shape{B, N, D};
+        Tensor oc = Tensor::empty(out_shape, x.options()), oe = Tensor::empty(out_shape, x.options());
+        if (depth)
+          compare({oc}, {oe}, [&] { cpu::hc_depth_forward(oc, x, y, statics, weight_t, scales, step); },
+                  [&] { gpu::hc_depth_forward(oe, x, y, statics, weight_t, scales, step); }, tolerance(dtype));
+        else
+          compare({oc}, {oe}, [&] { cpu::hc_width_forward(oc, x, statics, weight_t, scales, step); },
+                  [&] { gpu::hc_width_forward(oe, x, statics, weight_t, scales, step); }, tolerance(dtype));
+        const Tensor g = random(out_shape, dtype), y_in = depth ? y : Tensor();
+        auto grads = [&] {
+          return std::vector<Tensor>{Tensor::empty({B, N, S, D}, x.options()),
+                                     Tensor::empty({B, N, D}, x.options()), Tensor::empty({R, M}, x.options()),
+                                     Tensor::empty({M}, x.options()), Tensor::empty({M, d}, x.options())};
+        };
+        std::vector<Tensor> c = grads(), e = grads();
+        if (!depth) {  // grad_y is not written by the width step
+          c.erase(c.begin() + 1);
+          e.erase(e.begin() + 1);
+        }
+        auto run = [&](auto backward, const std::vector<Tensor>& o) {
+          const Tensor grad_y = depth ? o[1] : Tensor();
+          const size_t p = depth ? 2 : 1;
+          backward(o[0], grad_y, o[p], o[p + 1], o[p + 2], g, x, y_in, statics, weight_t, scales, step);
+        };
+        compare(c, e, [&] { run(cpu::hc_step_backward, c); }, [&] { run(gpu::hc_step_backward, e); },
+                tolerance(dtype) * 10);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("emulated CUDA: sum_columns and scaled_rms_norm_matmul, forward and backward") {

@@ -68,7 +68,8 @@ void add_stream_runners(RunnerTable& table);   // runners_streams.cpp: expand/re
 void add_module_runners(RunnerTable& table);   // runners_modules.cpp: channel-first, multi-branch, multi-input HC
 
 // Runs a connection with the width()/add_residual(width, y) API on an `hc`-like case: branch_input,
-// residuals_after_width, beta (when the case has it) and out; for a gradient case (input G) the branch
+// residuals_after_width, beta (when the case has it) and out; then branch_input and out through split() (the
+// form the models use, which may run fused ops); for a gradient case, once in each form, (input G) the branch
 // z -> tanh(z) + branch_output with loss sum(out * G), then every gradient in "grads" (`adapt_grad(key, grad)`
 // may bring a gradient to the reference's layout first).
 template <class Connection>
@@ -87,22 +88,39 @@ Comparison check_connection(const Connection& connection, const json& c, double 
     if (outputs.contains("beta")) compare(result, "beta", w.beta, outputs.at("beta"), tol);
     compare(result, "out", connection.add_residual(w, y), outputs.at("out"), tol);
   }
+  {
+    // The same call through split(), which a module may run as fused ops (HyperConnections: hc_width, hc_depth).
+    autograd::NoGradGuard no_grad;
+    nn::ConnectionSplit s = connection.split(residuals);
+    compare(result, "split.branch_input", s.branch_input, outputs.at("branch_input"), tol);
+    compare(result, "split.out", s.add_residual(y), outputs.at("out"), tol);
+  }
   if (inputs.contains("G")) {
-    residuals.requires_grad_();
-    y.requires_grad_();
-    auto w = connection.width(residuals);
-    Tensor out = connection.add_residual(w, tanh(w.branch_input) + y);
-    compare(result, "grad_case_out", out, outputs.at("grad_case_out"), tol);
-    sum(out * tensor_of(inputs.at("G"))).backward();
-    for (auto& [key, ref] : c.at("grads").items()) {
-      Tensor grad;
-      if (key == "input.residuals") grad = residuals.grad();
-      else if (key == "input.branch_output") grad = y.grad();
-      else
-        for (const auto& [name, p] : connection.named_parameters())
-          if (key == "param." + name) grad = p.grad();
-      HC_CHECK(grad.defined(), Error, "refcheck: no gradient for '", key, "'");
-      compare(result, key, adapt_grad ? adapt_grad(key, grad) : grad, ref, tol);
+    // The gradient case twice: the two-step form, then split().
+    for (const bool by_split : {false, true}) {
+      Tensor r = residuals.detach().requires_grad_(), b = y.detach().requires_grad_();
+      for (const auto& [name, p] : connection.named_parameters()) p.zero_grad();
+      Tensor out;
+      if (by_split) {
+        nn::ConnectionSplit s = connection.split(r);
+        out = s.add_residual(tanh(s.branch_input) + b);
+      } else {
+        auto w = connection.width(r);
+        out = connection.add_residual(w, tanh(w.branch_input) + b);
+      }
+      const std::string prefix = by_split ? "split." : "";
+      compare(result, prefix + "grad_case_out", out, outputs.at("grad_case_out"), tol);
+      sum(out * tensor_of(inputs.at("G"))).backward();
+      for (auto& [key, ref] : c.at("grads").items()) {
+        Tensor grad;
+        if (key == "input.residuals") grad = r.grad();
+        else if (key == "input.branch_output") grad = b.grad();
+        else
+          for (const auto& [name, p] : connection.named_parameters())
+            if (key == "param." + name) grad = p.grad();
+        HC_CHECK(grad.defined(), Error, "refcheck: no gradient for '", key, "'");
+        compare(result, prefix + key, adapt_grad ? adapt_grad(key, grad) : grad, ref, tol);
+      }
     }
   }
   return result;

@@ -1,0 +1,127 @@
+// hc_width and hc_depth: HyperConnections' width and depth connections (nn/hyper_connections.h) as one op
+// each, with a hand-written backward. The module builds the unfused composition of the same equations
+// (scaled_rms_norm_matmul, stream_mix, stream_mix_add) when asked to, and the tests hold the two together.
+#include <cmath>
+
+#include "hcgrad/autograd/grad_mode.h"
+#include "hcgrad/core/ops/op.h"
+
+namespace hcgrad {
+
+namespace {
+const OpName kHcWidth{"hc_width"};
+const OpName kHcDepth{"hc_depth"};
+
+// The checks both steps share; `columns` is M, the coefficients per row the step reads.
+void check_step(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& static_weights,
+                const Tensor& weight, const Tensor& scales, HcStep step, int64_t columns) {
+  check_floating(op, x);
+  HC_CHECK(step.streams >= 1 && step.fracs >= 1, Error, op, ": streams and fracs must be >= 1, got ", step.streams,
+           " and ", step.fracs);
+  HC_CHECK(x.dim() == 4 && x.shape()[2] == step.streams && x.shape()[3] % step.fracs == 0, ShapeError, op,
+           ": streams ", x.shape(), " must be [B, N, S, D] with S = ", step.streams, " and D a multiple of F = ",
+           step.fracs);
+  const int64_t d = x.shape()[3] / step.fracs, rows = step.fracs * step.streams;
+  HC_CHECK(d > 0 && gamma.shape() == Shape{d} && static_weights.shape() == (Shape{rows, columns}) &&
+               weight.shape() == (Shape{d, columns}) && scales.shape() == Shape{columns},
+           ShapeError, op, ": expected gamma [", d, "], static_weights [", rows, ", ", columns, "], weight [", d, ", ",
+           columns, "] and scales [", columns, "], got ", gamma.shape(), ", ", static_weights.shape(), ", ",
+           weight.shape(), " and ", scales.shape());
+  for (const Tensor* t : {&gamma, &static_weights, &weight, &scales}) {
+    check_same_dtype(op, x, *t);
+    check_same_device(op, x, *t);
+  }
+}
+
+// The kernels' view of the parameters: contiguous, the norm's gain √d (1 + γ) folded into the projection,
+// which is stored transposed ([M, d]: one contiguous row per coefficient).
+struct Folded {
+  Tensor static_weights, weight_t, scales, gain;  // gain [d]
+};
+Folded fold(const Tensor& gamma, const Tensor& static_weights, const Tensor& weight, const Tensor& scales) {
+  autograd::NoGradGuard no_grad;
+  const double root_d = std::sqrt(static_cast<double>(weight.shape()[0]));
+  Folded f;
+  f.gain = (gamma.detach() + 1.0) * root_d;
+  f.weight_t = as_contiguous((weight.detach() * f.gain.unsqueeze(1)).t());
+  f.static_weights = as_contiguous(static_weights.detach());
+  f.scales = as_contiguous(scales.detach());
+  return f;
+}
+
+// The streams as the kernels read them: D contiguous (any strides on B, N, S).
+Tensor streams_view(const Tensor& x) {
+  autograd::NoGradGuard no_grad;
+  return x.detach().stride(3) == 1 ? x.detach() : as_contiguous(x.detach());
+}
+
+// From the kernel's gradient of the folded projection (grad_weight_t [M, d]) to those of weight and gamma:
+// W_s = gain ⊙ W, so dW = gain ⊙ dW_s and dγ_k = √d Σ_m W[k, m] dW_s[k, m].
+void unfold_grads(const Tensor& grad_weight_t, const Tensor& weight, const Tensor& gain, Tensor& grad_weight,
+                  Tensor& grad_gamma) {
+  const Tensor grad_scaled = grad_weight_t.t();  // [d, M]
+  grad_weight = grad_scaled * gain.unsqueeze(1);
+  grad_gamma = sum(grad_scaled * weight, {1}) * std::sqrt(static_cast<double>(weight.shape()[0]));
+}
+}  // namespace
+
+Tensor hc_width(const Tensor& x, const Tensor& gamma, const Tensor& static_weights, const Tensor& weight,
+                const Tensor& scales, HcStep step) {
+  const char* op = "hc_width";
+  check_step(op, x, gamma, static_weights, weight, scales, step, step.fracs);
+  const Folded f = fold(gamma, static_weights, weight, scales);
+  const Tensor xs = streams_view(x);
+  const int64_t B = x.shape()[0], N = x.shape()[1], D = x.shape()[3];
+  Tensor out = Tensor::empty({B, N, D}, x.options());
+  HC_KERNEL(hc_width_forward, out, out, xs, f.static_weights, f.weight_t, f.scales, step);
+  return record(kHcWidth, out, {x, gamma, static_weights, weight, scales},
+                [xs = save(xs, kHcWidth), w = save(weight, kHcWidth), f, step](const Tensor& grad, const Needs&) {
+                  const Tensor x = xs.get();
+                  Tensor grad_x = Tensor::empty(x.shape(), x.options());
+                  Tensor grad_static = Tensor::empty(f.static_weights.shape(), x.options());
+                  Tensor grad_scales = Tensor::empty(f.scales.shape(), x.options());
+                  Tensor grad_weight_t = Tensor::empty(f.weight_t.shape(), x.options());
+                  HC_KERNEL(hc_step_backward, grad_x, grad_x, Tensor(), grad_static, grad_scales, grad_weight_t,
+                            as_contiguous(grad), x, Tensor(), f.static_weights, f.weight_t, f.scales, step);
+                  Tensor grad_weight, grad_gamma;
+                  unfold_grads(grad_weight_t, w.get(), f.gain, grad_weight, grad_gamma);
+                  return TensorList{grad_x, grad_gamma, grad_static, grad_weight, grad_scales};
+                });
+}
+
+Tensor hc_depth(const Tensor& x, const Tensor& y, const Tensor& gamma, const Tensor& static_weights,
+                const Tensor& weight, const Tensor& scales, HcStep step) {
+  const char* op = "hc_depth";
+  check_step(op, x, gamma, static_weights, weight, scales, step, step.streams * step.fracs + step.fracs);
+  const int64_t B = x.shape()[0], N = x.shape()[1], D = x.shape()[3];
+  HC_CHECK(y.shape() == (Shape{B, N, D}), ShapeError, op, ": branch output ", y.shape(), " must be [", B, ", ", N,
+           ", ", D, "] for streams ", x.shape());
+  check_same_dtype(op, x, y);
+  check_same_device(op, x, y);
+  const Folded f = fold(gamma, static_weights, weight, scales);
+  const Tensor xs = streams_view(x);
+  Tensor ys;
+  {
+    autograd::NoGradGuard no_grad;
+    ys = as_contiguous(y.detach());
+  }
+  Tensor out = Tensor::empty({B, N, step.streams, D}, x.options());
+  HC_KERNEL(hc_depth_forward, out, out, xs, ys, f.static_weights, f.weight_t, f.scales, step);
+  return record(kHcDepth, out, {x, y, gamma, static_weights, weight, scales},
+                [xs = save(xs, kHcDepth), ys = save(ys, kHcDepth), w = save(weight, kHcDepth), f, step](
+                    const Tensor& grad, const Needs&) {
+                  const Tensor x = xs.get(), y = ys.get();
+                  Tensor grad_x = Tensor::empty(x.shape(), x.options());
+                  Tensor grad_y = Tensor::empty(y.shape(), y.options());
+                  Tensor grad_static = Tensor::empty(f.static_weights.shape(), x.options());
+                  Tensor grad_scales = Tensor::empty(f.scales.shape(), x.options());
+                  Tensor grad_weight_t = Tensor::empty(f.weight_t.shape(), x.options());
+                  HC_KERNEL(hc_step_backward, grad_x, grad_x, grad_y, grad_static, grad_scales, grad_weight_t,
+                            as_contiguous(grad), x, y, f.static_weights, f.weight_t, f.scales, step);
+                  Tensor grad_weight, grad_gamma;
+                  unfold_grads(grad_weight_t, w.get(), f.gain, grad_weight, grad_gamma);
+                  return TensorList{grad_x, grad_y, grad_gamma, grad_static, grad_weight, grad_scales};
+                });
+}
+
+}  // namespace hcgrad

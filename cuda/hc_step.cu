@@ -1,0 +1,267 @@
+// hc_width and hc_depth on the GPU (the equations: core/kernel_list.h; the CPU kernels: core/cpu/hc_step.cpp).
+// Each direction is a few grid-stride kernels over small work items, every sum in a fixed order:
+//   coefficients    one thread per (token, row r): the norm, the M projections p and c = static + scale φ(p),
+//                   into a scratch [T, R, M] (M ≤ S·F + F values per row, small beside the D-wide rows)
+//   mixes           one thread per (token, output row, feature): the features coalesced across the warp
+//   backward        G = dL/dc one thread per (token, r, j) (a dot product over d), then grad_x and grad_y
+//                   per feature, and the parameter gradients one thread per parameter element, each summing
+//                   over the tokens in order (deterministic, no atomics)
+#include <cmath>
+#include <cstdint>
+
+#include "hcgrad/core/dispatch.h"
+#include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/launch.cuh"
+
+namespace hcgrad::cuda {
+
+namespace {
+
+constexpr double kMinNorm = 1e-12;
+
+// Sizes, strides and parameters of one step; row r = f·S + s of token t is x[b, n, s, f·d : (f+1)·d].
+template <class T>
+struct StepView {
+  int64_t T_, N, S, F, R, d, D, M;
+  int64_t stride_b, stride_n, stride_s;
+  bool tanh;
+  const T *x, *statics, *weight_t, *scales;
+
+  __device__ const T* row(int64_t token, int64_t r) const {
+    return x + (token / N) * stride_b + (token % N) * stride_n + (r % S) * stride_s + (r / S) * d;
+  }
+};
+
+template <class T>
+StepView<T> step_view(const Tensor& x, const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales,
+                      HcStep step) {
+  StepView<T> v;
+  v.N = x.shape()[1];
+  v.T_ = x.shape()[0] * v.N;
+  v.S = step.streams;
+  v.F = step.fracs;
+  v.R = v.S * v.F;
+  v.D = x.shape()[3];
+  v.d = v.D / v.F;
+  v.M = weight_t.shape()[0];
+  v.stride_b = x.stride(0);
+  v.stride_n = x.stride(1);
+  v.stride_s = x.stride(2);
+  v.tanh = step.tanh;
+  v.x = ptr<T>(x);
+  v.statics = ptr<T>(static_weights);
+  v.weight_t = ptr<T>(weight_t);
+  v.scales = ptr<T>(scales);
+  return v;
+}
+
+// norm [T, R], p [T, R, M] (may be null in the forward) and c [T, R, M].
+template <class T>
+__global__ void coefficients_kernel(StepView<T> v, T* norm, T* p, T* c) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * v.R; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t token = i / v.R, r = i % v.R;
+    const T* xr = v.row(token, r);
+    T squares = 0;
+    for (int64_t k = 0; k < v.d; ++k) squares += xr[k] * xr[k];
+    const T n = sqrt(squares), inv = T(1) / (n > T(kMinNorm) ? n : T(kMinNorm));
+    if (norm) norm[i] = n;
+    for (int64_t j = 0; j < v.M; ++j) {
+      T dot = 0;
+      for (int64_t k = 0; k < v.d; ++k) dot += xr[k] * v.weight_t[j * v.d + k];
+      const T pj = dot * inv;
+      if (p) p[i * v.M + j] = pj;
+      c[i * v.M + j] = v.statics[r * v.M + j] + v.scales[j] * (v.tanh ? tanh(pj) : pj);
+    }
+  }
+}
+
+// u[token, f2·d + k] = Σ_r c[r, f2] x_r[k]: one thread per (token, feature).
+template <class T>
+__global__ void width_mix_kernel(T* out, StepView<T> v, const T* c) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * v.D; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t token = i / v.D, f2 = (i % v.D) / v.d, k = i % v.d;
+    T acc = 0;
+    for (int64_t r = 0; r < v.R; ++r) acc += c[(token * v.R + r) * v.M + f2] * v.row(token, r)[k];
+    out[i] = acc;
+  }
+}
+
+// new[token, t, f2·d + k] = Σ_r c[r, t·F + f2] x_r[k] + Σ_f1 c[f1·S + t, S·F + f2] y[f1·d + k].
+template <class T>
+__global__ void depth_mix_kernel(T* out, StepView<T> v, const T* y, const T* c) {
+  const int64_t SD = v.S * v.D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * SD; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t token = i / SD, t = (i % SD) / v.D, f2 = (i % v.D) / v.d, k = i % v.d;
+    const T* ct = c + token * v.R * v.M;
+    T acc = 0;
+    for (int64_t r = 0; r < v.R; ++r) acc += ct[r * v.M + t * v.F + f2] * v.row(token, r)[k];
+    for (int64_t f1 = 0; f1 < v.F; ++f1)
+      acc += ct[(f1 * v.S + t) * v.M + v.S * v.F + f2] * y[token * v.D + f1 * v.d + k];
+    out[i] = acc;
+  }
+}
+
+// G [T, R, M] = dL/dc and dp_over_n = G scale φ'(p) / max(n, ε): one thread per (token, r, j), G a dot product
+// of the row (x_r, or y[f1] for β's columns) with the gradient of the output row that coefficient feeds.
+template <class T>
+__global__ void coefficient_grad_kernel(T* G, T* dp_over_n, StepView<T> v, const T* y, const T* grad, const T* norm,
+                                        const T* p) {
+  const int64_t SF = v.S * v.F;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * v.R * v.M;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t token = i / (v.R * v.M), r = (i / v.M) % v.R, j = i % v.M;
+    const T *a, *g;
+    if (!y) {  // width: u[f2 = j]
+      a = v.row(token, r);
+      g = grad + token * v.D + j * v.d;
+    } else if (j < SF) {  // depth, mixed streams: new[t, f2], j = t·F + f2
+      a = v.row(token, r);
+      g = grad + (token * v.S + j / v.F) * v.D + (j % v.F) * v.d;
+    } else {  // depth, β·y: row r = f1·S + t feeds new[t, f2] with y[f1], j = S·F + f2
+      a = y + token * v.D + (r / v.S) * v.d;
+      g = grad + (token * v.S + r % v.S) * v.D + (j - SF) * v.d;
+    }
+    T acc = 0;
+    for (int64_t k = 0; k < v.d; ++k) acc += a[k] * g[k];
+    G[i] = acc;
+    const T n = norm[token * v.R + r], phi = v.tanh ? tanh(p[i]) : p[i];
+    const T slope = v.tanh ? T(1) - phi * phi : T(1);
+    dp_over_n[i] = acc * v.scales[j] * slope / (n > T(kMinNorm) ? n : T(kMinNorm));
+  }
+}
+
+// grad_x[token, s, f·d + k] for row r = f·S + s: the mixing weights' share plus the norm and projection's,
+//   Σ_j c[r, j] g_j[k] + Σ_j dp_over_n[r, j] W_t[j, k] − [n ≥ ε] (Σ_j dp_over_n[r, j] p[r, j]) / max(n, ε) x_r[k]
+template <class T>
+__global__ void grad_x_kernel(T* grad_x, StepView<T> v, const T* grad, const T* c, const T* dp_over_n, const T* norm,
+                              const T* p, bool depth) {
+  const int64_t SD = v.S * v.D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * SD; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t token = i / SD, s = (i % SD) / v.D, f = (i % v.D) / v.d, k = i % v.d, r = f * v.S + s;
+    const int64_t row = (token * v.R + r) * v.M;
+    T acc = 0;
+    if (!depth) {
+      for (int64_t f2 = 0; f2 < v.F; ++f2) acc += c[row + f2] * grad[token * v.D + f2 * v.d + k];
+    } else {
+      for (int64_t t = 0; t < v.S; ++t)
+        for (int64_t f2 = 0; f2 < v.F; ++f2)
+          acc += c[row + t * v.F + f2] * grad[(token * v.S + t) * v.D + f2 * v.d + k];
+    }
+    T through_norm = 0;
+    for (int64_t j = 0; j < v.M; ++j) {
+      acc += dp_over_n[row + j] * v.weight_t[j * v.d + k];
+      through_norm += dp_over_n[row + j] * p[row + j];
+    }
+    const T n = norm[token * v.R + r];
+    if (n >= T(kMinNorm)) acc -= through_norm / n * v.row(token, r)[k];
+    grad_x[i] = acc;
+  }
+}
+
+// grad_y[token, f1·d + k] = Σ_{t, f2} c[f1·S + t, S·F + f2] grad[token, t, f2·d + k]
+template <class T>
+__global__ void grad_y_kernel(T* grad_y, StepView<T> v, const T* grad, const T* c) {
+  const int64_t SF = v.S * v.F;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * v.D; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t token = i / v.D, f1 = (i % v.D) / v.d, k = i % v.d;
+    T acc = 0;
+    for (int64_t t = 0; t < v.S; ++t)
+      for (int64_t f2 = 0; f2 < v.F; ++f2)
+        acc += c[(token * v.R + f1 * v.S + t) * v.M + SF + f2] * grad[(token * v.S + t) * v.D + f2 * v.d + k];
+    grad_y[i] = acc;
+  }
+}
+
+// The parameter gradients, one thread per element, each summing over tokens (and rows) in order:
+//   grad_weight_t [M, d] = Σ_{token, r} dp_over_n[r, j] x_r[k],  grad_static [R, M] = Σ_token G,
+//   grad_scales [M] = Σ_{token, r} G φ(p)
+template <class T>
+__global__ void param_grad_kernel(T* grad_weight_t, T* grad_static, T* grad_scales, StepView<T> v, const T* G,
+                                  const T* dp_over_n, const T* p) {
+  const int64_t Md = v.M * v.d, RM = v.R * v.M;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < Md + RM + v.M; i += int64_t(gridDim.x) * blockDim.x) {
+    T acc = 0;
+    if (i < Md) {
+      const int64_t j = i / v.d, k = i % v.d;
+      for (int64_t token = 0; token < v.T_; ++token)
+        for (int64_t r = 0; r < v.R; ++r) acc += dp_over_n[(token * v.R + r) * v.M + j] * v.row(token, r)[k];
+      grad_weight_t[i] = acc;
+    } else if (i < Md + RM) {
+      for (int64_t token = 0; token < v.T_; ++token) acc += G[token * RM + (i - Md)];
+      grad_static[i - Md] = acc;
+    } else {
+      const int64_t j = i - Md - RM;
+      for (int64_t token = 0; token < v.T_; ++token)
+        for (int64_t r = 0; r < v.R; ++r) {
+          const int64_t e = (token * v.R + r) * v.M + j;
+          acc += G[e] * (v.tanh ? tanh(p[e]) : p[e]);
+        }
+      grad_scales[j] = acc;
+    }
+  }
+}
+
+template <class T>
+void forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& static_weights, const Tensor& weight_t,
+             const Tensor& scales, HcStep step) {
+  const StepView<T> v = step_view<T>(x, static_weights, weight_t, scales, step);
+  if (v.T_ == 0) return;
+  const Tensor c = Tensor::empty({v.T_, v.R, v.M}, x.options());
+  const cudaStream_t stream = stream_for(out);
+  coefficients_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(v, nullptr, nullptr, ptr<T>(c));
+  HC_CUDA_LAUNCH_CHECK("hc_step");
+  if (y.defined())
+    depth_mix_kernel<T><<<blocks_for(v.T_ * v.S * v.D), kThreads, 0, stream>>>(ptr<T>(out), v, ptr<T>(y), ptr<T>(c));
+  else
+    width_mix_kernel<T><<<blocks_for(v.T_ * v.D), kThreads, 0, stream>>>(ptr<T>(out), v, ptr<T>(c));
+  HC_CUDA_LAUNCH_CHECK("hc_step");
+}
+
+}  // namespace
+
+void hc_width_forward(const Tensor& out, const Tensor& x, const Tensor& static_weights, const Tensor& weight_t,
+                      const Tensor& scales, HcStep step) {
+  dispatch_floating("hc_width", x.dtype(),
+                    [&]<class T>() { forward<T>(out, x, Tensor(), static_weights, weight_t, scales, step); });
+}
+
+void hc_depth_forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& static_weights,
+                      const Tensor& weight_t, const Tensor& scales, HcStep step) {
+  dispatch_floating("hc_depth", x.dtype(),
+                    [&]<class T>() { forward<T>(out, x, y, static_weights, weight_t, scales, step); });
+}
+
+void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
+                      const Tensor& grad_weight_t, const Tensor& grad_out, const Tensor& x, const Tensor& y,
+                      const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step) {
+  dispatch_floating("hc_step_backward", x.dtype(), [&]<class T>() {
+    const StepView<T> v = step_view<T>(x, static_weights, weight_t, scales, step);
+    const cudaStream_t stream = stream_for(grad_out);
+    const bool depth = y.defined();
+    const T* yp = depth ? ptr<T>(y) : nullptr;
+    const Tensor norm = Tensor::empty({v.T_, v.R}, x.options());
+    const Tensor p = Tensor::empty({v.T_, v.R, v.M}, x.options()), c = Tensor::empty(p.shape(), x.options());
+    const Tensor G = Tensor::empty(p.shape(), x.options()), dp = Tensor::empty(p.shape(), x.options());
+    if (v.T_ > 0) {
+      coefficients_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(v, ptr<T>(norm), ptr<T>(p), ptr<T>(c));
+      HC_CUDA_LAUNCH_CHECK("hc_step_backward");
+      coefficient_grad_kernel<T><<<blocks_for(v.T_ * v.R * v.M), kThreads, 0, stream>>>(
+          ptr<T>(G), ptr<T>(dp), v, yp, ptr<T>(grad_out), ptr<T>(norm), ptr<T>(p));
+      HC_CUDA_LAUNCH_CHECK("hc_step_backward");
+      grad_x_kernel<T><<<blocks_for(v.T_ * v.S * v.D), kThreads, 0, stream>>>(
+          ptr<T>(grad_x), v, ptr<T>(grad_out), ptr<T>(c), ptr<T>(dp), ptr<T>(norm), ptr<T>(p), depth);
+      HC_CUDA_LAUNCH_CHECK("hc_step_backward");
+      if (depth) {
+        grad_y_kernel<T><<<blocks_for(v.T_ * v.D), kThreads, 0, stream>>>(ptr<T>(grad_y), v, ptr<T>(grad_out), ptr<T>(c));
+        HC_CUDA_LAUNCH_CHECK("hc_step_backward");
+      }
+    }
+    const int64_t params = v.M * v.d + v.R * v.M + v.M;
+    param_grad_kernel<T><<<blocks_for(params), kThreads, 0, stream>>>(ptr<T>(grad_weight_t), ptr<T>(grad_static),
+                                                                      ptr<T>(grad_scales), v, ptr<T>(G), ptr<T>(dp),
+                                                                      ptr<T>(p));
+    HC_CUDA_LAUNCH_CHECK("hc_step_backward");
+  });
+}
+
+}  // namespace hcgrad::cuda

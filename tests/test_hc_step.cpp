@@ -1,0 +1,102 @@
+// hc_width and hc_depth (core/ops/hc_step.cpp): HyperConnections' fused split equals its unfused composition
+// in value and gradient for every option the fused ops take (both layouts, one stream or several, fractions,
+// tanh or not, odd sizes); the ops read strided streams, take empty batches, and refuse bad operands naming
+// the op. (Float64 finite-difference gradchecks: test_gradcheck.cpp; CUDA kernels: tests/emulation.)
+#include "helpers.h"
+
+using namespace hctest;
+
+namespace {
+
+// The new streams and every gradient of sum(new · probe) through split(), with branch u -> 1.5·tanh(u).
+struct SplitRun {
+  Tensor out, grad_residuals;
+  std::vector<Tensor> grads;  // the module's parameters, in order
+};
+
+SplitRun run_split(const nn::HyperConnections& hc, const Tensor& residuals, const Tensor& probe) {
+  Tensor r = residuals.detach().requires_grad_();
+  for (const Tensor& p : hc.parameters()) p.zero_grad();
+  nn::ConnectionSplit s = hc.split(r);
+  SplitRun run;
+  run.out = s.add_residual(tanh(s.branch_input) * 1.5);
+  sum(run.out * probe).backward();
+  run.grad_residuals = r.grad();
+  for (const Tensor& p : hc.parameters()) run.grads.push_back(p.grad());
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition, values and gradients") {
+  struct Config {
+    int64_t streams, fracs;
+  };
+  for (const bool streams_in_batch : {true, false})
+    for (const Config config : {Config{1, 4}, Config{3, 1}, Config{4, 1}, Config{2, 3}})
+      for (const bool use_tanh : {true, false}) {
+        CAPTURE(streams_in_batch);
+        CAPTURE(config.streams);
+        CAPTURE(config.fracs);
+        CAPTURE(use_tanh);
+        const int64_t S = config.streams, D = 12, B = 2, N = 3;
+        nn::HyperConnectionsOptions options{.dim = D, .layer_index = 1, .tanh = use_tanh, .num_fracs = config.fracs,
+                                            .streams_in_batch = streams_in_batch, .dtype = DType::Float64};
+        nn::HyperConnections fused(S, options);
+        options.fused = false;
+        nn::HyperConnections unfused(S, options);
+        perturb(fused, 11);
+        copy_parameters(fused, unfused);
+        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
+        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
+        const SplitRun a = run_split(fused, x, probe), b = run_split(unfused, x, probe);
+        REQUIRE(a.out.shape() == shape);
+        CHECK(max_abs_diff(values(a.out), values(b.out)) <= 1e-12);
+        CHECK(max_abs_diff(values(a.grad_residuals), values(b.grad_residuals)) <= 1e-12);
+        REQUIRE(a.grads.size() == b.grads.size());
+        for (size_t i = 0; i < a.grads.size(); ++i) {
+          CAPTURE(i);
+          REQUIRE(a.grads[i].defined() == b.grads[i].defined());
+          if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= 1e-12);
+        }
+      }
+}
+
+TEST_CASE("hc_step: the ops read strided streams and empty batches") {
+  const HcStep step{.streams = 2, .fracs = 2};
+  const Tensor gamma = leaf({3}), ws = leaf({4, 2}), w = leaf({3, 2}), sc = leaf({2});
+  const Tensor wd = leaf({3, 6}), sd = leaf({4, 6}), scd = leaf({6});
+  // Features not contiguous (every other element of a wider tensor) and streams outermost: the same values.
+  const Tensor wide = leaf({2, 2, 3, 12}).detach();
+  const Tensor x = wide.permute({0, 2, 1, 3}).slice(3, 0, 12, 2);  // [2, 3, 2, 6]
+  const Tensor y = leaf({2, 3, 6}).detach();
+  CHECK(max_abs_diff(values(hc_width(x, gamma, ws, w, sc, step)),
+                     values(hc_width(x.contiguous(), gamma, ws, w, sc, step))) == 0);
+  CHECK(max_abs_diff(values(hc_depth(x, y, gamma, sd, wd, scd, step)),
+                     values(hc_depth(x.contiguous(), y, gamma, sd, wd, scd, step))) == 0);
+  // No tokens: empty outputs, and zero parameter gradients.
+  const Tensor none = leaf({2, 0, 2, 6});
+  Tensor out = hc_depth(none, leaf({2, 0, 6}), gamma, sd, wd, scd, step);
+  CHECK(out.shape() == Shape{2, 0, 2, 6});
+  Tensor u = hc_width(none, gamma, ws, w, sc, step);
+  CHECK(u.shape() == Shape{2, 0, 6});
+  ws.zero_grad();
+  (sum(out) + sum(u)).backward();
+  CHECK(values(ws.grad()) == std::vector<double>(8, 0.0));
+}
+
+TEST_CASE("hc_step: bad operands are refused naming the op and the shapes") {
+  const HcStep step{.streams = 2, .fracs = 2};
+  const Tensor x = leaf({2, 3, 2, 6}), gamma = leaf({3}), ws = leaf({4, 2}), w = leaf({3, 2}), sc = leaf({2});
+  CHECK_THROWS_WITH_AS(hc_width(leaf({2, 3, 3, 6}), gamma, ws, w, sc, step),
+                       doctest::Contains("hc_width: streams [2,3,3,6] must be [B, N, S, D] with S = 2"), ShapeError);
+  CHECK_THROWS_WITH_AS(hc_width(leaf({2, 3, 2, 5}), gamma, ws, w, sc, step),
+                       doctest::Contains("D a multiple of F = 2"), ShapeError);
+  CHECK_THROWS_WITH_AS(hc_width(x, gamma, leaf({4, 3}), w, sc, step),
+                       doctest::Contains("expected gamma [3], static_weights [4, 2]"), ShapeError);
+  CHECK_THROWS_WITH_AS(hc_width(x, gamma, ws, w, sc, {.streams = 0}), doctest::Contains("streams and fracs must be >= 1"),
+                       Error);
+  CHECK_THROWS_WITH_AS(hc_depth(x, leaf({2, 3, 5}), gamma, leaf({4, 6}), leaf({3, 6}), leaf({6}), step),
+                       doctest::Contains("hc_depth: branch output [2,3,5] must be [2, 3, 6]"), ShapeError);
+  CHECK_THROWS_WITH_AS(hc_width(x.to(DType::Float32), gamma, ws, w, sc, step), doctest::Contains("hc_width"), Error);
+}
