@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     set_num_threads(threads);
     nn::GPTConfig config;  // the canonical tiny LM: tinylm's defaults
     config.connection = connection;
-    if (connection == "frac" || connection == "frac-paper") config.fracs = 4;
+    if (connection.starts_with("frac")) config.fracs = 4;
     else if (connection != "residual") config.streams = 4;
     const Device device = device_name == "cpu" ? Device::cpu() : Device::cuda(0);
     nn::GPT model(config, /*seed=*/0);

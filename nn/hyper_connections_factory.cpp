@@ -68,7 +68,8 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
 
 const std::vector<std::string>& connection_names() {
   static const std::vector<std::string> names{"residual",  "hc",           "frac",      "frac-paper",
-                                              "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity"};
+                                              "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity",
+                                              "hc-unfused", "frac-unfused"};
   return names;
 }
 
@@ -96,9 +97,11 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
   if (!connection.starts_with("mhc")) {  // residual, hc, frac, frac-paper
     auto made = hyper_connections(streams, factory);
     const HcVariant variant = connection == "frac-paper" ? HcVariant::Paper : HcVariant::Library;
-    auto init_hc = [made, dim, dtype, variant](int64_t layer_index, Branch branch) {
-      return made.init_hc({.dim = dim, .layer_index = layer_index, .dtype = dtype, .variant = variant},
-                          std::move(branch));
+    const bool fused = !connection.ends_with("-unfused");  // hc-unfused, frac-unfused: the reference composition
+    auto init_hc = [made, dim, dtype, variant, fused](int64_t layer_index, Branch branch) {
+      return made.init_hc(
+          {.dim = dim, .layer_index = layer_index, .dtype = dtype, .variant = variant, .fused = fused},
+          std::move(branch));
     };
     return {init_hc, made.expand_stream.module(), made.reduce_stream.module()};
   }

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "hcgrad/core/cpu/parallel.h"
 #include "hcgrad/core/dispatch.h"
 #include "hcgrad/core/kernels.h"
@@ -17,17 +19,49 @@ namespace {
 constexpr double kMinNorm = 1e-12;      // the library's clamp of the norm
 constexpr int64_t kTokenBlock = 64;     // tokens per partial sum of the parameter gradients
 
+// Eigen's dot product: vectorised with several accumulators (a plain loop's single sum would wait on each add).
 template <class T>
-T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
-  T acc = 0;
-  for (int64_t k = 0; k < n; ++k) acc += a[k] * b[k];
-  return acc;
+T dot(const T* a, const T* b, int64_t n) {
+  using Vector = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+  return Vector(a, n).dot(Vector(b, n));
 }
 
+// out[k] (+)= Σ_i coefs[i] · srcs[i][k] for k < n: a block of kLanes outputs stays in registers while every
+// term is added, so each output is written once (not once per term, as a chain of axpys would).
+constexpr int64_t kLanes = 16;
 template <class T>
-void axpy(T* __restrict out, T c, const T* __restrict x, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) out[k] += c * x[k];
+void combine(T* __restrict out, const T* const* srcs, const T* coefs, int64_t terms, int64_t n, bool accumulate) {
+  using Lanes = Eigen::Array<T, kLanes, 1>;  // fixed size: Eigen keeps it in vector registers
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) {
+    Lanes acc = accumulate ? Lanes(Eigen::Map<const Lanes>(out + k)) : Lanes::Zero();
+    for (int64_t i = 0; i < terms; ++i) acc += coefs[i] * Eigen::Map<const Lanes>(srcs[i] + k);
+    Eigen::Map<Lanes>(out + k) = acc;
+  }
+  for (; k < n; ++k) {
+    T acc = accumulate ? out[k] : T(0);
+    for (int64_t i = 0; i < terms; ++i) acc += coefs[i] * srcs[i][k];
+    out[k] = acc;
+  }
 }
+
+// The terms of one combine(), gathered per output row (at most R + M + 1 of them).
+template <class T>
+struct Terms {
+  std::vector<const T*> srcs;
+  std::vector<T> coefs;
+  void clear() {
+    srcs.clear();
+    coefs.clear();
+  }
+  void add(T c, const T* src) {
+    srcs.push_back(src);
+    coefs.push_back(c);
+  }
+  void write(T* out, int64_t n, bool accumulate = false) const {
+    combine(out, srcs.data(), coefs.data(), static_cast<int64_t>(srcs.size()), n, accumulate);
+  }
+};
 
 // Sizes, the parameters and where a token's rows are. Row r = f·S + s is x[b, n, s, f·d : (f+1)·d].
 template <class T>
@@ -72,13 +106,16 @@ struct Coefficients {
       const T* xr = st.row(token, r);
       norm[r] = std::sqrt(dot(xr, xr, st.d));
       const T inv = T(1) / std::max(norm[r], T(kMinNorm));
-      for (int64_t j = 0; j < st.M; ++j) {
-        const int64_t i = r * st.M + j;
-        p[i] = dot(xr, st.weight_t + j * st.d, st.d) * inv;
-        phi[i] = st.tanh ? std::tanh(p[i]) : p[i];
-        c[i] = st.statics[i] + st.scales[j] * phi[i];
-      }
+      for (int64_t j = 0; j < st.M; ++j) p[r * st.M + j] = dot(xr, st.weight_t + j * st.d, st.d) * inv;
     }
+    // φ over the token's R·M projections at once: Eigen's vectorised tanh (a scalar tanh per coefficient
+    // was half of the kernel's time), the same function the tanh op uses on float32.
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    const int64_t n = st.R * st.M;
+    if (st.tanh) Eigen::Map<Array>(phi.data(), n) = Eigen::Map<const Array>(p.data(), n).tanh();
+    else std::copy(p.begin(), p.end(), phi.begin());
+    for (int64_t r = 0; r < st.R; ++r)
+      for (int64_t j = 0; j < st.M; ++j) c[r * st.M + j] = st.statics[r * st.M + j] + st.scales[j] * phi[r * st.M + j];
   }
 };
 
@@ -87,12 +124,13 @@ void width_forward(const Tensor& out, const Step<T>& st, int64_t tokens) {
   T* o = out.data<T>();
   parallel_for(0, tokens, grain_for(st.R * st.D), [&](int64_t t0, int64_t t1) {
     Coefficients<T> co(st);
+    Terms<T> terms;
     for (int64_t token = t0; token < t1; ++token) {
       co.compute(st, token);
       for (int64_t f2 = 0; f2 < st.F; ++f2) {  // u[f2] = Σ_r c[r, f2] x_r
-        T* u = o + token * st.D + f2 * st.d;
-        std::fill(u, u + st.d, T(0));
-        for (int64_t r = 0; r < st.R; ++r) axpy(u, co.c[r * st.M + f2], st.row(token, r), st.d);
+        terms.clear();
+        for (int64_t r = 0; r < st.R; ++r) terms.add(co.c[r * st.M + f2], st.row(token, r));
+        terms.write(o + token * st.D + f2 * st.d, st.d);
       }
     }
   });
@@ -104,16 +142,17 @@ void depth_forward(const Tensor& out, const T* y, const Step<T>& st, int64_t tok
   const int64_t SF = st.S * st.F;
   parallel_for(0, tokens, grain_for(st.R * st.D * st.S), [&](int64_t t0, int64_t t1) {
     Coefficients<T> co(st);
+    Terms<T> terms;
     for (int64_t token = t0; token < t1; ++token) {
       co.compute(st, token);
       const T* yt = y + token * st.D;
       for (int64_t t = 0; t < st.S; ++t)
         for (int64_t f2 = 0; f2 < st.F; ++f2) {
           // new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 β[f1·S + t, f2] y[f1]
-          T* n = o + (token * st.S + t) * st.D + f2 * st.d;
-          std::fill(n, n + st.d, T(0));
-          for (int64_t r = 0; r < st.R; ++r) axpy(n, co.c[r * st.M + t * st.F + f2], st.row(token, r), st.d);
-          for (int64_t f1 = 0; f1 < st.F; ++f1) axpy(n, co.c[(f1 * st.S + t) * st.M + SF + f2], yt + f1 * st.d, st.d);
+          terms.clear();
+          for (int64_t r = 0; r < st.R; ++r) terms.add(co.c[r * st.M + t * st.F + f2], st.row(token, r));
+          for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(co.c[(f1 * st.S + t) * st.M + SF + f2], yt + f1 * st.d);
+          terms.write(o + (token * st.S + t) * st.D + f2 * st.d, st.d);
         }
     }
   });
@@ -128,13 +167,12 @@ struct ParamGrads {
   static int64_t size(const Step<T>& st) { return st.M * st.d + st.R * st.M + st.M; }
 };
 
-// The backward of one token, after the step-specific part has filled G = dL/dc [R, M] and the direct part
-// of grad_x (the rows' mixing weights times the output gradient): the coefficient chain and the norm.
-//   dstatic += G,  dscale_j += G φ,  dp = G scale_j φ'(p),  dx_r += (dp_r / n_r) W_t − [n_r ≥ ε] (dp_r · p_r / n_r²) x_r,
-//   dW_t[j] += (dp_rj / n_r) x_r
+// The coefficient chain of one token, from G = dL/dc [R, M]:
+//   dstatic += G,  dscale_j += G φ,  dp_over_n = G scale_j φ'(p) / n_r,  through_r = [n_r ≥ ε] Σ_j dp_over_n p / n_r
+// (the input gradient is then dx_r = Σ_j dp_over_n[r, j] W_t[j] − through_r x_r, and dW_t[j] = Σ_r dp_over_n[r, j] x_r).
 template <class T>
-void coefficient_chain(const Step<T>& st, int64_t token, const Coefficients<T>& co, const T* G, T* gx_token,
-                       ParamGrads<T>& pg, T* dp) {
+void coefficient_chain(const Step<T>& st, const Coefficients<T>& co, const T* G, ParamGrads<T>& pg, T* dp_over_n,
+                       T* through) {
   for (int64_t r = 0; r < st.R; ++r) {
     const T n = co.norm[r], inv = T(1) / std::max(n, T(kMinNorm));
     T through_norm = 0;
@@ -143,18 +181,10 @@ void coefficient_chain(const Step<T>& st, int64_t token, const Coefficients<T>& 
       pg.statics[i] += G[i];
       pg.scales[j] += G[i] * co.phi[i];
       const T slope = st.tanh ? T(1) - co.phi[i] * co.phi[i] : T(1);
-      dp[j] = G[i] * st.scales[j] * slope * inv;  // dp / n
-      through_norm += dp[j] * co.p[i];
+      dp_over_n[i] = G[i] * st.scales[j] * slope * inv;
+      through_norm += dp_over_n[i] * co.p[i];
     }
-    through_norm = n >= T(kMinNorm) ? through_norm * inv : T(0);
-    const T* xr = st.row(token, r);
-    T* gxr = gx_token + (r % st.S) * st.D + (r / st.S) * st.d;
-    axpy(gxr, -through_norm, xr, st.d);
-    for (int64_t j = 0; j < st.M; ++j) {
-      if (dp[j] == T(0)) continue;
-      axpy(gxr, dp[j], st.weight_t + j * st.d, st.d);
-      axpy(pg.weight_t + j * st.d, dp[j], xr, st.d);
-    }
+    through[r] = n >= T(kMinNorm) ? through_norm * inv : T(0);
   }
 }
 
@@ -168,43 +198,48 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
   std::vector<T> partials(static_cast<size_t>(std::max<int64_t>(blocks, 1) * psize), T(0));
   parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     Coefficients<T> co(st);
-    std::vector<T> G(st.R * st.M), dp(st.M);
+    std::vector<T> G(st.R * st.M), dp_over_n(st.R * st.M), through(st.R);
+    Terms<T> terms;
     for (int64_t b = b0; b < b1; ++b) {
       ParamGrads<T> pg(partials.data() + b * psize, st);
       for (int64_t token = b * kTokenBlock; token < std::min(tokens, (b + 1) * kTokenBlock); ++token) {
         co.compute(st, token);
-        std::fill(G.begin(), G.end(), T(0));
-        T* gxt = gx + token * st.S * st.D;
-        std::fill(gxt, gxt + st.S * st.D, T(0));
-        if (!depth) {
-          for (int64_t f2 = 0; f2 < st.F; ++f2) {  // u[f2] = Σ_r c[r, f2] x_r
-            const T* gu = g + token * st.D + f2 * st.d;
-            for (int64_t r = 0; r < st.R; ++r) {
-              const T* xr = st.row(token, r);
-              G[r * st.M + f2] = dot(xr, gu, st.d);
-              axpy(gxt + (r % st.S) * st.D + (r / st.S) * st.d, co.c[r * st.M + f2], gu, st.d);
-            }
+        // The output rows' gradients: width u[f2] (column f2), depth new[t, f2] (column t·F + f2, and β's S·F + f2).
+        const T* yt = depth ? y + token * st.D : nullptr;
+        auto grad_row = [&](int64_t o) {  // o = f2 (width) or t·F + f2 (depth)
+          return depth ? g + (token * st.S + o / st.F) * st.D + (o % st.F) * st.d : g + token * st.D + o * st.d;
+        };
+        const int64_t outputs = depth ? SF : st.F;
+        // G = dL/dc: each coefficient's dot product of its source row with the gradient of the row it feeds.
+        for (int64_t o = 0; o < outputs; ++o)
+          for (int64_t r = 0; r < st.R; ++r) G[r * st.M + o] = dot(st.row(token, r), grad_row(o), st.d);
+        if (depth) {
+          for (int64_t r = 0; r < st.R; ++r)  // r = f1·S + t: β[r, f2] weighs y[f1] into new[t, f2]
+            for (int64_t f2 = 0; f2 < st.F; ++f2)
+              G[r * st.M + SF + f2] = dot(yt + (r / st.S) * st.d, grad_row((r % st.S) * st.F + f2), st.d);
+          for (int64_t f1 = 0; f1 < st.F; ++f1) {  // dy[f1] = Σ_{t, f2} β[f1·S + t, f2] dnew[t, f2]
+            terms.clear();
+            for (int64_t t = 0; t < st.S; ++t)
+              for (int64_t f2 = 0; f2 < st.F; ++f2)
+                terms.add(co.c[(f1 * st.S + t) * st.M + SF + f2], grad_row(t * st.F + f2));
+            terms.write(gy + token * st.D + f1 * st.d, st.d);
           }
-        } else {
-          const T* yt = y + token * st.D;
-          T* gyt = gy + token * st.D;
-          std::fill(gyt, gyt + st.D, T(0));
-          for (int64_t t = 0; t < st.S; ++t)
-            for (int64_t f2 = 0; f2 < st.F; ++f2) {
-              const T* gn = g + (token * st.S + t) * st.D + f2 * st.d;
-              for (int64_t r = 0; r < st.R; ++r) {
-                const int64_t i = r * st.M + t * st.F + f2;
-                G[i] = dot(st.row(token, r), gn, st.d);
-                axpy(gxt + (r % st.S) * st.D + (r / st.S) * st.d, co.c[i], gn, st.d);
-              }
-              for (int64_t f1 = 0; f1 < st.F; ++f1) {
-                const int64_t i = (f1 * st.S + t) * st.M + SF + f2;
-                G[i] = dot(yt + f1 * st.d, gn, st.d);
-                axpy(gyt + f1 * st.d, co.c[i], gn, st.d);
-              }
-            }
         }
-        coefficient_chain(st, token, co, G.data(), gxt, pg, dp.data());
+        coefficient_chain(st, co, G.data(), pg, dp_over_n.data(), through.data());
+        // dx_r = Σ_o c[r, o] d(row o) + Σ_j dp_over_n[r, j] W_t[j] − through_r x_r: written once.
+        T* gxt = gx + token * st.S * st.D;
+        for (int64_t r = 0; r < st.R; ++r) {
+          terms.clear();
+          for (int64_t o = 0; o < outputs; ++o) terms.add(co.c[r * st.M + o], grad_row(o));
+          for (int64_t j = 0; j < st.M; ++j) terms.add(dp_over_n[r * st.M + j], st.weight_t + j * st.d);
+          terms.add(-through[r], st.row(token, r));
+          terms.write(gxt + (r % st.S) * st.D + (r / st.S) * st.d, st.d);
+        }
+        for (int64_t j = 0; j < st.M; ++j) {  // dW_t[j] += Σ_r dp_over_n[r, j] x_r
+          terms.clear();
+          for (int64_t r = 0; r < st.R; ++r) terms.add(dp_over_n[r * st.M + j], st.row(token, r));
+          terms.write(pg.weight_t + j * st.d, st.d, /*accumulate=*/true);
+        }
       }
     }
   });
