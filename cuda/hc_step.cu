@@ -206,7 +206,7 @@ void forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& 
              const Tensor& scales, HcStep step) {
   const StepView<T> v = step_view<T>(x, static_weights, weight_t, scales, step);
   if (v.T_ == 0) return;
-  const Tensor c = Tensor::empty({v.T_, v.R, v.M}, x.options());
+  const Tensor c = Tensor::empty(Shape{v.T_, v.R, v.M}, x.options());
   const cudaStream_t stream = stream_for(out);
   coefficients_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(v, nullptr, nullptr, ptr<T>(c));
   HC_CUDA_LAUNCH_CHECK("hc_step");
@@ -239,8 +239,8 @@ void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& 
     const cudaStream_t stream = stream_for(grad_out);
     const bool depth = y.defined();
     const T* yp = depth ? ptr<T>(y) : nullptr;
-    const Tensor norm = Tensor::empty({v.T_, v.R}, x.options());
-    const Tensor p = Tensor::empty({v.T_, v.R, v.M}, x.options()), c = Tensor::empty(p.shape(), x.options());
+    const Tensor norm = Tensor::empty(Shape{v.T_, v.R}, x.options());
+    const Tensor p = Tensor::empty(Shape{v.T_, v.R, v.M}, x.options()), c = Tensor::empty(p.shape(), x.options());
     const Tensor G = Tensor::empty(p.shape(), x.options()), dp = Tensor::empty(p.shape(), x.options());
     if (v.T_ > 0) {
       coefficients_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(v, ptr<T>(norm), ptr<T>(p), ptr<T>(c));

@@ -20,7 +20,13 @@
 namespace tinylm {
 
 struct CompareOptions {
-  std::vector<std::string> connections = hcgrad::nn::connection_names();  // every connection tinylm knows
+  // Every connection tinylm knows, but the -unfused ones (the same models as hc and frac, for benchmarks).
+  std::vector<std::string> connections = [] {
+    std::vector<std::string> names;
+    for (const std::string& name : hcgrad::nn::connection_names())
+      if (!name.ends_with("-unfused")) names.push_back(name);
+    return names;
+  }();
   int64_t seeds = 3;
   int64_t steps = 600;
   int64_t streams = 4;     // hc and the mhc variants: streams; frac, frac-paper: fractions
