@@ -9,8 +9,14 @@ namespace hcgrad {
 
 struct HcStep {
   int64_t streams = 1;  // S
-  int64_t fracs = 1;    // F: each stream is F fractions of width d = D / F; rows r = f·S + s
-  bool tanh = true;     // φ of the dynamic coefficients (false: identity)
+  int64_t fracs = 1;    // F: each stream is F fractions of width d = D / F
+  bool tanh = true;     // HC: φ of the dynamic coefficients (false: identity)
+  // false: HyperConnections, c = static + scale ⊙ φ(p), rows r = f·S + s (fraction outer).
+  // true: mHC (nn/mhc.h), z = static + scale ⊙ p and c = σ(z) for the width step's H_pre, Sinkhorn(z) over
+  // the depth step's S·F residual columns (H_res, rows = sources) and 2σ(z) for its β; rows r = s·F + f.
+  bool manifold = false;
+  int64_t sinkhorn_iters = 20;       // mHC's H_res
+  bool sinkhorn_log_domain = false;  // SinkhornDomain::Log
 };
 
 }  // namespace hcgrad

@@ -75,10 +75,12 @@ Tensor stream_mix(const Tensor& weights, const Tensor& x);
 // connections' residual merge, the mixed streams plus the branch output weighted per stream.
 Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extra_weights, const Tensor& extra_x);
 
-// ---- hyper-connection steps, HyperConnections' width and depth connections as one op each (core/ops/hc_step.cpp) ----
-// streams x [B, N, S, D] (rows r = f·S + s: fraction f of stream s, width d = D / F), gamma [d] the norm's gain.
-// Per token the coefficients are c = static_weights + scales ⊙ φ(x̂ weight), x̂_r = x_r / max(|x_r|, 1e-12) ·
-// √d · (1 + gamma), φ = tanh or identity (the HC paper's eq. 6-9, nn/hyper_connections.h):
+// ---- hyper-connection steps, the width and depth connections as one op each (core/ops/hc_step.cpp) ----
+// streams x [B, N, S, D] (rows r = f·S + s, or s·F + f with step.manifold: fraction f of stream s, width
+// d = D / F), gamma [d] the norm's gain. Per token the coefficients are c = static_weights + scales ⊙ φ(x̂ weight),
+// x̂_r = x_r / max(|x_r|, 1e-12) · √d · (1 + gamma), φ = tanh or identity (the HC paper's eq. 6-9,
+// nn/hyper_connections.h); with step.manifold (mHC, nn/mhc.h) c = σ(z) in the width step and Sinkhorn(z) for the
+// depth step's S·F residual columns, 2σ(z) for its β, z = static_weights + scales ⊙ (x̂ weight):
 // hc_width: static_weights [R, F], weight [d, F], scales [F] -> the branch input [B, N, D],
 //   u[f2] = Σ_r c[r, f2] x_r.
 // hc_depth: static_weights [R, S·F + F], weight [d, S·F + F], scales [S·F + F], y [B, N, D] -> [B, N, S, D],

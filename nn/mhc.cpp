@@ -31,6 +31,7 @@ ManifoldHyperConnections::ManifoldHyperConnections(int64_t S, ManifoldHyperConne
       sinkhorn_iters(o.sinkhorn_iters),
       proposals(o.num_dynamic_alpha_proposals),
       streams_in_batch(o.streams_in_batch),
+      fused(o.fused),
       sinkhorn_domain(o.sinkhorn_domain),
       residual_transform_(o.residual_transform),
       constraint_(o.residual_mix_constraint_fn),
@@ -226,7 +227,49 @@ std::optional<ConnectionMaps> ManifoldHyperConnections::maps(const Tensor& resid
   return m;
 }
 
+bool ManifoldHyperConnections::runs_fused_steps() const {
+  return fused && proposals == 1 && !mix_streams && !residual_transform_ && !constraint_ && !depth_residual_fn_ &&
+         static_beta.defined();
+}
+
+// The same equations as width() and the merge in two ops (hc_width, hc_depth with step.manifold): the width
+// step reads the F pre columns of the parameters, the depth step the S·F residual columns and then β's F
+// columns (its static bβ[s, f1] repeated for every f2), as plain matrices z = static + scale (x̂ W).
+ConnectionSplit ManifoldHyperConnections::fused_split(const Tensor& residuals) const {
+  const int64_t streams = num_streams, fracs = num_fracs, frac_width = dim / fracs, rows = streams * fracs;
+  int64_t batch = 0;
+  Shape middle;
+  const Tensor x = mhc_streams_last(name().c_str(), residuals, streams, dim, streams_in_batch, batch, middle);
+  const Tensor weight = dynamic_alpha_fn.reshape({frac_width, fracs + rows});  // P = 1
+  const HcStep step{.streams = streams,
+                    .fracs = fracs,
+                    .manifold = true,
+                    .sinkhorn_iters = sinkhorn_iters,
+                    .sinkhorn_log_domain = sinkhorn_domain == SinkhornDomain::Log};
+  Shape branch_shape = middle;
+  branch_shape.insert(branch_shape.begin(), batch);
+  branch_shape.push_back(dim);
+  Tensor u = hc_width(x, norm->gamma, static_alpha.narrow(1, 0, fracs), weight.narrow(1, 0, fracs),
+                      pre_branch_scale.expand({fracs}), step);
+  auto depth_step = [this, x, step, branch_shape, input_shape = residuals.shape(), rows, frac_width](const Tensor& y) {
+    const int64_t fracs = num_fracs;
+    HC_CHECK(y.shape() == branch_shape, ShapeError, "ManifoldHyperConnections: branch output ", y.shape(),
+             " must have the branch input's shape ", branch_shape);
+    const Tensor statics =
+        cat({static_alpha.narrow(1, fracs, rows), static_beta.reshape({rows, 1}).expand({rows, fracs})}, 1);
+    const Tensor weight = cat({dynamic_alpha_fn.reshape({frac_width, fracs + rows}).narrow(1, fracs, rows),
+                               dynamic_beta_fn.reshape({frac_width, fracs})},
+                              1);
+    const Tensor scales = cat({residual_scale.expand({rows}), h_post_scale.reshape({1}).expand({fracs})}, 0);
+    const Tensor next =
+        hc_depth(x, y.reshape({x.shape()[0], x.shape()[1], dim}), norm->gamma, statics, weight, scales, step);
+    return dropout_->forward(mhc_streams_to_input(next, input_shape, streams_in_batch));
+  };
+  return {u.reshape(branch_shape), depth_step};
+}
+
 ConnectionSplit ManifoldHyperConnections::split(const Tensor& residuals) const {
+  if (runs_fused_steps()) return fused_split(residuals);
   // A custom depth_residual_fn needs the mixed residuals on their own, and without the branch term there is
   // nothing to merge: both take the two-step path.
   if (depth_residual_fn_ || !static_beta.defined()) return split_of(*this, residuals);

@@ -86,6 +86,11 @@ struct ManifoldHyperConnectionsOptions {
   MhcVariant variant = MhcVariant::Library;  // read by make_manifold_hyper_connections
   MhcInit init = MhcInit::Library;  // IdentityLike needs num_fracs = 1 (the library's β writes every fraction)
   double identity_logit = 6.0;      // the IdentityLike init's closeness c (> 0)
+  // true: split() runs each call as one hc_width and one hc_depth op (core/ops.h, step.manifold) where the
+  // options allow (one proposal, no stream mixing before the norm, no residual transform, Sinkhorn as the
+  // constraint, the default o + r merge): only the streams saved for backward, the Sinkhorn recomputed per
+  // token. false, or other options: the composition of small ops, the readable reference.
+  bool fused = true;
 };
 
 // The library's `maybe_mix_streams`, a bias-free 1x1 Conv2d over the stream axis: only its weight
@@ -124,7 +129,7 @@ class ManifoldHyperConnections : public ConnectionModule {
   std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, num_fracs, sinkhorn_iters, proposals;
-  bool streams_in_batch;
+  bool streams_in_batch, fused;
   SinkhornDomain sinkhorn_domain;
   Tensor static_alpha;      // [S·F, F + S·F]
   Tensor dynamic_alpha_fn;  // [P, d, F + S·F]
@@ -141,6 +146,8 @@ class ManifoldHyperConnections : public ConnectionModule {
   std::function<Tensor(const Tensor&)> constraint_;
   std::shared_ptr<DepthResidual> depth_residual_fn_;
 
+  bool runs_fused_steps() const;  // see ManifoldHyperConnectionsOptions::fused
+  ConnectionSplit fused_split(const Tensor& residuals) const;
   // The depth step with the residual mix fused in: H_res^T x + β^T y in one stream_mix_add pass.
   Tensor add_residual_by_stream_mix_add(const Width& width, const Tensor& branch_output) const;
   // β [B, N, S, F, F] as stream_mix weights [B, N, F, S·F] for the branch output's F fractions.

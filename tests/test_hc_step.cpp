@@ -1,6 +1,6 @@
-// hc_width and hc_depth (core/ops/hc_step.cpp): HyperConnections' fused split equals its unfused composition
-// in value and gradient for every option the fused ops take (both layouts, one stream or several, fractions,
-// tanh or not, odd sizes); the ops read strided streams, take empty batches, and refuse bad operands naming
+// hc_width and hc_depth (core/ops/hc_step.cpp): the fused split of HyperConnections and of mHC equals the
+// unfused composition in value and gradient for every option the fused ops take (both layouts, one stream or
+// several, fractions, tanh or not, both Sinkhorn domains, odd sizes); the ops read strided streams, take empty batches, and refuse bad operands naming
 // the op. (Float64 finite-difference gradchecks: test_gradcheck.cpp; CUDA kernels: tests/emulation.)
 #include "helpers.h"
 
@@ -14,7 +14,8 @@ struct SplitRun {
   std::vector<Tensor> grads;  // the module's parameters, in order
 };
 
-SplitRun run_split(const nn::HyperConnections& hc, const Tensor& residuals, const Tensor& probe) {
+template <class Module>
+SplitRun run_split(const Module& hc, const Tensor& residuals, const Tensor& probe) {
   Tensor r = residuals.detach().requires_grad_();
   for (const Tensor& p : hc.parameters()) p.zero_grad();
   nn::ConnectionSplit s = hc.split(r);
@@ -59,6 +60,50 @@ TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition
           REQUIRE(a.grads[i].defined() == b.grads[i].defined());
           if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= 1e-12);
         }
+      }
+}
+
+// Values and every gradient agree between two runs (fused and unfused).
+static void check_same(const SplitRun& a, const SplitRun& b, const Shape& shape, double tol) {
+  REQUIRE(a.out.shape() == shape);
+  CHECK(max_abs_diff(values(a.out), values(b.out)) <= tol);
+  CHECK(max_abs_diff(values(a.grad_residuals), values(b.grad_residuals)) <= tol);
+  REQUIRE(a.grads.size() == b.grads.size());
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(a.grads[i].defined() == b.grads[i].defined());
+    if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= tol);
+  }
+}
+
+TEST_CASE("hc_step: mHC's fused split equals the unfused composition, values and gradients") {
+  struct Config {
+    int64_t streams, fracs;
+  };
+  for (const bool streams_in_batch : {true, false})
+    for (const Config config : {Config{1, 2}, Config{3, 1}, Config{4, 1}, Config{2, 2}})
+      for (const SinkhornDomain domain : {SinkhornDomain::Linear, SinkhornDomain::Log}) {
+        CAPTURE(streams_in_batch);
+        CAPTURE(config.streams);
+        CAPTURE(config.fracs);
+        CAPTURE(domain == SinkhornDomain::Log);
+        const int64_t S = config.streams, D = 12, B = 2, N = 3;
+        nn::ManifoldHyperConnectionsOptions options;
+        options.dim = D;
+        options.layer_index = 1;
+        options.streams_in_batch = streams_in_batch;
+        options.sinkhorn_iters = 5;
+        options.sinkhorn_domain = domain;
+        options.num_fracs = config.fracs;
+        options.dtype = DType::Float64;
+        nn::ManifoldHyperConnections fused(S, options);
+        options.fused = false;
+        nn::ManifoldHyperConnections unfused(S, options);
+        perturb(fused, 12);
+        copy_parameters(fused, unfused);
+        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
+        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
+        check_same(run_split(fused, x, probe), run_split(unfused, x, probe), shape, 1e-12);
       }
 }
 

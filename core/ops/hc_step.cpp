@@ -1,5 +1,5 @@
-// hc_width and hc_depth: HyperConnections' width and depth connections (nn/hyper_connections.h) as one op
-// each, with a hand-written backward. The module builds the unfused composition of the same equations
+// hc_width and hc_depth: the width and depth connections of HyperConnections (nn/hyper_connections.h) and of
+// mHC (nn/mhc.h, step.manifold) as one op each, with a hand-written backward. The module builds the unfused composition of the same equations
 // (scaled_rms_norm_matmul, stream_mix, stream_mix_add) when asked to, and the tests hold the two together.
 #include <cmath>
 
@@ -18,6 +18,8 @@ void check_step(const char* op, const Tensor& x, const Tensor& gamma, const Tens
   check_floating(op, x);
   HC_CHECK(step.streams >= 1 && step.fracs >= 1, Error, op, ": streams and fracs must be >= 1, got ", step.streams,
            " and ", step.fracs);
+  HC_CHECK(!step.manifold || step.sinkhorn_iters >= 1, Error, op, ": sinkhorn_iters must be >= 1, got ",
+           step.sinkhorn_iters);
   HC_CHECK(x.dim() == 4 && x.shape()[2] == step.streams && x.shape()[3] % step.fracs == 0, ShapeError, op,
            ": streams ", x.shape(), " must be [B, N, S, D] with S = ", step.streams, " and D a multiple of F = ",
            step.fracs);

@@ -339,13 +339,14 @@ TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward") {
   }
 }
 
-TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backward") {
+TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backward, HC and mHC") {
   for (DType dtype : kFloatTypes) {
-    for (const bool tanh : {true, false}) {
+    for (const int kind : {0, 1, 2, 3}) {  // HC with tanh, HC without, mHC (linear Sinkhorn), mHC (log)
       CAPTURE(dtype);
-      CAPTURE(tanh);
+      CAPTURE(kind);
       const int64_t B = 2, N = 3, S = 3, F = 2, d = 5, D = F * d, R = S * F;
-      const HcStep step{.streams = S, .fracs = F, .tanh = tanh};
+      const HcStep step{.streams = S, .fracs = F, .tanh = kind == 0, .manifold = kind >= 2, .sinkhorn_iters = 3,
+                        .sinkhorn_log_domain = kind == 3};
       // The streams as the library's layout gives them: [B, S, N, D] memory read as [B, N, S, D].
       const Tensor x = random({B, S, N, D}, dtype).permute({0, 2, 1, 3}), y = random({B, N, D}, dtype);
       x.narrow(1, 1, 1).narrow(2, 0, 1).narrow(3, 0, d).mul_(0.0);  // one zero row: the clamped norm
