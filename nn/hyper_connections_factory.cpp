@@ -69,7 +69,7 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
 const std::vector<std::string>& connection_names() {
   static const std::vector<std::string> names{"residual",  "hc",           "frac",      "frac-paper",
                                               "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity",
-                                              "hc-unfused", "frac-unfused"};
+                                              "hc-unfused", "frac-unfused", "mhc-fused"};
   return names;
 }
 
@@ -108,8 +108,10 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
   auto made = manifold_hyper_connections(streams, factory);
   const MhcVariant variant = connection.starts_with("mhc-paper") ? MhcVariant::Paper : MhcVariant::Library;
   const MhcInit init = connection.ends_with("-identity") ? MhcInit::IdentityLike : MhcInit::Library;
-  auto init_hc = [made, dim, dtype, variant, init](int64_t layer_index, Branch branch) {
+  const bool fused = connection == "mhc-fused";  // opt-in for mHC (ManifoldHyperConnectionsOptions::fused)
+  auto init_hc = [made, dim, dtype, variant, init, fused](int64_t layer_index, Branch branch) {
     ManifoldHyperConnectionsOptions options;
+    options.fused = fused;
     options.dim = dim;
     options.layer_index = layer_index;
     options.variant = variant;

@@ -89,8 +89,8 @@ struct ManifoldHyperConnectionsOptions {
   // true: split() runs each call as one hc_width and one hc_depth op (core/ops.h, step.manifold) where the
   // options allow (one proposal, no stream mixing before the norm, no residual transform, Sinkhorn as the
   // constraint, the default o + r merge): only the streams saved for backward, the Sinkhorn recomputed per
-  // token. false, or other options: the composition of small ops, the readable reference.
-  bool fused = true;
+  // token. Off by default: on the CPU it is slower than the composition today (docs/performance.md).
+  bool fused = false;
 };
 
 // The library's `maybe_mix_streams`, a bias-free 1x1 Conv2d over the stream axis: only its weight

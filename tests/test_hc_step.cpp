@@ -96,6 +96,7 @@ TEST_CASE("hc_step: mHC's fused split equals the unfused composition, values and
         options.sinkhorn_domain = domain;
         options.num_fracs = config.fracs;
         options.dtype = DType::Float64;
+        options.fused = true;
         nn::ManifoldHyperConnections fused(S, options);
         options.fused = false;
         nn::ManifoldHyperConnections unfused(S, options);

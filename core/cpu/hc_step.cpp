@@ -72,6 +72,7 @@ struct Step {
   int64_t S, F, R, d, D, M, N;
   bool tanh, manifold, depth, log_domain;
   int64_t iters;
+  DType dtype;
   const T *x, *statics, *weight_t, *scales;
   int64_t stride_b, stride_n, stride_s;
 
@@ -88,6 +89,7 @@ struct Step {
         depth(is_depth),
         log_domain(step.sinkhorn_log_domain),
         iters(step.sinkhorn_iters),
+        dtype(xt.dtype()),
         x(xt.data<T>()),
         statics(static_weights.data<T>()),
         weight_t(w_t.data<T>()),
@@ -106,85 +108,104 @@ struct Step {
   }
 };
 
-// One token's coefficients, recomputed wherever they are needed: norm n_r, the normalised projections
-// p[r, j] = x_r · weight_t[j] / max(n_r, 1e-12), a = φ(p) (HC) or z = static + scale p (mHC), and c.
+// The coefficients of a block of up to kTokenBlock tokens (local index i), recomputed wherever they are
+// needed: norm n_r, the normalised projections p[r, j] = x_r · weight_t[j] / max(n_r, 1e-12), a = φ(p) (HC)
+// or z = static + scale p (mHC), and c. mHC's H_res runs as one batched Sinkhorn over the block (the CPU
+// kernel puts 16 matrices in a SIMD vector; one matrix at a time was 8 times slower).
 template <class T>
-struct Coefficients {
-  std::vector<T> norm, p, a, c;
-  // mHC's depth step: the residual block [R, S·F] of z and of c, and the Sinkhorn's scratch and tape.
-  std::vector<T> logits, mixed, scratch, tape, sums, grad_mixed, grad_logits;
-  explicit Coefficients(const Step<T>& st) : norm(st.R), p(st.R * st.M), a(st.R * st.M), c(st.R * st.M) {
-    if (st.manifold && st.depth) {
-      const int64_t size = st.R * st.R, lines = 2 * st.iters * st.R;  // H_res is [R, R] (R = S·F)
-      logits.resize(size);
-      mixed.resize(size);
-      grad_mixed.resize(size);
-      grad_logits.resize(size);
-      scratch.resize(st.R);
-      tape.resize((2 * st.iters + 1) * size);
-      sums.resize(lines);
-    }
-  }
+struct BlockCoefficients {
+  std::vector<T> norm, p, a, c;                     // [count, R] and [count, R, M]
+  Tensor logits, mixed, grad_mixed, grad_logits;    // mHC's depth step: [kTokenBlock, R, R]
+  int64_t count = 0;
 
-  void compute(const Step<T>& st, int64_t token) {
-    for (int64_t r = 0; r < st.R; ++r) {
-      const T* xr = st.row(token, r);
-      norm[r] = std::sqrt(dot(xr, xr, st.d));
-      const T inv = T(1) / std::max(norm[r], T(kMinNorm));
-      for (int64_t j = 0; j < st.M; ++j) p[r * st.M + j] = dot(xr, st.weight_t + j * st.d, st.d) * inv;
-    }
+  explicit BlockCoefficients(const Step<T>& st)
+      : norm(kTokenBlock * st.R), p(kTokenBlock * st.R * st.M), a(p.size()), c(p.size()) {
+    if (st.manifold && st.depth)
+      for (Tensor* t : {&logits, &mixed, &grad_mixed, &grad_logits})
+        *t = Tensor::empty({kTokenBlock, st.R, st.R}, {.dtype = st.dtype});
+  }
+  const T* c_of(int64_t i, const Step<T>& st) const { return c.data() + i * st.R * st.M; }
+
+  void compute(const Step<T>& st, int64_t token0, int64_t tokens) {
+    count = tokens;
+    const int64_t RM = st.R * st.M;
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t r = 0; r < st.R; ++r) {
+        const T* xr = st.row(token0 + i, r);
+        T& n = norm[i * st.R + r];
+        n = std::sqrt(dot(xr, xr, st.d));
+        const T inv = T(1) / std::max(n, T(kMinNorm));
+        for (int64_t j = 0; j < st.M; ++j) p[(i * st.R + r) * st.M + j] = dot(xr, st.weight_t + j * st.d, st.d) * inv;
+      }
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-    const int64_t n = st.R * st.M;
+    const int64_t n = count * RM;
     if (!st.manifold) {
-      // φ over the token's R·M projections at once: Eigen's vectorised tanh (a scalar tanh per coefficient
-      // was half of the kernel's time), the same function the tanh op uses on float32.
+      // φ over the block's projections at once: Eigen's vectorised tanh (a scalar tanh per coefficient was
+      // half of the kernel's time), the same function the tanh op uses on float32.
       if (st.tanh) Eigen::Map<Array>(a.data(), n) = Eigen::Map<const Array>(p.data(), n).tanh();
-      else std::copy(p.begin(), p.end(), a.begin());
-      for (int64_t i = 0; i < n; ++i) c[i] = st.statics[i] + st.scales[i % st.M] * a[i];
+      else std::copy_n(p.begin(), n, a.begin());
+      for (int64_t e = 0; e < n; ++e) c[e] = st.statics[e % RM] + st.scales[e % st.M] * a[e];
       return;
     }
-    for (int64_t i = 0; i < n; ++i) a[i] = st.statics[i] + st.scales[i % st.M] * p[i];  // z
-    const int64_t SF = st.depth ? st.R : 0;  // the depth step's columns: S·F residual, then F for β
-    for (int64_t r = 0; r < st.R; ++r)
-      for (int64_t j = SF; j < st.M; ++j) {
-        const T sigma = T(1) / (T(1) + std::exp(-a[r * st.M + j]));
-        c[r * st.M + j] = st.depth ? T(2) * sigma : sigma;  // β = 2σ (mHC eq. 8), H_pre = σ
+    for (int64_t e = 0; e < n; ++e) a[e] = st.statics[e % RM] + st.scales[e % st.M] * p[e];  // z
+    const int64_t gates = st.depth ? st.R : 0;  // the depth step's columns: S·F residual, then F for β
+    for (int64_t e = 0; e < n; ++e)
+      if (e % st.M >= gates) {
+        const T sigma = T(1) / (T(1) + std::exp(-a[e]));
+        c[e] = st.depth ? T(2) * sigma : sigma;  // β = 2σ (mHC eq. 8), H_pre = σ
       }
-    if (st.depth) {  // H_res = Sinkhorn(z[:, :S·F]), one [R, R] matrix
-      for (int64_t r = 0; r < st.R; ++r) std::copy_n(a.data() + r * st.M, st.R, logits.data() + r * st.R);
-      sinkhorn::matrix_forward(mixed.data(), scratch.data(), logits.data(), st.R, st.R, st.iters, st.log_domain);
-      for (int64_t r = 0; r < st.R; ++r) std::copy_n(mixed.data() + r * st.R, st.R, c.data() + r * st.M);
+    if (st.depth) {  // H_res = Sinkhorn(z[:, :S·F]): one [R, R] matrix per token
+      gather_block(st, a.data(), logits.data<T>());
+      sinkhorn_forward(mixed.narrow(0, 0, count), logits.narrow(0, 0, count), st.iters, st.log_domain);
+      scatter_block(st, mixed.data<T>(), c.data());
     }
   }
 
-  // dL/dz from G = dL/dc (mHC): σ' = c (1 − c); 2σ' = c (1 − c / 2); the Sinkhorn's vector-Jacobian product.
+  // dz = dL/dz [count, R, M] from G = dL/dc (mHC): σ' = c (1 − c); 2σ' = c (1 − c / 2); the Sinkhorn's
+  // vector-Jacobian product (recomputing its iterates) for the residual block.
   void manifold_backward(const Step<T>& st, const T* G, T* dz) {
-    const int64_t SF = st.depth ? st.R : 0;
-    for (int64_t r = 0; r < st.R; ++r)
-      for (int64_t j = SF; j < st.M; ++j) {
-        const int64_t i = r * st.M + j;
-        dz[i] = G[i] * c[i] * (T(1) - (st.depth ? c[i] / T(2) : c[i]));
-      }
+    const int64_t n = count * st.R * st.M, gates = st.depth ? st.R : 0;
+    for (int64_t e = 0; e < n; ++e)
+      if (e % st.M >= gates) dz[e] = G[e] * c[e] * (T(1) - (st.depth ? c[e] / T(2) : c[e]));
     if (st.depth) {
-      for (int64_t r = 0; r < st.R; ++r) std::copy_n(G + r * st.M, st.R, grad_mixed.data() + r * st.R);
-      sinkhorn::matrix_backward(grad_logits.data(), tape.data(), sums.data(), logits.data(), grad_mixed.data(), st.R,
-                                st.R, st.iters, st.log_domain);
-      for (int64_t r = 0; r < st.R; ++r) std::copy_n(grad_logits.data() + r * st.R, st.R, dz + r * st.M);
+      gather_block(st, G, grad_mixed.data<T>());
+      sinkhorn_backward(grad_logits.narrow(0, 0, count), logits.narrow(0, 0, count), grad_mixed.narrow(0, 0, count),
+                        st.iters, st.log_domain);
+      scatter_block(st, grad_logits.data<T>(), dz);
     }
   }
+
+ private:
+  // The residual block [R, R] of each token's [R, M] coefficients, to and from [count, R, R] matrices.
+  void gather_block(const Step<T>& st, const T* coefficients, T* matrices) const {
+    for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(coefficients + i * st.M, st.R, matrices + i * st.R);
+  }
+  void scatter_block(const Step<T>& st, const T* matrices, T* coefficients) const {
+    for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(matrices + i * st.R, st.R, coefficients + i * st.M);
+  }
 };
+
+// Runs body(token0, count) over the fixed blocks of kTokenBlock tokens, on oneTBB.
+template <class F>
+void for_token_blocks(int64_t tokens, const F& body) {
+  parallel_for(0, (tokens + kTokenBlock - 1) / kTokenBlock, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) body(b, b * kTokenBlock, std::min(kTokenBlock, tokens - b * kTokenBlock));
+  });
+}
 
 template <class T>
 void width_forward(const Tensor& out, const Step<T>& st, int64_t tokens) {
   T* o = out.data<T>();
-  parallel_for(0, tokens, grain_for(st.R * st.D), [&](int64_t t0, int64_t t1) {
-    Coefficients<T> co(st);
+  for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
+    BlockCoefficients<T> co(st);
     Terms<T> terms;
-    for (int64_t token = t0; token < t1; ++token) {
-      co.compute(st, token);
+    co.compute(st, token0, count);
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t token = token0 + i;
+      const T* c = co.c_of(i, st);
       for (int64_t f2 = 0; f2 < st.F; ++f2) {  // u[f2] = Σ_r c[r, f2] x_r
         terms.clear();
-        for (int64_t r = 0; r < st.R; ++r) terms.add(co.c[r * st.M + f2], st.row(token, r));
+        for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + f2], st.row(token, r));
         terms.write(o + token * st.D + f2 * st.d, st.d);
       }
     }
@@ -195,18 +216,20 @@ template <class T>
 void depth_forward(const Tensor& out, const T* y, const Step<T>& st, int64_t tokens) {
   T* o = out.data<T>();
   const int64_t SF = st.S * st.F;
-  parallel_for(0, tokens, grain_for(st.R * st.D * st.S), [&](int64_t t0, int64_t t1) {
-    Coefficients<T> co(st);
+  for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
+    BlockCoefficients<T> co(st);
     Terms<T> terms;
-    for (int64_t token = t0; token < t1; ++token) {
-      co.compute(st, token);
+    co.compute(st, token0, count);
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t token = token0 + i;
+      const T* c = co.c_of(i, st);
       const T* yt = y + token * st.D;
       for (int64_t t = 0; t < st.S; ++t)
         for (int64_t f2 = 0; f2 < st.F; ++f2) {
           // new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 β[row (t, f1), f2] y[f1]
           terms.clear();
-          for (int64_t r = 0; r < st.R; ++r) terms.add(co.c[r * st.M + t * st.F + f2], st.row(token, r));
-          for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(co.c[st.row_of(t, f1) * st.M + SF + f2], yt + f1 * st.d);
+          for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + t * st.F + f2], st.row(token, r));
+          for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(c[st.row_of(t, f1) * st.M + SF + f2], yt + f1 * st.d);
           terms.write(o + (token * st.S + t) * st.D + f2 * st.d, st.d);
         }
     }
@@ -222,33 +245,34 @@ struct ParamGrads {
   static int64_t size(const Step<T>& st) { return st.M * st.d + st.R * st.M + st.M; }
 };
 
-// The coefficient chain of one token, from G = dL/dc [R, M]. HC (c = static + scale φ(p)):
+// The coefficient chain of token i of a block, from G = dL/dc [R, M]. HC (c = static + scale φ(p)):
 //   dstatic += G,  dscale_j += G φ,  dp_over_n = G scale_j φ'(p) / n_r
-// mHC (c = ψ(z), z = static + scale p; dz from Coefficients::manifold_backward):
+// mHC (c = ψ(z), z = static + scale p; dz from BlockCoefficients::manifold_backward):
 //   dstatic += dz, dscale_j += dz p,  dp_over_n = dz scale_j / n_r
 // and in both through_r = [n_r ≥ ε] Σ_j dp_over_n p / n_r: the input gradient is then
 // dx_r = Σ_j dp_over_n[r, j] W_t[j] − through_r x_r, and dW_t[j] = Σ_r dp_over_n[r, j] x_r.
 template <class T>
-void coefficient_chain(const Step<T>& st, Coefficients<T>& co, const T* G, ParamGrads<T>& pg, T* dp_over_n,
-                       T* through, T* dz) {
-  if (st.manifold) co.manifold_backward(st, G, dz);
+void coefficient_chain(const Step<T>& st, const BlockCoefficients<T>& co, int64_t i, const T* G, const T* dz,
+                       ParamGrads<T>& pg, T* dp_over_n, T* through) {
+  const int64_t base = i * st.R * st.M;
+  const T *p = co.p.data() + base, *a = co.a.data() + base;
   for (int64_t r = 0; r < st.R; ++r) {
-    const T n = co.norm[r], inv = T(1) / std::max(n, T(kMinNorm));
+    const T n = co.norm[i * st.R + r], inv = T(1) / std::max(n, T(kMinNorm));
     T through_norm = 0;
     for (int64_t j = 0; j < st.M; ++j) {
-      const int64_t i = r * st.M + j;
+      const int64_t e = r * st.M + j;
       T grad_p;  // dL/dp
       if (st.manifold) {
-        pg.statics[i] += dz[i];
-        pg.scales[j] += dz[i] * co.p[i];
-        grad_p = dz[i] * st.scales[j];
+        pg.statics[e] += dz[e];
+        pg.scales[j] += dz[e] * p[e];
+        grad_p = dz[e] * st.scales[j];
       } else {
-        pg.statics[i] += G[i];
-        pg.scales[j] += G[i] * co.a[i];
-        grad_p = G[i] * st.scales[j] * (st.tanh ? T(1) - co.a[i] * co.a[i] : T(1));
+        pg.statics[e] += G[e];
+        pg.scales[j] += G[e] * a[e];
+        grad_p = G[e] * st.scales[j] * (st.tanh ? T(1) - a[e] * a[e] : T(1));
       }
-      dp_over_n[i] = grad_p * inv;
-      through_norm += dp_over_n[i] * co.p[i];
+      dp_over_n[e] = grad_p * inv;
+      through_norm += dp_over_n[e] * p[e];
     }
     through[r] = n >= T(kMinNorm) ? through_norm * inv : T(0);
   }
@@ -258,55 +282,62 @@ template <class T>
 void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
                    const Tensor& grad_weight_t, const T* g, const T* y, const Step<T>& st, int64_t tokens) {
   const bool depth = y != nullptr;
-  const int64_t SF = st.S * st.F, blocks = (tokens + kTokenBlock - 1) / kTokenBlock, psize = ParamGrads<T>::size(st);
+  const int64_t SF = st.S * st.F, RM = st.R * st.M, blocks = (tokens + kTokenBlock - 1) / kTokenBlock,
+                psize = ParamGrads<T>::size(st);
   T* gx = grad_x.data<T>();
   T* gy = depth ? grad_y.data<T>() : nullptr;
   std::vector<T> partials(static_cast<size_t>(std::max<int64_t>(blocks, 1) * psize), T(0));
-  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    Coefficients<T> co(st);
-    std::vector<T> G(st.R * st.M), dp_over_n(st.R * st.M), through(st.R), dz(st.R * st.M);
+  for_token_blocks(tokens, [&](int64_t b, int64_t token0, int64_t count) {
+    BlockCoefficients<T> co(st);
+    std::vector<T> G(kTokenBlock * RM), dz(st.manifold ? kTokenBlock * RM : 0), dp_over_n(RM), through(st.R);
     Terms<T> terms;
-    for (int64_t b = b0; b < b1; ++b) {
-      ParamGrads<T> pg(partials.data() + b * psize, st);
-      for (int64_t token = b * kTokenBlock; token < std::min(tokens, (b + 1) * kTokenBlock); ++token) {
-        co.compute(st, token);
-        // The output rows' gradients: width u[f2] (column f2), depth new[t, f2] (column t·F + f2, and β's S·F + f2).
-        const T* yt = depth ? y + token * st.D : nullptr;
-        auto grad_row = [&](int64_t o) {  // o = f2 (width) or t·F + f2 (depth)
-          return depth ? g + (token * st.S + o / st.F) * st.D + (o % st.F) * st.d : g + token * st.D + o * st.d;
-        };
-        const int64_t outputs = depth ? SF : st.F;
-        // G = dL/dc: each coefficient's dot product of its source row with the gradient of the row it feeds.
-        for (int64_t o = 0; o < outputs; ++o)
-          for (int64_t r = 0; r < st.R; ++r) G[r * st.M + o] = dot(st.row(token, r), grad_row(o), st.d);
-        if (depth) {
-          for (int64_t r = 0; r < st.R; ++r)  // r = row (t, f1): β[r, f2] weighs y[f1] into new[t, f2]
+    ParamGrads<T> pg(partials.data() + b * psize, st);
+    co.compute(st, token0, count);
+    // The output rows' gradients: width u[f2] (column f2), depth new[t, f2] (column t·F + f2, and β's S·F + f2).
+    const int64_t outputs = depth ? SF : st.F;
+    auto grad_row = [&](int64_t token, int64_t o) {  // o = f2 (width) or t·F + f2 (depth)
+      return depth ? g + (token * st.S + o / st.F) * st.D + (o % st.F) * st.d : g + token * st.D + o * st.d;
+    };
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t token = token0 + i;
+      const T* c = co.c_of(i, st);
+      T* Gi = G.data() + i * RM;
+      // G = dL/dc: each coefficient's dot product of its source row with the gradient of the row it feeds.
+      for (int64_t o = 0; o < outputs; ++o)
+        for (int64_t r = 0; r < st.R; ++r) Gi[r * st.M + o] = dot(st.row(token, r), grad_row(token, o), st.d);
+      if (depth) {
+        const T* yt = y + token * st.D;
+        for (int64_t r = 0; r < st.R; ++r)  // r = row (t, f1): β[r, f2] weighs y[f1] into new[t, f2]
+          for (int64_t f2 = 0; f2 < st.F; ++f2)
+            Gi[r * st.M + SF + f2] = dot(yt + st.frac_of(r) * st.d, grad_row(token, st.stream_of(r) * st.F + f2), st.d);
+        for (int64_t f1 = 0; f1 < st.F; ++f1) {  // dy[f1] = Σ_{t, f2} β[row (t, f1), f2] dnew[t, f2]
+          terms.clear();
+          for (int64_t t = 0; t < st.S; ++t)
             for (int64_t f2 = 0; f2 < st.F; ++f2)
-              G[r * st.M + SF + f2] =
-                  dot(yt + st.frac_of(r) * st.d, grad_row(st.stream_of(r) * st.F + f2), st.d);
-          for (int64_t f1 = 0; f1 < st.F; ++f1) {  // dy[f1] = Σ_{t, f2} β[row (t, f1), f2] dnew[t, f2]
-            terms.clear();
-            for (int64_t t = 0; t < st.S; ++t)
-              for (int64_t f2 = 0; f2 < st.F; ++f2)
-                terms.add(co.c[st.row_of(t, f1) * st.M + SF + f2], grad_row(t * st.F + f2));
-            terms.write(gy + token * st.D + f1 * st.d, st.d);
-          }
+              terms.add(c[st.row_of(t, f1) * st.M + SF + f2], grad_row(token, t * st.F + f2));
+          terms.write(gy + token * st.D + f1 * st.d, st.d);
         }
-        coefficient_chain(st, co, G.data(), pg, dp_over_n.data(), through.data(), dz.data());
-        // dx_r = Σ_o c[r, o] d(row o) + Σ_j dp_over_n[r, j] W_t[j] − through_r x_r: written once.
-        T* gxt = gx + token * st.S * st.D;
-        for (int64_t r = 0; r < st.R; ++r) {
-          terms.clear();
-          for (int64_t o = 0; o < outputs; ++o) terms.add(co.c[r * st.M + o], grad_row(o));
-          for (int64_t j = 0; j < st.M; ++j) terms.add(dp_over_n[r * st.M + j], st.weight_t + j * st.d);
-          terms.add(-through[r], st.row(token, r));
-          terms.write(gxt + st.offset(r, st.D), st.d);
-        }
-        for (int64_t j = 0; j < st.M; ++j) {  // dW_t[j] += Σ_r dp_over_n[r, j] x_r
-          terms.clear();
-          for (int64_t r = 0; r < st.R; ++r) terms.add(dp_over_n[r * st.M + j], st.row(token, r));
-          terms.write(pg.weight_t + j * st.d, st.d, /*accumulate=*/true);
-        }
+      }
+    }
+    if (st.manifold) co.manifold_backward(st, G.data(), dz.data());
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t token = token0 + i;
+      const T* c = co.c_of(i, st);
+      coefficient_chain(st, co, i, G.data() + i * RM, st.manifold ? dz.data() + i * RM : nullptr, pg,
+                        dp_over_n.data(), through.data());
+      // dx_r = Σ_o c[r, o] d(row o) + Σ_j dp_over_n[r, j] W_t[j] − through_r x_r: written once.
+      T* gxt = gx + token * st.S * st.D;
+      for (int64_t r = 0; r < st.R; ++r) {
+        terms.clear();
+        for (int64_t o = 0; o < outputs; ++o) terms.add(c[r * st.M + o], grad_row(token, o));
+        for (int64_t j = 0; j < st.M; ++j) terms.add(dp_over_n[r * st.M + j], st.weight_t + j * st.d);
+        terms.add(-through[r], st.row(token, r));
+        terms.write(gxt + st.offset(r, st.D), st.d);
+      }
+      for (int64_t j = 0; j < st.M; ++j) {  // dW_t[j] += Σ_r dp_over_n[r, j] x_r
+        terms.clear();
+        for (int64_t r = 0; r < st.R; ++r) terms.add(dp_over_n[r * st.M + j], st.row(token, r));
+        terms.write(pg.weight_t + j * st.d, st.d, /*accumulate=*/true);
       }
     }
   });

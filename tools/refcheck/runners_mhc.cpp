@@ -26,10 +26,19 @@ Comparison run_mhc(const json& c, double tol) {
   skip_library_bug(c);
   const json& config = c.at("config");
   const bool v1 = c.at("kind").get<std::string>() == "mhc_v1";
-  nn::ManifoldHyperConnections mhc(config.at("num_residual_streams").get<int64_t>(),
-                                   mhc_options(config, v1, config.at("layer_index").get<int64_t>()));
-  load_params(c.at("params"), mhc.named_parameters());
-  return check_connection(mhc, c, tol);
+  // Twice: the default module, then with the fused op pair (hc_width / hc_depth), which is opt-in for mHC.
+  Comparison result;
+  for (const bool fused : {false, true}) {
+    nn::ManifoldHyperConnectionsOptions options = mhc_options(config, v1, config.at("layer_index").get<int64_t>());
+    options.fused = fused;
+    nn::ManifoldHyperConnections mhc(config.at("num_residual_streams").get<int64_t>(), options);
+    load_params(c.at("params"), mhc.named_parameters());
+    const Comparison run = check_connection(mhc, c, tol);
+    result.max_abs = std::max(result.max_abs, run.max_abs);
+    result.max_rel = std::max(result.max_rel, run.max_rel);
+    if (result.failure.empty() && !run.failure.empty()) result.failure = (fused ? "fused: " : "") + run.failure;
+  }
+  return result;
 }
 
 // v2 expand with stream embeddings -> `layers` mHC v2 layers wrapping Linear(D, D) branches -> attention-pool
