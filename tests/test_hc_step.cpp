@@ -31,16 +31,16 @@ SplitRun run_split(const Module& hc, const Tensor& residuals, const Tensor& prob
 
 TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition, values and gradients") {
   struct Config {
-    int64_t streams, fracs;
+    int64_t streams, fracs, dim;  // dim 156: rows of 39 to 156 features, the kernels' vector blocks and tails
   };
   for (const bool streams_in_batch : {true, false})
-    for (const Config config : {Config{1, 4}, Config{3, 1}, Config{4, 1}, Config{2, 3}})
+    for (const Config config : {Config{1, 4, 12}, Config{3, 1, 12}, Config{4, 1, 156}, Config{2, 3, 156}})
       for (const bool use_tanh : {true, false}) {
         CAPTURE(streams_in_batch);
         CAPTURE(config.streams);
         CAPTURE(config.fracs);
         CAPTURE(use_tanh);
-        const int64_t S = config.streams, D = 12, B = 2, N = 3;
+        const int64_t S = config.streams, D = config.dim, B = 2, N = 3;
         nn::HyperConnectionsOptions options{.dim = D, .layer_index = 1, .tanh = use_tanh, .num_fracs = config.fracs,
                                             .streams_in_batch = streams_in_batch, .dtype = DType::Float64};
         nn::HyperConnections fused(S, options);
@@ -78,16 +78,16 @@ static void check_same(const SplitRun& a, const SplitRun& b, const Shape& shape,
 
 TEST_CASE("hc_step: mHC's fused split equals the unfused composition, values and gradients") {
   struct Config {
-    int64_t streams, fracs;
+    int64_t streams, fracs, dim;
   };
   for (const bool streams_in_batch : {true, false})
-    for (const Config config : {Config{1, 2}, Config{3, 1}, Config{4, 1}, Config{2, 2}})
+    for (const Config config : {Config{1, 2, 12}, Config{3, 1, 156}, Config{4, 1, 12}, Config{2, 2, 156}})
       for (const SinkhornDomain domain : {SinkhornDomain::Linear, SinkhornDomain::Log}) {
         CAPTURE(streams_in_batch);
         CAPTURE(config.streams);
         CAPTURE(config.fracs);
         CAPTURE(domain == SinkhornDomain::Log);
-        const int64_t S = config.streams, D = 12, B = 2, N = 3;
+        const int64_t S = config.streams, D = config.dim, B = 2, N = 3;
         nn::ManifoldHyperConnectionsOptions options;
         options.dim = D;
         options.layer_index = 1;

@@ -21,16 +21,70 @@ namespace {
 constexpr double kMinNorm = 1e-12;      // the library's clamp of the norm
 constexpr int64_t kTokenBlock = 64;     // tokens per partial sum of the parameter gradients
 
-// Eigen's dot product: vectorised with several accumulators (a plain loop's single sum would wait on each add).
+constexpr int64_t kLanes = 16;  // the vector blocks of dot() and combine(): one AVX-512 register of floats
+
+// The sum of one Lanes accumulator, in scalar code (Eigen's double reduction trips GCC 12's -Wuninitialized).
+template <class T, class Lanes>
+T lane_sum(const Lanes& acc) {
+  T lanes[kLanes];
+  Eigen::Map<Lanes> lane_view(lanes);
+  lane_view = acc;
+  T sum = 0;
+  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+  return sum;
+}
+
+// a · b over n elements: kLanes partial sums in a fixed-size Eigen array (vector registers, unaligned loads)
+// and one horizontal sum at the end. Eigen's dynamic-size dot peels a scalar prologue up to the next
+// alignment boundary first, which at the rows' d = 32..128 cost as much as the vector part.
 template <class T>
 T dot(const T* a, const T* b, int64_t n) {
-  using Vector = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-  return Vector(a, n).dot(Vector(b, n));
+  using Lanes = Eigen::Array<T, kLanes, 1>;
+  Lanes acc = Lanes::Zero();
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) acc += Eigen::Map<const Lanes>(a + k) * Eigen::Map<const Lanes>(b + k);
+  T sum = lane_sum<T>(acc);
+  for (; k < n; ++k) sum += a[k] * b[k];
+  return sum;
+}
+
+// out[j] = a · bs[j] for j < J in one pass over a, with J (known at compile time) vector accumulators that
+// stay in registers: a row's norm and its M projections, or one gradient row against the R stream rows.
+template <int J, class T>
+void dots_fixed(const T* a, const T* const* bs, int64_t n, T* out) {
+  using Lanes = Eigen::Array<T, kLanes, 1>;
+  Lanes acc[J];
+  for (int j = 0; j < J; ++j) acc[j].setZero();
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) {
+    const Lanes av = Eigen::Map<const Lanes>(a + k);
+    for (int j = 0; j < J; ++j) acc[j] += av * Eigen::Map<const Lanes>(bs[j] + k);
+  }
+  for (int j = 0; j < J; ++j) {
+    T sum = lane_sum<T>(acc[j]);
+    for (int64_t kk = k; kk < n; ++kk) sum += a[kk] * bs[j][kk];
+    out[j] = sum;
+  }
+}
+
+template <class T>
+void dots(const T* a, const T* const* bs, int64_t J, int64_t n, T* out) {
+  int64_t j0 = 0;
+  for (; J - j0 >= 8; j0 += 8) dots_fixed<8>(a, bs + j0, n, out + j0);
+  switch (J - j0) {
+    case 1: dots_fixed<1>(a, bs + j0, n, out + j0); break;
+    case 2: dots_fixed<2>(a, bs + j0, n, out + j0); break;
+    case 3: dots_fixed<3>(a, bs + j0, n, out + j0); break;
+    case 4: dots_fixed<4>(a, bs + j0, n, out + j0); break;
+    case 5: dots_fixed<5>(a, bs + j0, n, out + j0); break;
+    case 6: dots_fixed<6>(a, bs + j0, n, out + j0); break;
+    case 7: dots_fixed<7>(a, bs + j0, n, out + j0); break;
+    default: break;
+  }
 }
 
 // out[k] (+)= Σ_i coefs[i] · srcs[i][k] for k < n: a block of kLanes outputs stays in registers while every
 // term is added, so each output is written once (not once per term, as a chain of axpys would).
-constexpr int64_t kLanes = 16;
 template <class T>
 void combine(T* __restrict out, const T* const* srcs, const T* coefs, int64_t terms, int64_t n, bool accumulate) {
   using Lanes = Eigen::Array<T, kLanes, 1>;  // fixed size: Eigen keeps it in vector registers
@@ -101,11 +155,14 @@ struct Step {
   int64_t stream_of(int64_t r) const { return manifold ? r / F : r % S; }
   int64_t frac_of(int64_t r) const { return manifold ? r % F : r / S; }
   int64_t row_of(int64_t s, int64_t f) const { return manifold ? s * F + f : f * S + s; }
+  // A token's R row pointers, found once per token: the integer divisions of the index arithmetic, done per
+  // use, were a large part of the kernel's time.
+  void fill_rows(int64_t token, const T** rows) const {
+    const T* base = x + (token / N) * stride_b + (token % N) * stride_n;
+    for (int64_t r = 0; r < R; ++r) rows[r] = base + offset(r, stride_s);
+  }
   // Where row r starts in a token's [S, D] block with stream stride `stride_stream`.
   int64_t offset(int64_t r, int64_t stride_stream) const { return stream_of(r) * stride_stream + frac_of(r) * d; }
-  const T* row(int64_t token, int64_t r) const {
-    return x + (token / N) * stride_b + (token % N) * stride_n + offset(r, stride_s);
-  }
 };
 
 // The coefficients of a block of up to kTokenBlock tokens (local index i), recomputed wherever they are
@@ -115,11 +172,21 @@ struct Step {
 template <class T>
 struct BlockCoefficients {
   std::vector<T> norm, p, a, c;                     // [count, R] and [count, R, M]
+  std::vector<const T*> rows;                       // one token's row pointers
+  std::vector<const T*> sources;                    // x_r, then the M rows of weight_t
+  std::vector<T> products;                          // |x_r|², then x_r · weight_t[j]
   Tensor logits, mixed, grad_mixed, grad_logits;    // mHC's depth step: [kTokenBlock, R, R]
   int64_t count = 0;
 
   explicit BlockCoefficients(const Step<T>& st)
-      : norm(kTokenBlock * st.R), p(kTokenBlock * st.R * st.M), a(p.size()), c(p.size()) {
+      : norm(kTokenBlock * st.R),
+        p(kTokenBlock * st.R * st.M),
+        a(p.size()),
+        c(p.size()),
+        rows(st.R),
+        sources(st.M + 1),
+        products(st.M + 1) {
+    for (int64_t j = 0; j < st.M; ++j) sources[1 + j] = st.weight_t + j * st.d;
     if (st.manifold && st.depth)
       for (Tensor* t : {&logits, &mixed, &grad_mixed, &grad_logits})
         *t = Tensor::empty({kTokenBlock, st.R, st.R}, {.dtype = st.dtype});
@@ -129,14 +196,18 @@ struct BlockCoefficients {
   void compute(const Step<T>& st, int64_t token0, int64_t tokens) {
     count = tokens;
     const int64_t RM = st.R * st.M;
-    for (int64_t i = 0; i < count; ++i)
+    for (int64_t i = 0; i < count; ++i) {
+      st.fill_rows(token0 + i, rows.data());
       for (int64_t r = 0; r < st.R; ++r) {
-        const T* xr = st.row(token0 + i, r);
+        const T* xr = rows[r];
+        sources[0] = xr;  // |x_r|² and the M projections in one pass over x_r
+        dots(xr, sources.data(), st.M + 1, st.d, products.data());
         T& n = norm[i * st.R + r];
-        n = std::sqrt(dot(xr, xr, st.d));
+        n = std::sqrt(products[0]);
         const T inv = T(1) / std::max(n, T(kMinNorm));
-        for (int64_t j = 0; j < st.M; ++j) p[(i * st.R + r) * st.M + j] = dot(xr, st.weight_t + j * st.d, st.d) * inv;
+        for (int64_t j = 0; j < st.M; ++j) p[(i * st.R + r) * st.M + j] = products[1 + j] * inv;
       }
+    }
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     const int64_t n = count * RM;
     if (!st.manifold) {
@@ -144,15 +215,22 @@ struct BlockCoefficients {
       // half of the kernel's time), the same function the tanh op uses on float32.
       if (st.tanh) Eigen::Map<Array>(a.data(), n) = Eigen::Map<const Array>(p.data(), n).tanh();
       else std::copy_n(p.begin(), n, a.begin());
-      for (int64_t e = 0; e < n; ++e) c[e] = st.statics[e % RM] + st.scales[e % st.M] * a[e];
+      for (int64_t i = 0; i < count * st.R; ++i)
+        for (int64_t j = 0; j < st.M; ++j) {
+          const int64_t e = i * st.M + j;
+          c[e] = st.statics[e - (i / st.R) * RM] + st.scales[j] * a[e];
+        }
       return;
     }
-    for (int64_t e = 0; e < n; ++e) a[e] = st.statics[e % RM] + st.scales[e % st.M] * p[e];  // z
     const int64_t gates = st.depth ? st.R : 0;  // the depth step's columns: S·F residual, then F for β
-    for (int64_t e = 0; e < n; ++e)
-      if (e % st.M >= gates) {
-        const T sigma = T(1) / (T(1) + std::exp(-a[e]));
-        c[e] = st.depth ? T(2) * sigma : sigma;  // β = 2σ (mHC eq. 8), H_pre = σ
+    for (int64_t i = 0; i < count * st.R; ++i)
+      for (int64_t j = 0; j < st.M; ++j) {
+        const int64_t e = i * st.M + j;
+        a[e] = st.statics[e - (i / st.R) * RM] + st.scales[j] * p[e];  // z
+        if (j >= gates) {
+          const T sigma = T(1) / (T(1) + std::exp(-a[e]));
+          c[e] = st.depth ? T(2) * sigma : sigma;  // β = 2σ (mHC eq. 8), H_pre = σ
+        }
       }
     if (st.depth) {  // H_res = Sinkhorn(z[:, :S·F]): one [R, R] matrix per token
       gather_block(st, a.data(), logits.data<T>());
@@ -164,9 +242,12 @@ struct BlockCoefficients {
   // dz = dL/dz [count, R, M] from G = dL/dc (mHC): σ' = c (1 − c); 2σ' = c (1 − c / 2); the Sinkhorn's
   // vector-Jacobian product (recomputing its iterates) for the residual block.
   void manifold_backward(const Step<T>& st, const T* G, T* dz) {
-    const int64_t n = count * st.R * st.M, gates = st.depth ? st.R : 0;
-    for (int64_t e = 0; e < n; ++e)
-      if (e % st.M >= gates) dz[e] = G[e] * c[e] * (T(1) - (st.depth ? c[e] / T(2) : c[e]));
+    const int64_t gates = st.depth ? st.R : 0;
+    for (int64_t i = 0; i < count * st.R; ++i)
+      for (int64_t j = gates; j < st.M; ++j) {
+        const int64_t e = i * st.M + j;
+        dz[e] = G[e] * c[e] * (T(1) - (st.depth ? c[e] / T(2) : c[e]));
+      }
     if (st.depth) {
       gather_block(st, G, grad_mixed.data<T>());
       sinkhorn_backward(grad_logits.narrow(0, 0, count), logits.narrow(0, 0, count), grad_mixed.narrow(0, 0, count),
@@ -200,12 +281,14 @@ void width_forward(const Tensor& out, const Step<T>& st, int64_t tokens) {
     BlockCoefficients<T> co(st);
     Terms<T> terms;
     co.compute(st, token0, count);
+    std::vector<const T*> rows(st.R);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t token = token0 + i;
       const T* c = co.c_of(i, st);
+      st.fill_rows(token, rows.data());
       for (int64_t f2 = 0; f2 < st.F; ++f2) {  // u[f2] = Σ_r c[r, f2] x_r
         terms.clear();
-        for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + f2], st.row(token, r));
+        for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + f2], rows[r]);
         terms.write(o + token * st.D + f2 * st.d, st.d);
       }
     }
@@ -220,15 +303,17 @@ void depth_forward(const Tensor& out, const T* y, const Step<T>& st, int64_t tok
     BlockCoefficients<T> co(st);
     Terms<T> terms;
     co.compute(st, token0, count);
+    std::vector<const T*> rows(st.R);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t token = token0 + i;
       const T* c = co.c_of(i, st);
       const T* yt = y + token * st.D;
+      st.fill_rows(token, rows.data());
       for (int64_t t = 0; t < st.S; ++t)
         for (int64_t f2 = 0; f2 < st.F; ++f2) {
           // new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 β[row (t, f1), f2] y[f1]
           terms.clear();
-          for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + t * st.F + f2], st.row(token, r));
+          for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + t * st.F + f2], rows[r]);
           for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(c[st.row_of(t, f1) * st.M + SF + f2], yt + f1 * st.d);
           terms.write(o + (token * st.S + t) * st.D + f2 * st.d, st.d);
         }
@@ -295,16 +380,23 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
     co.compute(st, token0, count);
     // The output rows' gradients: width u[f2] (column f2), depth new[t, f2] (column t·F + f2, and β's S·F + f2).
     const int64_t outputs = depth ? SF : st.F;
-    auto grad_row = [&](int64_t token, int64_t o) {  // o = f2 (width) or t·F + f2 (depth)
-      return depth ? g + (token * st.S + o / st.F) * st.D + (o % st.F) * st.d : g + token * st.D + o * st.d;
-    };
+    std::vector<int64_t> output_offset(outputs), dense_offset(st.R);  // dense: a row in grad_x's [S, D]
+    for (int64_t r = 0; r < st.R; ++r) dense_offset[r] = st.offset(r, st.D);  // o = f2 (width) or t·F + f2 (depth) in a token's gradient
+    for (int64_t o = 0; o < outputs; ++o) output_offset[o] = depth ? (o / st.F) * st.D + (o % st.F) * st.d : o * st.d;
+    const int64_t grad_token = depth ? st.S * st.D : st.D;
+    auto grad_row = [&](int64_t token, int64_t o) { return g + token * grad_token + output_offset[o]; };
+    std::vector<const T*> rows(st.R);
+    std::vector<T> products(st.R);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t token = token0 + i;
       const T* c = co.c_of(i, st);
       T* Gi = G.data() + i * RM;
+      st.fill_rows(token, rows.data());
       // G = dL/dc: each coefficient's dot product of its source row with the gradient of the row it feeds.
-      for (int64_t o = 0; o < outputs; ++o)
-        for (int64_t r = 0; r < st.R; ++r) Gi[r * st.M + o] = dot(st.row(token, r), grad_row(token, o), st.d);
+      for (int64_t o = 0; o < outputs; ++o) {
+        dots(grad_row(token, o), rows.data(), st.R, st.d, products.data());
+        for (int64_t r = 0; r < st.R; ++r) Gi[r * st.M + o] = products[r];
+      }
       if (depth) {
         const T* yt = y + token * st.D;
         for (int64_t r = 0; r < st.R; ++r)  // r = row (t, f1): β[r, f2] weighs y[f1] into new[t, f2]
@@ -323,6 +415,7 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
     for (int64_t i = 0; i < count; ++i) {
       const int64_t token = token0 + i;
       const T* c = co.c_of(i, st);
+      st.fill_rows(token, rows.data());
       coefficient_chain(st, co, i, G.data() + i * RM, st.manifold ? dz.data() + i * RM : nullptr, pg,
                         dp_over_n.data(), through.data());
       // dx_r = Σ_o c[r, o] d(row o) + Σ_j dp_over_n[r, j] W_t[j] − through_r x_r: written once.
@@ -331,12 +424,12 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
         terms.clear();
         for (int64_t o = 0; o < outputs; ++o) terms.add(c[r * st.M + o], grad_row(token, o));
         for (int64_t j = 0; j < st.M; ++j) terms.add(dp_over_n[r * st.M + j], st.weight_t + j * st.d);
-        terms.add(-through[r], st.row(token, r));
-        terms.write(gxt + st.offset(r, st.D), st.d);
+        terms.add(-through[r], rows[r]);
+        terms.write(gxt + dense_offset[r], st.d);
       }
       for (int64_t j = 0; j < st.M; ++j) {  // dW_t[j] += Σ_r dp_over_n[r, j] x_r
         terms.clear();
-        for (int64_t r = 0; r < st.R; ++r) terms.add(dp_over_n[r * st.M + j], st.row(token, r));
+        for (int64_t r = 0; r < st.R; ++r) terms.add(dp_over_n[r * st.M + j], rows[r]);
         terms.write(pg.weight_t + j * st.d, st.d, /*accumulate=*/true);
       }
     }
