@@ -43,7 +43,7 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
       tanh(o.tanh),
       channel_first(o.channel_first),
       streams_in_batch(o.streams_in_batch),
-      fused(o.fused),
+      fused(o.fused.value_or(o.num_fracs == 1)),
       depth_residual_fn_(o.depth_residual_fn) {
   branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "HyperConnections: num_streams must be >= 1, got ", S);

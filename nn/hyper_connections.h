@@ -73,7 +73,9 @@ struct HyperConnectionsOptions {
   // true: split() runs each call as one hc_width and one hc_depth op (core/ops.h) where the options allow
   // (V = 1, the default o + r merge, features last): one pass over the streams per step, only the streams
   // saved for backward. false, or other options: the unfused composition of small ops, the readable reference.
-  bool fused = true;
+  // Unset: on for one fraction (HC: as fast as the composition, less memory), off for F > 1 (Frac: 5% slower
+  // on the CPU today; docs/performance.md).
+  std::optional<bool> fused = std::nullopt;
 };
 
 class HyperConnections : public ConnectionModule {
@@ -103,7 +105,8 @@ class HyperConnections : public ConnectionModule {
   std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, num_fracs, num_input_views;
-  bool tanh, channel_first, streams_in_batch, fused;
+  bool tanh, channel_first, streams_in_batch;
+  bool fused;  // options.fused, resolved
   Tensor static_alpha;         // [S·F, V·F + S·F]  (rows f1·S + s, columns f2·(V+S) + t)
   Tensor dynamic_alpha_fn;     // [d, V·F + S·F]
   Tensor dynamic_alpha_scale;  // []

@@ -69,7 +69,7 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
 const std::vector<std::string>& connection_names() {
   static const std::vector<std::string> names{"residual",  "hc",           "frac",      "frac-paper",
                                               "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity",
-                                              "hc-unfused", "frac-unfused", "mhc-fused"};
+                                              "hc-unfused", "frac-fused", "mhc-fused"};
   return names;
 }
 
@@ -97,7 +97,10 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
   if (!connection.starts_with("mhc")) {  // residual, hc, frac, frac-paper
     auto made = hyper_connections(streams, factory);
     const HcVariant variant = connection == "frac-paper" ? HcVariant::Paper : HcVariant::Library;
-    const bool fused = !connection.ends_with("-unfused");  // hc-unfused, frac-unfused: the reference composition
+    // hc-unfused: HC as the composition of small ops; frac-fused: Frac with the fused pair (both not the default)
+    const std::optional<bool> fused =
+        connection == "hc-unfused" ? std::optional<bool>(false)
+                                   : connection == "frac-fused" ? std::optional<bool>(true) : std::nullopt;
     auto init_hc = [made, dim, dtype, variant, fused](int64_t layer_index, Branch branch) {
       return made.init_hc(
           {.dim = dim, .layer_index = layer_index, .dtype = dtype, .variant = variant, .fused = fused},

@@ -43,6 +43,7 @@ TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition
         const int64_t S = config.streams, D = config.dim, B = 2, N = 3;
         nn::HyperConnectionsOptions options{.dim = D, .layer_index = 1, .tanh = use_tanh, .num_fracs = config.fracs,
                                             .streams_in_batch = streams_in_batch, .dtype = DType::Float64};
+        options.fused = true;
         nn::HyperConnections fused(S, options);
         options.fused = false;
         nn::HyperConnections unfused(S, options);
