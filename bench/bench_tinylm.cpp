@@ -4,7 +4,7 @@
 // clip + optimizer step on random bytes.
 //
 //   build/bench/bench_tinylm [--connection residual|hc|frac|frac-paper|mhc|mhc-paper|...] [--threads N] [--steps N]
-//                            [--device cpu|cuda] [--profile]
+//                            [--device cpu|cuda] [--profile] [--keep-coefficients]
 //
 // It runs 5 untimed warm-up steps, then `steps` timed steps in 5 windows, and reports the median window.
 // The last line reads: tokens_per_s=<x> ms_per_step=<y> peak_rss_mb=<z> (the process's peak resident
@@ -38,13 +38,15 @@ double peak_rss_mb() {
 int main(int argc, char** argv) {
   std::string connection = "residual", device_name = "cpu";
   int threads = 2, steps = 50;
-  bool profiled = false;
+  bool profiled = false, keep_coefficients = false;
   CLI::App app{"hcgrad: training throughput of the tiny LM"};
   app.add_option("--connection", connection, "one of tinylm's connections (residual, hc, frac, frac-paper, mhc, mhc-paper, ...)")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads")->capture_default_str();
   app.add_option("--steps", steps, "timed steps (after 5 warm-up steps)")->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   app.add_flag("--profile", profiled, "print the per-op time breakdown of the timed steps");
+  app.add_flag("--keep-coefficients", keep_coefficients,
+               "fused connections keep their coefficients for backward instead of recomputing them");
   CLI11_PARSE(app, argc, argv);
   if (steps < 5 || threads < 1) {
     std::fprintf(stderr, "bench_tinylm: needs --steps >= 5 and --threads >= 1\n");
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
     set_num_threads(threads);
     nn::GPTConfig config;  // the canonical tiny LM: tinylm's defaults
     config.connection = connection;
+    config.recompute_connections = !keep_coefficients;
     if (connection.starts_with("frac")) config.fracs = 4;
     else if (connection != "residual") config.streams = 4;
     const Device device = device_name == "cpu" ? Device::cpu() : Device::cuda(0);

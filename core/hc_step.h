@@ -17,6 +17,9 @@ struct HcStep {
   bool manifold = false;
   int64_t sinkhorn_iters = 20;       // mHC's H_res
   bool sinkhorn_log_domain = false;  // SinkhornDomain::Log
+  // true: backward recomputes the norms and coefficients from the streams (the mHC paper's recompute: only
+  // the streams and the branch output are kept). false: the forward keeps R·(1 + 3M) values a token for it.
+  bool recompute = true;
 };
 
 }  // namespace hcgrad

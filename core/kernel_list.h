@@ -95,26 +95,29 @@ void scaled_rms_norm_matmul_forward(const Tensor& out, const Tensor& norm, const
 void scaled_rms_norm_matmul_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad, const Tensor& x,
                            const Tensor& w, const Tensor& out, const Tensor& norm);
 
-// ---- hyper-connection steps (core/cpu/hc_step.cpp): HyperConnections' width and depth connections ----
-// x [B, N, S, D]: the streams, any strides on the first three dims, D contiguous; rows r = f·S + s are the
-// fractions x[s, f·d : (f+1)·d] (d = D / F). static_weights [R, M], weight_t [M, d] (the projection with the
-// norm's gain folded in, transposed) and scales [M] are contiguous; per token the coefficients are
+// ---- hyper-connection steps (core/cpu/hc_step.cpp): the width and depth connections of HC and mHC ----
+// x [B, N, S, D]: the streams, any strides on the first three dims, D contiguous; rows r = f·S + s (mHC,
+// step.manifold: s·F + f) are the fractions x[s, f·d : (f+1)·d] (d = D / F). static_weights [R, M], weight_t
+// [M, d] (the projection with the norm's gain folded in, transposed) and scales [M] are contiguous; per token
+// the coefficients are (mHC: the σ / Sinkhorn / 2σ forms of core/hc_step.h, rows and β's row order alike)
 //   c[r, j] = static_weights[r, j] + scales[j] · φ(x_r · weight_t[j] / max(|x_r|, 1e-12))
 // hc_width_forward, M = F:          out [B, N, D]    out[f2·d + k] = Σ_r c[r, f2] x_r[k]
 // hc_depth_forward, M = S·F + F:    out [B, N, S, D] out[t, f2·d + k] = Σ_r c[r, t·F + f2] x_r[k]
 //                                                              + Σ_f1 c[f1·S + t, S·F + f2] y[f1·d + k]
-// y [B, N, D] and out contiguous.
-void hc_width_forward(const Tensor& out, const Tensor& x, const Tensor& static_weights, const Tensor& weight_t,
-                      const Tensor& scales, HcStep step);
-void hc_depth_forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& static_weights,
+// y [B, N, D] and out contiguous. saved [B·N, R, 1 + 3M] (contiguous) is optional: when defined the forward
+// keeps each row's norm, p, a (φ(p), or mHC's z) and c there, and backward reads them instead of recomputing.
+void hc_width_forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& static_weights,
                       const Tensor& weight_t, const Tensor& scales, HcStep step);
-// Backward of either step (depth when y is defined), recomputing the coefficients from x: grad_x [B, N, S, D]
-// and grad_y [B, N, D] (depth) contiguous, written once with every contribution summed; the parameter
-// gradients grad_static [R, M], grad_scales [M] and grad_weight_t [M, d] are summed over fixed blocks of
-// tokens in order (deterministic). grad_out has out's shape, contiguous.
+void hc_depth_forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& y,
+                      const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step);
+// Backward of either step (depth when y is defined), from `saved` or recomputing the coefficients from x:
+// grad_x [B, N, S, D] and grad_y [B, N, D] (depth) contiguous, written once with every contribution summed; the
+// parameter gradients grad_static [R, M], grad_scales [M] and grad_weight_t [M, d] are summed over fixed blocks
+// of tokens in order (deterministic). grad_out has out's shape, contiguous.
 void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
                       const Tensor& grad_weight_t, const Tensor& grad_out, const Tensor& x, const Tensor& y,
-                      const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step);
+                      const Tensor& saved, const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales,
+                      HcStep step);
 
 // ---- Sinkhorn (core/cpu/sinkhorn.cpp); logits, out, grads: contiguous [B, M, N], one matrix each ----
 // out = the Sinkhorn-Knopp iteration of each matrix (the formulas in core/ops/sinkhorn.cpp).

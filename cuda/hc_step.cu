@@ -285,6 +285,24 @@ __global__ void param_grad_kernel(T* grad_weight_t, T* grad_static, T* grad_scal
   }
 }
 
+// saved [T, R, 1 + 3M] (step.recompute = false) to and from the separate norm, p, a and c: one thread per
+// (token, row).
+template <class T>
+__global__ void pack_saved_kernel(T* saved, StepView<T> v, T* norm, T* p, T* a, T* c, bool to_saved) {
+  const int64_t entry = 1 + 3 * v.M;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * v.R; i += int64_t(gridDim.x) * blockDim.x) {
+    T* e = saved + i * entry;
+    T* fields[4] = {norm + i, p + i * v.M, a + i * v.M, c + i * v.M};
+    for (int f = 0; f < 4; ++f) {
+      const int64_t n = f == 0 ? 1 : v.M, at = f == 0 ? 0 : 1 + (f - 1) * v.M;
+      for (int64_t j = 0; j < n; ++j) {
+        if (to_saved) e[at + j] = fields[f][j];
+        else fields[f][j] = e[at + j];
+      }
+    }
+  }
+}
+
 // The Sinkhorn scratch of mHC's depth step: [T, per-token values] (see the two Sinkhorn kernels).
 template <class T>
 Tensor sinkhorn_scratch(const StepView<T>& v, const Tensor& like, bool backward) {
@@ -293,18 +311,45 @@ Tensor sinkhorn_scratch(const StepView<T>& v, const Tensor& like, bool backward)
   return Tensor::empty(Shape{v.T_, per_token}, like.options());
 }
 
+// norm [T, R], p, a and c [T, R, M] of every token: computed (and mHC's Sinkhorn run), or read from `saved`.
 template <class T>
-void forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& static_weights, const Tensor& weight_t,
-             const Tensor& scales, HcStep step) {
-  const StepView<T> v = step_view<T>(x, static_weights, weight_t, scales, step, y.defined());
-  if (v.T_ == 0) return;
-  const Tensor c = Tensor::empty(Shape{v.T_, v.R, v.M}, x.options());
-  const cudaStream_t stream = stream_for(out);
-  coefficients_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(v, nullptr, nullptr, nullptr, ptr<T>(c));
+void coefficients(const StepView<T>& v, const Tensor& saved, const Tensor& norm, const Tensor& p, const Tensor& a,
+                  const Tensor& c, const Tensor& like, cudaStream_t stream, bool from_saved) {
+  if (from_saved) {
+    pack_saved_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(ptr<T>(saved), v, ptr<T>(norm), ptr<T>(p),
+                                                                          ptr<T>(a), ptr<T>(c), false);
+    HC_CUDA_LAUNCH_CHECK("hc_step");
+    return;
+  }
+  coefficients_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(
+      v, norm.defined() ? ptr<T>(norm) : nullptr, p.defined() ? ptr<T>(p) : nullptr,
+      a.defined() ? ptr<T>(a) : nullptr, ptr<T>(c));
   HC_CUDA_LAUNCH_CHECK("hc_step");
   if (v.manifold && v.depth) {
-    const Tensor scratch = sinkhorn_scratch(v, x, /*backward=*/false);
+    const Tensor scratch = sinkhorn_scratch(v, like, /*backward=*/false);
     sinkhorn_kernel<T><<<blocks_for(v.T_), kThreads, 0, stream>>>(v, ptr<T>(c), ptr<T>(scratch));
+    HC_CUDA_LAUNCH_CHECK("hc_step");
+  }
+}
+
+template <class T>
+void forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& y, const Tensor& static_weights,
+             const Tensor& weight_t, const Tensor& scales, HcStep step) {
+  const StepView<T> v = step_view<T>(x, static_weights, weight_t, scales, step, y.defined());
+  if (v.T_ == 0) return;
+  const Shape per_coefficient{v.T_, v.R, v.M};
+  const Tensor c = Tensor::empty(per_coefficient, x.options());
+  Tensor norm, p, a;  // only to keep for backward
+  if (saved.defined()) {
+    norm = Tensor::empty(Shape{v.T_, v.R}, x.options());
+    p = Tensor::empty(per_coefficient, x.options());
+    a = Tensor::empty(per_coefficient, x.options());
+  }
+  const cudaStream_t stream = stream_for(out);
+  coefficients<T>(v, saved, norm, p, a, c, x, stream, /*from_saved=*/false);
+  if (saved.defined()) {
+    pack_saved_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(ptr<T>(saved), v, ptr<T>(norm), ptr<T>(p),
+                                                                          ptr<T>(a), ptr<T>(c), true);
     HC_CUDA_LAUNCH_CHECK("hc_step");
   }
   if (y.defined())
@@ -316,21 +361,22 @@ void forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& 
 
 }  // namespace
 
-void hc_width_forward(const Tensor& out, const Tensor& x, const Tensor& static_weights, const Tensor& weight_t,
-                      const Tensor& scales, HcStep step) {
+void hc_width_forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& static_weights,
+                      const Tensor& weight_t, const Tensor& scales, HcStep step) {
   dispatch_floating("hc_width", x.dtype(),
-                    [&]<class T>() { forward<T>(out, x, Tensor(), static_weights, weight_t, scales, step); });
+                    [&]<class T>() { forward<T>(out, saved, x, Tensor(), static_weights, weight_t, scales, step); });
 }
 
-void hc_depth_forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& static_weights,
-                      const Tensor& weight_t, const Tensor& scales, HcStep step) {
+void hc_depth_forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& y,
+                      const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step) {
   dispatch_floating("hc_depth", x.dtype(),
-                    [&]<class T>() { forward<T>(out, x, y, static_weights, weight_t, scales, step); });
+                    [&]<class T>() { forward<T>(out, saved, x, y, static_weights, weight_t, scales, step); });
 }
 
 void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
                       const Tensor& grad_weight_t, const Tensor& grad_out, const Tensor& x, const Tensor& y,
-                      const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step) {
+                      const Tensor& saved, const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales,
+                      HcStep step) {
   dispatch_floating("hc_step_backward", x.dtype(), [&]<class T>() {
     const StepView<T> v = step_view<T>(x, static_weights, weight_t, scales, step, y.defined());
     const cudaStream_t stream = stream_for(grad_out);
@@ -342,14 +388,7 @@ void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& 
                  dscale = Tensor::empty(per_coefficient, x.options()), dp = Tensor::empty(per_coefficient, x.options());
     if (v.T_ > 0) {
       const unsigned coefficient_blocks = blocks_for(v.T_ * v.R * v.M);
-      coefficients_kernel<T><<<blocks_for(v.T_ * v.R), kThreads, 0, stream>>>(v, ptr<T>(norm), ptr<T>(p), ptr<T>(a),
-                                                                               ptr<T>(c));
-      HC_CUDA_LAUNCH_CHECK("hc_step_backward");
-      if (v.manifold && v.depth) {
-        const Tensor scratch = sinkhorn_scratch(v, x, /*backward=*/false);
-        sinkhorn_kernel<T><<<blocks_for(v.T_), kThreads, 0, stream>>>(v, ptr<T>(c), ptr<T>(scratch));
-        HC_CUDA_LAUNCH_CHECK("hc_step_backward");
-      }
+      coefficients<T>(v, saved, norm, p, a, c, x, stream, /*from_saved=*/saved.defined());
       coefficient_grad_kernel<T><<<coefficient_blocks, kThreads, 0, stream>>>(
           ptr<T>(G), v, y.defined() ? ptr<T>(y) : nullptr, ptr<T>(grad_out));
       HC_CUDA_LAUNCH_CHECK("hc_step_backward");

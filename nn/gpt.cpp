@@ -102,7 +102,8 @@ GPT::GPT(const GPTConfig& config, uint64_t seed)
   wpe = register_module("wpe", std::make_shared<Embedding>(config.context, config.dim, init, embedding));
   // One factory call decides the connection of every block (README of the hyper-connections library).
   const NamedConnections made =
-      connections_by_name(config.connection, config.streams, config.fracs, config.dim, config.dtype);
+      connections_by_name(config.connection, config.streams, config.fracs, config.dim, config.dtype,
+                          config.recompute_connections);
   expand_stream = made.expand_stream;
   reduce_stream = made.reduce_stream;
   register_module("expand_stream", expand_stream);

@@ -38,6 +38,9 @@ struct GPTConfig {
   std::string connection = "residual";
   int64_t streams = 1;
   int64_t fracs = 1;
+  // Where a connection runs the fused op pair: false keeps its coefficients from forward to backward instead
+  // of recomputing them (HyperConnectionsOptions::recompute).
+  bool recompute_connections = true;
 
   // Throws a clear Error for non-positive sizes or heads not dividing dim.
   void validate() const;

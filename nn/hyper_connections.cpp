@@ -44,6 +44,7 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
       channel_first(o.channel_first),
       streams_in_batch(o.streams_in_batch),
       fused(o.fused.value_or(o.num_fracs == 1)),
+      recompute(o.recompute),
       depth_residual_fn_(o.depth_residual_fn) {
   branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "HyperConnections: num_streams must be >= 1, got ", S);
@@ -214,7 +215,7 @@ ConnectionSplit HyperConnections::fused_split(const Tensor& residuals) const {
     for (int64_t f2 = 0; f2 < fracs; ++f2) residual_columns.push_back(f2 * (1 + streams) + 1 + t);
   const Tensor branch_index = from_vector(branch_columns, {fracs}).to(static_alpha.device());
   const Tensor residual_index = from_vector(residual_columns, {streams * fracs}).to(static_alpha.device());
-  const HcStep step{.streams = streams, .fracs = fracs, .tanh = tanh};
+  const HcStep step{.streams = streams, .fracs = fracs, .tanh = tanh, .recompute = recompute};
 
   Tensor u = hc_width(x, norm->gamma, index_select(static_alpha, 1, branch_index),
                       index_select(dynamic_alpha_fn, 1, branch_index), dynamic_alpha_scale.expand({fracs}), step);

@@ -76,6 +76,9 @@ struct HyperConnectionsOptions {
   // Unset: on for one fraction (HC: as fast as the composition, less memory), off for F > 1 (Frac: 5% slower
   // on the CPU today; docs/performance.md).
   std::optional<bool> fused = std::nullopt;
+  // With the fused pair: true, backward recomputes the norms and coefficients from the streams (the mHC
+  // paper's recompute); false, the forward keeps them (R·(1 + 3M) values a token and step).
+  bool recompute = true;
 };
 
 class HyperConnections : public ConnectionModule {
@@ -107,6 +110,7 @@ class HyperConnections : public ConnectionModule {
   int64_t num_streams, dim, num_fracs, num_input_views;
   bool tanh, channel_first, streams_in_batch;
   bool fused;  // options.fused, resolved
+  bool recompute;
   Tensor static_alpha;         // [S·F, V·F + S·F]  (rows f1·S + s, columns f2·(V+S) + t)
   Tensor dynamic_alpha_fn;     // [d, V·F + S·F]
   Tensor dynamic_alpha_scale;  // []

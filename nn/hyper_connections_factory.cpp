@@ -86,7 +86,7 @@ bool is_connection_name(const std::string& connection) {
 }
 
 NamedConnections connections_by_name(const std::string& connection, int64_t streams, int64_t fracs, int64_t dim,
-                                     DType dtype) {
+                                     DType dtype, bool recompute) {
   HC_CHECK(is_connection_name(connection), Error, "connections_by_name: connection must be ",
            connection_names_phrase(), ", got '", connection, "'");
   const HyperConnectionsFactoryOptions factory{.num_fracs = fracs,
@@ -101,10 +101,14 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
     const std::optional<bool> fused =
         connection == "hc-unfused" ? std::optional<bool>(false)
                                    : connection == "frac-fused" ? std::optional<bool>(true) : std::nullopt;
-    auto init_hc = [made, dim, dtype, variant, fused](int64_t layer_index, Branch branch) {
-      return made.init_hc(
-          {.dim = dim, .layer_index = layer_index, .dtype = dtype, .variant = variant, .fused = fused},
-          std::move(branch));
+    auto init_hc = [made, dim, dtype, variant, fused, recompute](int64_t layer_index, Branch branch) {
+      return made.init_hc({.dim = dim,
+                           .layer_index = layer_index,
+                           .dtype = dtype,
+                           .variant = variant,
+                           .fused = fused,
+                           .recompute = recompute},
+                          std::move(branch));
     };
     return {init_hc, made.expand_stream.module(), made.reduce_stream.module()};
   }
@@ -112,9 +116,10 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
   const MhcVariant variant = connection.starts_with("mhc-paper") ? MhcVariant::Paper : MhcVariant::Library;
   const MhcInit init = connection.ends_with("-identity") ? MhcInit::IdentityLike : MhcInit::Library;
   const bool fused = connection == "mhc-fused";  // opt-in for mHC (ManifoldHyperConnectionsOptions::fused)
-  auto init_hc = [made, dim, dtype, variant, init, fused](int64_t layer_index, Branch branch) {
+  auto init_hc = [made, dim, dtype, variant, init, fused, recompute](int64_t layer_index, Branch branch) {
     ManifoldHyperConnectionsOptions options;
     options.fused = fused;
+    options.recompute = recompute;
     options.dim = dim;
     options.layer_index = layer_index;
     options.variant = variant;

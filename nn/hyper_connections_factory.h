@@ -86,8 +86,9 @@ struct NamedConnections {
 const std::vector<std::string>& connection_names();
 std::string connection_names_phrase();
 bool is_connection_name(const std::string& connection);
+// recompute: the fused op pair's backward recomputes the coefficients (HyperConnectionsOptions::recompute).
 NamedConnections connections_by_name(const std::string& connection, int64_t streams, int64_t fracs, int64_t dim,
-                                     DType dtype = DType::Float32);
+                                     DType dtype = DType::Float32, bool recompute = true);
 
 // True for a connection's static weights (static_alpha / static_beta, the paper mHC's biases b_*), by parameter
 // name ("blocks.0.hc_attn.static_alpha"): the HC authors advise against decaying them (they start identity-like).

@@ -32,6 +32,7 @@ ManifoldHyperConnections::ManifoldHyperConnections(int64_t S, ManifoldHyperConne
       proposals(o.num_dynamic_alpha_proposals),
       streams_in_batch(o.streams_in_batch),
       fused(o.fused),
+      recompute(o.recompute),
       sinkhorn_domain(o.sinkhorn_domain),
       residual_transform_(o.residual_transform),
       constraint_(o.residual_mix_constraint_fn),
@@ -245,7 +246,8 @@ ConnectionSplit ManifoldHyperConnections::fused_split(const Tensor& residuals) c
                     .fracs = fracs,
                     .manifold = true,
                     .sinkhorn_iters = sinkhorn_iters,
-                    .sinkhorn_log_domain = sinkhorn_domain == SinkhornDomain::Log};
+                    .sinkhorn_log_domain = sinkhorn_domain == SinkhornDomain::Log,
+                    .recompute = recompute};
   Shape branch_shape = middle;
   branch_shape.insert(branch_shape.begin(), batch);
   branch_shape.push_back(dim);

@@ -91,6 +91,7 @@ struct ManifoldHyperConnectionsOptions {
   // constraint, the default o + r merge): only the streams saved for backward, the Sinkhorn recomputed per
   // token. Off by default: on the CPU it is slower than the composition today (docs/performance.md).
   bool fused = false;
+  bool recompute = true;  // with the fused pair: as HyperConnectionsOptions::recompute
 };
 
 // The library's `maybe_mix_streams`, a bias-free 1x1 Conv2d over the stream axis: only its weight
@@ -129,7 +130,7 @@ class ManifoldHyperConnections : public ConnectionModule {
   std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, num_fracs, sinkhorn_iters, proposals;
-  bool streams_in_batch, fused;
+  bool streams_in_batch, fused, recompute;
   SinkhornDomain sinkhorn_domain;
   Tensor static_alpha;      // [S·F, F + S·F]
   Tensor dynamic_alpha_fn;  // [P, d, F + S·F]

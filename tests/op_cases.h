@@ -192,6 +192,22 @@ inline const std::vector<OpCase>& op_cases() {
                                           {.streams = 3, .fracs = 1, .manifold = true, .sinkhorn_iters = 3,
                                            .sinkhorn_log_domain = true});
                         }},
+  {"hc_depth kept",     [] { return TL{X({2, 3, 2, 6}), X({2, 3, 6}), X({3}), X({4, 6}), X({3, 6}), X({6})}; },
+                        [](const TL& in) {  // recompute = false: backward reads the forward's coefficients
+                          return hc_depth(in[0], in[1], in[2], in[3], in[4], in[5],
+                                          {.streams = 2, .fracs = 2, .recompute = false});
+                        }},
+  {"hc_width mhc kept", [] { return TL{X({2, 3, 2, 6}), X({3}), X({4, 2}), X({3, 2}), X({2})}; },
+                        [](const TL& in) {
+                          return hc_width(in[0], in[1], in[2], in[3], in[4],
+                                          {.streams = 2, .fracs = 2, .manifold = true, .recompute = false});
+                        }},
+  {"hc_depth mhc kept", [] { return TL{X({2, 3, 2, 6}), X({2, 3, 6}), X({3}), L({4, 6}), X({3, 6}), X({6})}; },
+                        [](const TL& in) {
+                          return hc_depth(in[0], in[1], in[2], in[3], in[4], in[5],
+                                          {.streams = 2, .fracs = 2, .manifold = true, .sinkhorn_iters = 4,
+                                           .recompute = false});
+                        }},
   // ---- fused attention: causal and not, one query row (T = 1), non-contiguous head views, packed qkv ----
   {"attention causal",     [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
                            [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},

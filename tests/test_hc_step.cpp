@@ -29,6 +29,19 @@ SplitRun run_split(const Module& hc, const Tensor& residuals, const Tensor& prob
 
 }  // namespace
 
+// Values and every gradient agree between two runs (fused and unfused).
+static void check_same(const SplitRun& a, const SplitRun& b, const Shape& shape, double tol) {
+  REQUIRE(a.out.shape() == shape);
+  CHECK(max_abs_diff(values(a.out), values(b.out)) <= tol);
+  CHECK(max_abs_diff(values(a.grad_residuals), values(b.grad_residuals)) <= tol);
+  REQUIRE(a.grads.size() == b.grads.size());
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(a.grads[i].defined() == b.grads[i].defined());
+    if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= tol);
+  }
+}
+
 TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition, values and gradients") {
   struct Config {
     int64_t streams, fracs, dim;  // dim 156: rows of 39 to 156 features, the kernels' vector blocks and tails
@@ -51,7 +64,12 @@ TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition
         copy_parameters(fused, unfused);
         const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
         const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
+        options.fused = true;
+        options.recompute = false;  // the pair keeping its coefficients for backward
+        nn::HyperConnections kept(S, options);
+        copy_parameters(fused, kept);
         const SplitRun a = run_split(fused, x, probe), b = run_split(unfused, x, probe);
+        check_same(run_split(kept, x, probe), b, shape, 1e-12);
         REQUIRE(a.out.shape() == shape);
         CHECK(max_abs_diff(values(a.out), values(b.out)) <= 1e-12);
         CHECK(max_abs_diff(values(a.grad_residuals), values(b.grad_residuals)) <= 1e-12);
@@ -62,19 +80,6 @@ TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition
           if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= 1e-12);
         }
       }
-}
-
-// Values and every gradient agree between two runs (fused and unfused).
-static void check_same(const SplitRun& a, const SplitRun& b, const Shape& shape, double tol) {
-  REQUIRE(a.out.shape() == shape);
-  CHECK(max_abs_diff(values(a.out), values(b.out)) <= tol);
-  CHECK(max_abs_diff(values(a.grad_residuals), values(b.grad_residuals)) <= tol);
-  REQUIRE(a.grads.size() == b.grads.size());
-  for (size_t i = 0; i < a.grads.size(); ++i) {
-    CAPTURE(i);
-    REQUIRE(a.grads[i].defined() == b.grads[i].defined());
-    if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= tol);
-  }
 }
 
 TEST_CASE("hc_step: mHC's fused split equals the unfused composition, values and gradients") {
@@ -105,7 +110,13 @@ TEST_CASE("hc_step: mHC's fused split equals the unfused composition, values and
         copy_parameters(fused, unfused);
         const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
         const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
-        check_same(run_split(fused, x, probe), run_split(unfused, x, probe), shape, 1e-12);
+        const SplitRun b = run_split(unfused, x, probe);
+        check_same(run_split(fused, x, probe), b, shape, 1e-12);
+        options.fused = true;
+        options.recompute = false;  // the pair keeping its coefficients (and H_res) for backward
+        nn::ManifoldHyperConnections kept(S, options);
+        copy_parameters(fused, kept);
+        check_same(run_split(kept, x, probe), b, shape, 1e-12);
       }
 }
 

@@ -239,6 +239,28 @@ struct BlockCoefficients {
     }
   }
 
+  // The block's norm, p, a and c to and from `saved` (the kernels' [T, R, 1 + 3M], from token0's entry).
+  void store(const Step<T>& st, T* saved) const {
+    for (int64_t i = 0; i < count * st.R; ++i) {
+      T* e = saved + i * (1 + 3 * st.M);
+      e[0] = norm[i];
+      std::copy_n(p.data() + i * st.M, st.M, e + 1);
+      std::copy_n(a.data() + i * st.M, st.M, e + 1 + st.M);
+      std::copy_n(c.data() + i * st.M, st.M, e + 1 + 2 * st.M);
+    }
+  }
+  void load(const Step<T>& st, const T* saved, int64_t tokens) {
+    count = tokens;
+    for (int64_t i = 0; i < count * st.R; ++i) {
+      const T* e = saved + i * (1 + 3 * st.M);
+      norm[i] = e[0];
+      std::copy_n(e + 1, st.M, p.data() + i * st.M);
+      std::copy_n(e + 1 + st.M, st.M, a.data() + i * st.M);
+      std::copy_n(e + 1 + 2 * st.M, st.M, c.data() + i * st.M);
+    }
+    if (st.manifold && st.depth) gather_block(st, a.data(), logits.data<T>());  // the Sinkhorn's backward reads them
+  }
+
   // dz = dL/dz [count, R, M] from G = dL/dc (mHC): σ' = c (1 − c); 2σ' = c (1 − c / 2); the Sinkhorn's
   // vector-Jacobian product (recomputing its iterates) for the residual block.
   void manifold_backward(const Step<T>& st, const T* G, T* dz) {
@@ -275,12 +297,13 @@ void for_token_blocks(int64_t tokens, const F& body) {
 }
 
 template <class T>
-void width_forward(const Tensor& out, const Step<T>& st, int64_t tokens) {
+void width_forward(const Tensor& out, T* saved, const Step<T>& st, int64_t tokens) {
   T* o = out.data<T>();
   for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
     BlockCoefficients<T> co(st);
     Terms<T> terms;
     co.compute(st, token0, count);
+    if (saved) co.store(st, saved + token0 * st.R * (1 + 3 * st.M));
     std::vector<const T*> rows(st.R);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t token = token0 + i;
@@ -296,13 +319,14 @@ void width_forward(const Tensor& out, const Step<T>& st, int64_t tokens) {
 }
 
 template <class T>
-void depth_forward(const Tensor& out, const T* y, const Step<T>& st, int64_t tokens) {
+void depth_forward(const Tensor& out, T* saved, const T* y, const Step<T>& st, int64_t tokens) {
   T* o = out.data<T>();
   const int64_t SF = st.S * st.F;
   for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
     BlockCoefficients<T> co(st);
     Terms<T> terms;
     co.compute(st, token0, count);
+    if (saved) co.store(st, saved + token0 * st.R * (1 + 3 * st.M));
     std::vector<const T*> rows(st.R);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t token = token0 + i;
@@ -365,7 +389,8 @@ void coefficient_chain(const Step<T>& st, const BlockCoefficients<T>& co, int64_
 
 template <class T>
 void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
-                   const Tensor& grad_weight_t, const T* g, const T* y, const Step<T>& st, int64_t tokens) {
+                   const Tensor& grad_weight_t, const T* g, const T* y, const T* saved, const Step<T>& st,
+                   int64_t tokens) {
   const bool depth = y != nullptr;
   const int64_t SF = st.S * st.F, RM = st.R * st.M, blocks = (tokens + kTokenBlock - 1) / kTokenBlock,
                 psize = ParamGrads<T>::size(st);
@@ -377,7 +402,8 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
     std::vector<T> G(kTokenBlock * RM), dz(st.manifold ? kTokenBlock * RM : 0), dp_over_n(RM), through(st.R);
     Terms<T> terms;
     ParamGrads<T> pg(partials.data() + b * psize, st);
-    co.compute(st, token0, count);
+    if (saved) co.load(st, saved + token0 * st.R * (1 + 3 * st.M), count);
+    else co.compute(st, token0, count);
     // The output rows' gradients: width u[f2] (column f2), depth new[t, f2] (column t·F + f2, and β's S·F + f2).
     const int64_t outputs = depth ? SF : st.F;
     std::vector<int64_t> output_offset(outputs), dense_offset(st.R);  // dense: a row in grad_x's [S, D]
@@ -445,29 +471,31 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
 }
 }  // namespace
 
-void hc_width_forward(const Tensor& out, const Tensor& x, const Tensor& static_weights, const Tensor& weight_t,
-                      const Tensor& scales, HcStep step) {
+void hc_width_forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& static_weights,
+                      const Tensor& weight_t, const Tensor& scales, HcStep step) {
   dispatch_floating("hc_width", x.dtype(), [&]<class T>() {
     const Step<T> st(x, static_weights, weight_t, scales, step, /*is_depth=*/false);
-    width_forward<T>(out, st, x.shape()[0] * x.shape()[1]);
+    width_forward<T>(out, saved.defined() ? saved.data<T>() : nullptr, st, x.shape()[0] * x.shape()[1]);
   });
 }
 
-void hc_depth_forward(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& static_weights,
-                      const Tensor& weight_t, const Tensor& scales, HcStep step) {
+void hc_depth_forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& y,
+                      const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step) {
   dispatch_floating("hc_depth", x.dtype(), [&]<class T>() {
     const Step<T> st(x, static_weights, weight_t, scales, step, /*is_depth=*/true);
-    depth_forward<T>(out, y.data<T>(), st, x.shape()[0] * x.shape()[1]);
+    depth_forward<T>(out, saved.defined() ? saved.data<T>() : nullptr, y.data<T>(), st, x.shape()[0] * x.shape()[1]);
   });
 }
 
 void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
                       const Tensor& grad_weight_t, const Tensor& grad_out, const Tensor& x, const Tensor& y,
-                      const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step) {
+                      const Tensor& saved, const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales,
+                      HcStep step) {
   dispatch_floating("hc_step_backward", x.dtype(), [&]<class T>() {
     const Step<T> st(x, static_weights, weight_t, scales, step, /*is_depth=*/y.defined());
     step_backward<T>(grad_x, grad_y, grad_static, grad_scales, grad_weight_t, grad_out.data<T>(),
-                     y.defined() ? y.data<T>() : nullptr, st, x.shape()[0] * x.shape()[1]);
+                     y.defined() ? y.data<T>() : nullptr, saved.defined() ? saved.data<T>() : nullptr, st,
+                     x.shape()[0] * x.shape()[1]);
   });
 }
 

@@ -57,6 +57,13 @@ Tensor streams_view(const Tensor& x) {
   return x.detach().stride(3) == 1 ? x.detach() : as_contiguous(x.detach());
 }
 
+// Where the forward keeps each row's norm, p, a and c for backward (step.recompute = false; the kernels'
+// `saved`): [B·N, R, 1 + 3M]. Only when a gradient will be taken; otherwise, and with recompute, undefined.
+Tensor saved_coefficients(const Tensor& x, HcStep step, int64_t columns) {
+  if (step.recompute || !autograd::is_grad_enabled()) return Tensor();
+  return Tensor::empty({x.shape()[0] * x.shape()[1], step.streams * step.fracs, 1 + 3 * columns}, x.options());
+}
+
 // From the kernel's gradient of the folded projection (grad_weight_t [M, d]) to those of weight and gamma:
 // W_s = gain ⊙ W, so dW = gain ⊙ dW_s and dγ_k = √d Σ_m W[k, m] dW_s[k, m].
 void unfold_grads(const Tensor& grad_weight_t, const Tensor& weight, const Tensor& gain, Tensor& grad_weight,
@@ -75,16 +82,17 @@ Tensor hc_width(const Tensor& x, const Tensor& gamma, const Tensor& static_weigh
   const Tensor xs = streams_view(x);
   const int64_t B = x.shape()[0], N = x.shape()[1], D = x.shape()[3];
   Tensor out = Tensor::empty({B, N, D}, x.options());
-  HC_KERNEL(hc_width_forward, out, out, xs, f.static_weights, f.weight_t, f.scales, step);
+  const Tensor saved = saved_coefficients(x, step, step.fracs);
+  HC_KERNEL(hc_width_forward, out, out, saved, xs, f.static_weights, f.weight_t, f.scales, step);
   return record(kHcWidth, out, {x, gamma, static_weights, weight, scales},
-                [xs = save(xs, kHcWidth), w = save(weight, kHcWidth), f, step](const Tensor& grad, const Needs&) {
+                [xs = save(xs, kHcWidth), w = save(weight, kHcWidth), f, step, saved](const Tensor& grad, const Needs&) {
                   const Tensor x = xs.get();
                   Tensor grad_x = Tensor::empty(x.shape(), x.options());
                   Tensor grad_static = Tensor::empty(f.static_weights.shape(), x.options());
                   Tensor grad_scales = Tensor::empty(f.scales.shape(), x.options());
                   Tensor grad_weight_t = Tensor::empty(f.weight_t.shape(), x.options());
                   HC_KERNEL(hc_step_backward, grad_x, grad_x, Tensor(), grad_static, grad_scales, grad_weight_t,
-                            as_contiguous(grad), x, Tensor(), f.static_weights, f.weight_t, f.scales, step);
+                            as_contiguous(grad), x, Tensor(), saved, f.static_weights, f.weight_t, f.scales, step);
                   Tensor grad_weight, grad_gamma;
                   unfold_grads(grad_weight_t, w.get(), f.gain, grad_weight, grad_gamma);
                   return TensorList{grad_x, grad_gamma, grad_static, grad_weight, grad_scales};
@@ -108,9 +116,10 @@ Tensor hc_depth(const Tensor& x, const Tensor& y, const Tensor& gamma, const Ten
     ys = as_contiguous(y.detach());
   }
   Tensor out = Tensor::empty({B, N, step.streams, D}, x.options());
-  HC_KERNEL(hc_depth_forward, out, out, xs, ys, f.static_weights, f.weight_t, f.scales, step);
+  const Tensor saved = saved_coefficients(x, step, step.streams * step.fracs + step.fracs);
+  HC_KERNEL(hc_depth_forward, out, out, saved, xs, ys, f.static_weights, f.weight_t, f.scales, step);
   return record(kHcDepth, out, {x, y, gamma, static_weights, weight, scales},
-                [xs = save(xs, kHcDepth), ys = save(ys, kHcDepth), w = save(weight, kHcDepth), f, step](
+                [xs = save(xs, kHcDepth), ys = save(ys, kHcDepth), w = save(weight, kHcDepth), f, step, saved](
                     const Tensor& grad, const Needs&) {
                   const Tensor x = xs.get(), y = ys.get();
                   Tensor grad_x = Tensor::empty(x.shape(), x.options());
@@ -119,7 +128,7 @@ Tensor hc_depth(const Tensor& x, const Tensor& y, const Tensor& gamma, const Ten
                   Tensor grad_scales = Tensor::empty(f.scales.shape(), x.options());
                   Tensor grad_weight_t = Tensor::empty(f.weight_t.shape(), x.options());
                   HC_KERNEL(hc_step_backward, grad_x, grad_x, grad_y, grad_static, grad_scales, grad_weight_t,
-                            as_contiguous(grad), x, y, f.static_weights, f.weight_t, f.scales, step);
+                            as_contiguous(grad), x, y, saved, f.static_weights, f.weight_t, f.scales, step);
                   Tensor grad_weight, grad_gamma;
                   unfold_grads(grad_weight_t, w.get(), f.gain, grad_weight, grad_gamma);
                   return TensorList{grad_x, grad_y, grad_gamma, grad_static, grad_weight, grad_scales};

@@ -355,31 +355,34 @@ TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backwar
         const bool depth = M > F;
         const Tensor statics = random({R, M}, dtype), weight_t = random({M, d}, dtype), scales = random({M}, dtype);
         const Shape out_shape = depth ? Shape{B, N, S, D} : Shape{B, N, D};
+        // Forward, also keeping the coefficients (recompute = false): both devices write the same `saved`.
         Tensor oc = Tensor::empty(out_shape, x.options()), oe = Tensor::empty(out_shape, x.options());
+        Tensor sc = Tensor::empty({B * N, R, 1 + 3 * M}, x.options()), se = Tensor::empty(sc.shape(), x.options());
         if (depth)
-          compare({oc}, {oe}, [&] { cpu::hc_depth_forward(oc, x, y, statics, weight_t, scales, step); },
-                  [&] { gpu::hc_depth_forward(oe, x, y, statics, weight_t, scales, step); }, tolerance(dtype));
+          compare({oc, sc}, {oe, se}, [&] { cpu::hc_depth_forward(oc, sc, x, y, statics, weight_t, scales, step); },
+                  [&] { gpu::hc_depth_forward(oe, se, x, y, statics, weight_t, scales, step); }, tolerance(dtype));
         else
-          compare({oc}, {oe}, [&] { cpu::hc_width_forward(oc, x, statics, weight_t, scales, step); },
-                  [&] { gpu::hc_width_forward(oe, x, statics, weight_t, scales, step); }, tolerance(dtype));
+          compare({oc, sc}, {oe, se}, [&] { cpu::hc_width_forward(oc, sc, x, statics, weight_t, scales, step); },
+                  [&] { gpu::hc_width_forward(oe, se, x, statics, weight_t, scales, step); }, tolerance(dtype));
         const Tensor g = random(out_shape, dtype), y_in = depth ? y : Tensor();
         auto grads = [&] {
-          return std::vector<Tensor>{Tensor::empty({B, N, S, D}, x.options()),
-                                     Tensor::empty({B, N, D}, x.options()), Tensor::empty({R, M}, x.options()),
-                                     Tensor::empty({M}, x.options()), Tensor::empty({M, d}, x.options())};
+          std::vector<Tensor> out{Tensor::empty({B, N, S, D}, x.options()), Tensor::empty({B, N, D}, x.options()),
+                                  Tensor::empty({R, M}, x.options()), Tensor::empty({M}, x.options()),
+                                  Tensor::empty({M, d}, x.options())};
+          if (!depth) out.erase(out.begin() + 1);  // grad_y is not written by the width step
+          return out;
         };
-        std::vector<Tensor> c = grads(), e = grads();
-        if (!depth) {  // grad_y is not written by the width step
-          c.erase(c.begin() + 1);
-          e.erase(e.begin() + 1);
-        }
-        auto run = [&](auto backward, const std::vector<Tensor>& o) {
+        auto run = [&](auto backward, const std::vector<Tensor>& o, const Tensor& saved) {
           const Tensor grad_y = depth ? o[1] : Tensor();
           const size_t p = depth ? 2 : 1;
-          backward(o[0], grad_y, o[p], o[p + 1], o[p + 2], g, x, y_in, statics, weight_t, scales, step);
+          backward(o[0], grad_y, o[p], o[p + 1], o[p + 2], g, x, y_in, saved, statics, weight_t, scales, step);
         };
-        compare(c, e, [&] { run(cpu::hc_step_backward, c); }, [&] { run(gpu::hc_step_backward, e); },
-                tolerance(dtype) * 10);
+        // Backward recomputing the coefficients, then reading them from `saved`: the same gradients.
+        std::vector<Tensor> c = grads(), e = grads(), e_saved = grads();
+        compare(c, e, [&] { run(cpu::hc_step_backward, c, Tensor()); },
+                [&] { run(gpu::hc_step_backward, e, Tensor()); }, tolerance(dtype) * 10);
+        compare(c, e_saved, [&] { run(cpu::hc_step_backward, c, sc); },
+                [&] { run(gpu::hc_step_backward, e_saved, se); }, tolerance(dtype) * 10);
       }
     }
   }
