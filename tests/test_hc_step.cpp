@@ -30,15 +30,24 @@ SplitRun run_split(const Module& hc, const Tensor& residuals, const Tensor& prob
 }  // namespace
 
 // Values and every gradient agree between two runs (fused and unfused).
+// |a - b| <= tol · (1 + max |b|): the parameter gradients sum over every token, so their size (and the
+// rounding of two summation orders) grows with the input.
+static bool agree(const Tensor& a, const Tensor& b, double tol) {
+  const std::vector<double> want = values(b);
+  double largest = 0;
+  for (double v : want) largest = std::max(largest, std::abs(v));
+  return max_abs_diff(values(a), want) <= tol * (1 + largest);
+}
+
 static void check_same(const SplitRun& a, const SplitRun& b, const Shape& shape, double tol) {
   REQUIRE(a.out.shape() == shape);
-  CHECK(max_abs_diff(values(a.out), values(b.out)) <= tol);
-  CHECK(max_abs_diff(values(a.grad_residuals), values(b.grad_residuals)) <= tol);
+  CHECK(agree(a.out, b.out, tol));
+  CHECK(agree(a.grad_residuals, b.grad_residuals, tol));
   REQUIRE(a.grads.size() == b.grads.size());
   for (size_t i = 0; i < a.grads.size(); ++i) {
     CAPTURE(i);
     REQUIRE(a.grads[i].defined() == b.grads[i].defined());
-    if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= tol);
+    if (a.grads[i].defined()) CHECK(agree(a.grads[i], b.grads[i], tol));
   }
 }
 
@@ -70,15 +79,7 @@ TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition
         copy_parameters(fused, kept);
         const SplitRun a = run_split(fused, x, probe), b = run_split(unfused, x, probe);
         check_same(run_split(kept, x, probe), b, shape, 1e-12);
-        REQUIRE(a.out.shape() == shape);
-        CHECK(max_abs_diff(values(a.out), values(b.out)) <= 1e-12);
-        CHECK(max_abs_diff(values(a.grad_residuals), values(b.grad_residuals)) <= 1e-12);
-        REQUIRE(a.grads.size() == b.grads.size());
-        for (size_t i = 0; i < a.grads.size(); ++i) {
-          CAPTURE(i);
-          REQUIRE(a.grads[i].defined() == b.grads[i].defined());
-          if (a.grads[i].defined()) CHECK(max_abs_diff(values(a.grads[i]), values(b.grads[i])) <= 1e-12);
-        }
+        check_same(a, b, shape, 1e-12);
       }
 }
 

@@ -1,9 +1,10 @@
 // hc_width and hc_depth on the CPU (the op and its equations: core/ops/hc_step.cpp, core/kernel_list.h).
-// One token at a time: its S·D stream values, its branch output and its gradient sit in L1 while the kernel
-// computes the R = F·S norms and R·M coefficients (HC's static + scale φ(p), or mHC's σ / Sinkhorn / 2σ of
-// static + scale p, the Sinkhorn iterates recomputed per token in backward) and then mixes the rows, so every
-// stream tensor is read once per pass and each gradient written once. Tokens are split into fixed blocks over oneTBB; the
-// parameter gradients are summed per block and the blocks added in order (same bits for any thread count).
+// Tokens go in fixed blocks of kTokenBlock over oneTBB. For a block the kernel computes the R = F·S norms and
+// R·M coefficients of every token (HC's static + scale φ(p), or mHC's σ / Sinkhorn / 2σ of static + scale p;
+// in backward recomputed, or read from the forward's `saved`), then works token by token: its S·D stream
+// values, branch output and gradient sit in L1 while the rows are mixed, so every stream tensor is read once
+// per pass and each gradient written once. The parameter gradients are summed per block and the blocks added
+// in order (the same bits for any thread count).
 #include <algorithm>
 #include <cmath>
 #include <vector>
