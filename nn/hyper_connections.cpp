@@ -11,6 +11,7 @@
 #include "hcgrad/core/ops.h"
 #include "hcgrad/nn/frac_paper.h"
 #include "hcgrad/nn/layout.h"
+#include "hcgrad/nn/mhc.h"
 
 namespace hcgrad::nn {
 
@@ -193,22 +194,9 @@ ConnectionSplit HyperConnections::split(const Tensor& residuals) const {
 ConnectionSplit HyperConnections::fused_split(const Tensor& residuals) const {
   const int64_t streams = num_streams, fracs = num_fracs, frac_dim = dim / fracs;
   Shape middle;
-  Tensor x;  // [B, N, S, D], a view of the residuals
-  if (streams_in_batch) {
-    HC_CHECK(residuals.dim() >= 2 && residuals.shape().back() == dim && residuals.shape()[0] % streams == 0, ShapeError,
-             "HyperConnections: residuals ", residuals.shape(), " must be [B·S, ..., ", dim, "] with the first dim a ",
-             "multiple of num_streams = ", streams);
-    middle = middle_dims(residuals);
-    x = residuals.reshape({residuals.shape()[0] / streams, streams, numel(middle), dim}).permute({0, 2, 1, 3});
-  } else {
-    HC_CHECK(
-        residuals.dim() >= 3 && residuals.shape().back() == dim && residuals.shape()[residuals.dim() - 2] == streams,
-        ShapeError, "HyperConnections: residuals ", residuals.shape(), " must be [B, ..., ", streams, ", ", dim,
-        "] (streams next to the features, num_streams = ", streams, ")");
-    middle = Shape(residuals.shape().begin() + 1, residuals.shape().end() - 2);
-    x = residuals.reshape({residuals.shape()[0], numel(middle), streams, dim});
-  }
-  const int64_t batch = x.shape()[0];
+  int64_t batch = 0;
+  // [B, N, S, D], a view of the residuals in either layout (the same checks and view as mHC's)
+  const Tensor x = mhc_streams_last("HyperConnections", residuals, streams, dim, streams_in_batch, batch, middle);
   std::vector<int64_t> branch_columns, residual_columns;
   for (int64_t f2 = 0; f2 < fracs; ++f2) branch_columns.push_back(f2 * (1 + streams));
   for (int64_t t = 0; t < streams; ++t)
