@@ -22,13 +22,14 @@ namespace {
 
 std::shared_ptr<nn::ConnectionModule> make(const std::string& connection, bool fused) {
   const int64_t D = 128;
-  if (connection == "mhc") {
+  if (connection.starts_with("mhc")) {  // mhc, mhc-paper
     nn::ManifoldHyperConnectionsOptions o;
     o.dim = D;
     o.layer_index = 1;
     o.streams_in_batch = false;
     o.fused = fused;
-    return std::make_shared<nn::ManifoldHyperConnections>(4, o);
+    o.variant = connection == "mhc-paper" ? nn::MhcVariant::Paper : nn::MhcVariant::Library;
+    return nn::make_manifold_hyper_connections(4, o);
   }
   const bool frac = connection == "frac";
   return std::make_shared<nn::HyperConnections>(
@@ -53,12 +54,12 @@ int main(int argc, char** argv) {
   std::string connection = "hc";
   int threads = 2, rounds = 5;
   CLI::App app{"hcgrad: one connection call, fused against unfused"};
-  app.add_option("--connection", connection, "hc, frac or mhc")->capture_default_str();
+  app.add_option("--connection", connection, "hc, frac, mhc or mhc-paper")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads")->capture_default_str();
   app.add_option("--rounds", rounds, "rounds of 20 calls of each form")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (connection != "hc" && connection != "frac" && connection != "mhc") {
-    std::fprintf(stderr, "bench_hc_step: --connection must be hc, frac or mhc\n");
+  if (connection != "hc" && connection != "frac" && connection != "mhc" && connection != "mhc-paper") {
+    std::fprintf(stderr, "bench_hc_step: --connection must be hc, frac, mhc or mhc-paper\n");
     return 2;
   }
   set_num_threads(threads);

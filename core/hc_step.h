@@ -20,6 +20,11 @@ struct HcStep {
   // true: backward recomputes the norms and coefficients from the streams (the mHC paper's recompute: only
   // the streams and the branch output are kept). false: the forward keeps R·(1 + 3M) values a token for it.
   bool recompute = true;
+  // mHC as its paper writes it (nn/mhc_paper.h; needs manifold, F = 1): ONE norm over the token's S·D values and
+  // one projection column per coefficient, so gamma is [S·D] and weight [S·D, R·M] (column r·M + j), and the
+  // depth step's residual block holds the paper's H_res[t, s] logits at [s, t]: its Sinkhorn runs on the
+  // transpose (destinations as rows, as the paper's eq. 9 normalises them).
+  bool token_projection = false;
 };
 
 }  // namespace hcgrad

@@ -104,6 +104,9 @@ void scaled_rms_norm_matmul_backward(const Tensor& grad_x, const Tensor& grad_w,
 // hc_width_forward, M = F:          out [B, N, D]    out[f2·d + k] = Σ_r c[r, f2] x_r[k]
 // hc_depth_forward, M = S·F + F:    out [B, N, S, D] out[t, f2·d + k] = Σ_r c[r, t·F + f2] x_r[k]
 //                                                              + Σ_f1 c[f1·S + t, S·F + f2] y[f1·d + k]
+// step.token_projection (mHC paper, F = 1): |x_r| is the token's norm over its S·D values and c[r, j] projects
+// the whole token onto weight_t[r·M + j] ([R·M, S·D]); the depth step's Sinkhorn runs on the residual block's
+// transpose.
 // y [B, N, D] and out contiguous. saved [B·N, R, 1 + 3M] (contiguous) is optional: when defined the forward
 // keeps each row's norm, p, a (φ(p), or mHC's z) and c there, and backward reads them instead of recomputing.
 void hc_width_forward(const Tensor& out, const Tensor& saved, const Tensor& x, const Tensor& static_weights,
@@ -112,7 +115,7 @@ void hc_depth_forward(const Tensor& out, const Tensor& saved, const Tensor& x, c
                       const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step);
 // Backward of either step (depth when y is defined), from `saved` or recomputing the coefficients from x:
 // grad_x [B, N, S, D] and grad_y [B, N, D] (depth) contiguous, written once with every contribution summed; the
-// parameter gradients grad_static [R, M], grad_scales [M] and grad_weight_t [M, d] are summed over fixed blocks
+// parameter gradients grad_static [R, M], grad_scales [M] and grad_weight_t (weight_t's shape) are summed over fixed blocks
 // of tokens in order (deterministic). grad_out has out's shape, contiguous.
 void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
                       const Tensor& grad_weight_t, const Tensor& grad_out, const Tensor& x, const Tensor& y,

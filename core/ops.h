@@ -85,7 +85,9 @@ Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extr
 //   u[f2] = Σ_r c[r, f2] x_r.
 // hc_depth: static_weights [R, S·F + F], weight [d, S·F + F], scales [S·F + F], y [B, N, D] -> [B, N, S, D],
 //   new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 c[f1·S + t, S·F + f2] y[f1]   (the mixed streams plus β·y).
-// Neither saves more than its inputs: backward recomputes the norms and coefficients from the streams.
+// With step.token_projection (the mHC paper, nn/mhc_paper.h; F = 1) one norm covers the token's S·D values:
+// gamma [S·D], and each coefficient c[r, j] has its own projection column r·M + j of weight [S·D, R·M].
+// By default neither saves more than its inputs: backward recomputes the norms and coefficients from the streams.
 Tensor hc_width(const Tensor& x, const Tensor& gamma, const Tensor& static_weights, const Tensor& weight,
                 const Tensor& scales, HcStep step);
 Tensor hc_depth(const Tensor& x, const Tensor& y, const Tensor& gamma, const Tensor& static_weights,

@@ -2,7 +2,8 @@
 // Each direction is a few grid-stride kernels over small work items, every sum in a fixed order:
 //   coefficients    one thread per (token, row r): the norm, the M projections p and c = static + scale φ(p)
 //                   (HC) or c = σ(z) / 2σ(z), z = static + scale p (mHC), into a scratch [T, R, M] (M ≤ S·F + F
-//                   values per row, small beside the D-wide rows); mHC's H_res then one thread per token
+//                   values per row, small beside the D-wide rows; token_projection: the norm and projections
+//                   over the whole token); mHC's H_res then one thread per token
 //                   (the Sinkhorn of its [R, R] block, core/sinkhorn_math.h, recomputed in backward)
 //   mixes           one thread per (token, output row, feature): the features coalesced across the warp
 //   backward        G = dL/dc one thread per (token, r, j) (a dot product over d), then grad_x and grad_y
@@ -27,8 +28,9 @@ constexpr double kMinNorm = 1e-12;
 template <class T>
 struct StepView {
   int64_t T_, N, S, F, R, d, D, M;
+  int64_t P, K;  // weight_t [P, K]: M projections of d features, or token_projection's R·M of the token's S·D
   int64_t stride_b, stride_n, stride_s;
-  bool tanh, manifold, depth, log_domain;
+  bool tanh, manifold, depth, log_domain, token_projection;
   int64_t iters;
   const T *x, *statics, *weight_t, *scales;
 
@@ -40,6 +42,18 @@ struct StepView {
   }
   // The first column of σ / 2σ (mHC): the depth step's residual block [R, R] comes before β.
   __device__ int64_t gate_begin() const { return depth ? R : 0; }
+  // Where c[r, t] of the residual block sits in the Sinkhorn's [R, R] matrix (token_projection: transposed,
+  // the mHC paper's H_res[t, s]).
+  __device__ int64_t matrix_index(int64_t r, int64_t t) const { return token_projection ? t * R + r : r * R + t; }
+  // token_projection: the token's S·D values (row by row) against w [S·D], row r's segment at s·D + f·d.
+  __device__ T token_dot(int64_t token, const T* w) const {
+    T acc = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      const T *xr = row(token, r), *wr = w + stream_of(r) * D + frac_of(r) * d;
+      for (int64_t k = 0; k < d; ++k) acc += xr[k] * wr[k];
+    }
+    return acc;
+  }
 };
 
 template <class T>
@@ -53,7 +67,9 @@ StepView<T> step_view(const Tensor& x, const Tensor& static_weights, const Tenso
   v.R = v.S * v.F;
   v.D = x.shape()[3];
   v.d = v.D / v.F;
-  v.M = weight_t.shape()[0];
+  v.M = static_weights.shape()[1];
+  v.P = weight_t.shape()[0];
+  v.K = weight_t.shape()[1];
   v.stride_b = x.stride(0);
   v.stride_n = x.stride(1);
   v.stride_s = x.stride(2);
@@ -61,6 +77,7 @@ StepView<T> step_view(const Tensor& x, const Tensor& static_weights, const Tenso
   v.manifold = step.manifold;
   v.depth = depth;
   v.log_domain = step.sinkhorn_log_domain;
+  v.token_projection = step.token_projection;
   v.iters = step.sinkhorn_iters;
   v.x = ptr<T>(x);
   v.statics = ptr<T>(static_weights);
@@ -77,12 +94,18 @@ __global__ void coefficients_kernel(StepView<T> v, T* norm, T* p, T* a, T* c) {
     const int64_t token = i / v.R, r = i % v.R;
     const T* xr = v.row(token, r);
     T squares = 0;
-    for (int64_t k = 0; k < v.d; ++k) squares += xr[k] * xr[k];
+    if (v.token_projection)  // one norm over the token's S·D values
+      for (int64_t rr = 0; rr < v.R; ++rr)
+        for (int64_t k = 0; k < v.d; ++k) squares += v.row(token, rr)[k] * v.row(token, rr)[k];
+    else
+      for (int64_t k = 0; k < v.d; ++k) squares += xr[k] * xr[k];
     const T n = sqrt(squares), inv = T(1) / (n > T(kMinNorm) ? n : T(kMinNorm));
     if (norm) norm[i] = n;
     for (int64_t j = 0; j < v.M; ++j) {
       T dot = 0;
-      for (int64_t k = 0; k < v.d; ++k) dot += xr[k] * v.weight_t[j * v.d + k];
+      if (v.token_projection) dot = v.token_dot(token, v.weight_t + (r * v.M + j) * v.K);
+      else
+        for (int64_t k = 0; k < v.d; ++k) dot += xr[k] * v.weight_t[j * v.d + k];
       const T pj = dot * inv;
       if (p) p[i * v.M + j] = pj;
       T aj, cj;
@@ -111,10 +134,10 @@ __global__ void sinkhorn_kernel(StepView<T> v, T* c, T* scratch) {
     T* mixed = logits + size;
     T* ct = c + token * v.R * v.M;
     for (int64_t r = 0; r < v.R; ++r)
-      for (int64_t t = 0; t < v.R; ++t) logits[r * v.R + t] = ct[r * v.M + t];
+      for (int64_t t = 0; t < v.R; ++t) logits[v.matrix_index(r, t)] = ct[r * v.M + t];
     sinkhorn::matrix_forward<T>(mixed, mixed + size, logits, v.R, v.R, v.iters, v.log_domain);
     for (int64_t r = 0; r < v.R; ++r)
-      for (int64_t t = 0; t < v.R; ++t) ct[r * v.M + t] = mixed[r * v.R + t];
+      for (int64_t t = 0; t < v.R; ++t) ct[r * v.M + t] = mixed[v.matrix_index(r, t)];
   }
 }
 
@@ -133,12 +156,12 @@ __global__ void sinkhorn_backward_kernel(StepView<T> v, T* dz, const T* G, const
     const int64_t base = token * v.R * v.M;
     for (int64_t r = 0; r < v.R; ++r)
       for (int64_t t = 0; t < v.R; ++t) {
-        logits[r * v.R + t] = a[base + r * v.M + t];
-        grad_mixed[r * v.R + t] = G[base + r * v.M + t];
+        logits[v.matrix_index(r, t)] = a[base + r * v.M + t];
+        grad_mixed[v.matrix_index(r, t)] = G[base + r * v.M + t];
       }
     sinkhorn::matrix_backward<T>(grad_logits, tape, sums, logits, grad_mixed, v.R, v.R, v.iters, v.log_domain);
     for (int64_t r = 0; r < v.R; ++r)
-      for (int64_t t = 0; t < v.R; ++t) dz[base + r * v.M + t] = grad_logits[r * v.R + t];
+      for (int64_t t = 0; t < v.R; ++t) dz[base + r * v.M + t] = grad_logits[v.matrix_index(r, t)];
   }
 }
 
@@ -236,9 +259,17 @@ __global__ void grad_x_kernel(T* grad_x, StepView<T> v, const T* grad, const T* 
           acc += c[row + t * v.F + f2] * grad[(token * v.S + t) * v.D + f2 * v.d + k];
     }
     T through_norm = 0;
-    for (int64_t j = 0; j < v.M; ++j) {
-      acc += dp_over_n[row + j] * v.weight_t[j * v.d + k];
-      through_norm += dp_over_n[row + j] * p[row + j];
+    if (v.token_projection) {  // every coefficient of the token projects all of it: row r's segment of each
+      const int64_t first = token * v.R * v.M, at = s * v.D + f * v.d + k;
+      for (int64_t q = 0; q < v.P; ++q) {
+        acc += dp_over_n[first + q] * v.weight_t[q * v.K + at];
+        through_norm += dp_over_n[first + q] * p[first + q];
+      }
+    } else {
+      for (int64_t j = 0; j < v.M; ++j) {
+        acc += dp_over_n[row + j] * v.weight_t[j * v.d + k];
+        through_norm += dp_over_n[row + j] * p[row + j];
+      }
     }
     const T n = norm[token * v.R + r];
     if (n >= T(kMinNorm)) acc -= through_norm / n * v.row(token, r)[k];
@@ -260,15 +291,20 @@ __global__ void grad_y_kernel(T* grad_y, StepView<T> v, const T* grad, const T* 
 }
 
 // The parameter gradients, one thread per element, each summing over tokens (and rows) in order:
-//   grad_weight_t [M, d] = Σ_{token, r} dp_over_n[r, j] x_r[k],  grad_static [R, M] = Σ_token dstatic,
+//   grad_weight_t [M, d] = Σ_{token, r} dp_over_n[r, j] x_r[k]  (token_projection: [R·M, S·D], element
+//   (q, s·D + f·d + k) = Σ_token dp_over_n[q] x_(s, f)[k]),  grad_static [R, M] = Σ_token dstatic,
 //   grad_scales [M] = Σ_{token, r} dscale
 template <class T>
 __global__ void param_grad_kernel(T* grad_weight_t, T* grad_static, T* grad_scales, StepView<T> v, const T* dstatic,
                                   const T* dscale, const T* dp_over_n) {
-  const int64_t Md = v.M * v.d, RM = v.R * v.M;
+  const int64_t Md = v.P * v.K, RM = v.R * v.M;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < Md + RM + v.M; i += int64_t(gridDim.x) * blockDim.x) {
     T acc = 0;
-    if (i < Md) {
+    if (i < Md && v.token_projection) {
+      const int64_t q = i / v.K, s = (i % v.K) / v.D, f = (i % v.D) / v.d, k = i % v.d, r = v.row_of(s, f);
+      for (int64_t token = 0; token < v.T_; ++token) acc += dp_over_n[token * RM + q] * v.row(token, r)[k];
+      grad_weight_t[i] = acc;
+    } else if (i < Md) {
       const int64_t j = i / v.d, k = i % v.d;
       for (int64_t token = 0; token < v.T_; ++token)
         for (int64_t r = 0; r < v.R; ++r) acc += dp_over_n[(token * v.R + r) * v.M + j] * v.row(token, r)[k];
@@ -410,7 +446,7 @@ void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& 
         HC_CUDA_LAUNCH_CHECK("hc_step_backward");
       }
     }
-    const int64_t params = v.M * v.d + v.R * v.M + v.M;
+    const int64_t params = v.P * v.K + v.R * v.M + v.M;
     param_grad_kernel<T><<<blocks_for(params), kThreads, 0, stream>>>(ptr<T>(grad_weight_t), ptr<T>(grad_static),
                                                                       ptr<T>(grad_scales), v, ptr<T>(dstatic),
                                                                       ptr<T>(dscale), ptr<T>(dp));

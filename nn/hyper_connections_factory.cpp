@@ -69,7 +69,7 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
 const std::vector<std::string>& connection_names() {
   static const std::vector<std::string> names{"residual",  "hc",           "frac",      "frac-paper",
                                               "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity",
-                                              "hc-unfused", "frac-fused", "mhc-fused"};
+                                              "hc-unfused", "frac-fused", "mhc-fused", "mhc-paper-fused"};
   return names;
 }
 
@@ -115,7 +115,8 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
   auto made = manifold_hyper_connections(streams, factory);
   const MhcVariant variant = connection.starts_with("mhc-paper") ? MhcVariant::Paper : MhcVariant::Library;
   const MhcInit init = connection.ends_with("-identity") ? MhcInit::IdentityLike : MhcInit::Library;
-  const bool fused = connection == "mhc-fused";  // opt-in for mHC (ManifoldHyperConnectionsOptions::fused)
+  // opt-in for mHC (ManifoldHyperConnectionsOptions::fused)
+  const bool fused = connection == "mhc-fused" || connection == "mhc-paper-fused";
   auto init_hc = [made, dim, dtype, variant, init, fused, recompute](int64_t layer_index, Branch branch) {
     ManifoldHyperConnectionsOptions options;
     options.fused = fused;

@@ -90,6 +90,8 @@ struct ManifoldHyperConnectionsOptions {
   // options allow (one proposal, no stream mixing before the norm, no residual transform, Sinkhorn as the
   // constraint, the default o + r merge): only the streams saved for backward, the Sinkhorn recomputed per
   // token. Off by default: on the CPU it is slower than the composition today (docs/performance.md).
+  // MhcVariant::Paper takes it too (step.token_projection) when there is no constraint function and no
+  // custom depth_residual_fn.
   bool fused = false;
   bool recompute = true;  // with the fused pair: as HyperConnectionsOptions::recompute
 };

@@ -15,6 +15,8 @@ PaperManifoldHyperConnections::PaperManifoldHyperConnections(int64_t S, Manifold
       dim(o.dim),
       sinkhorn_iters(o.sinkhorn_iters),
       streams_in_batch(o.streams_in_batch),
+      fused(o.fused),
+      recompute(o.recompute),
       sinkhorn_domain(o.sinkhorn_domain),
       residual_transform_(o.residual_transform),
       constraint_(o.residual_mix_constraint_fn),
@@ -131,7 +133,47 @@ std::optional<ConnectionMaps> PaperManifoldHyperConnections::maps(const Tensor& 
   return m;
 }
 
+// The same equations as width() and the merge in two ops (hc_width, hc_depth with step.token_projection, each
+// computing the norm over the token's S·D values and its own columns of φ). In the ops' terms row r = stream s
+// and the coefficients of a row are z[s, j] = static[s, j] + scale[j] · (x⃗' · column (s, j)):
+//   width, M = 1:      z[s, 0] = b_pre[s] + α_pre · p_s                     column s·1 + 0 = φ's pre column s
+//   depth, M = S + 1:  z[s, t] = b_res[t, s] + α_res · R[t, s] (t < S)      φ's res column 2S + t·S + s
+//                      z[s, S] = b_post[s] + α_post · q_s                   φ's post column S + s
+// so row s holds source s's column of H_res and its own H_post; the ops run the Sinkhorn on the transpose,
+// H_res[t, s], exactly as eq. 9 here.
+ConnectionSplit PaperManifoldHyperConnections::fused_split(const Tensor& input) const {
+  const int64_t S = num_streams;
+  const Tensor residuals = residual_transform_ ? residual_transform_->forward(input) : input;
+  int64_t batch = 0;
+  Shape middle;
+  const Tensor x = mhc_streams_last(name().c_str(), residuals, S, dim, streams_in_batch, batch, middle);  // [B, N, S, D]
+  const HcStep step{.streams = S,
+                    .manifold = true,
+                    .sinkhorn_iters = sinkhorn_iters,
+                    .sinkhorn_log_domain = sinkhorn_domain == SinkhornDomain::Log,
+                    .recompute = recompute,
+                    .token_projection = true};
+  Shape branch_shape = middle;
+  branch_shape.insert(branch_shape.begin(), batch);
+  branch_shape.push_back(dim);
+  const Tensor u = hc_width(x, norm->gamma, b_pre.reshape({S, 1}), phi.narrow(1, 0, S), alpha_pre.reshape({1}), step);
+  auto depth_step = [this, x, step, branch_shape, input_shape = residuals.shape()](const Tensor& y) {
+    const int64_t S = num_streams, K = S * dim;
+    HC_CHECK(y.shape() == branch_shape, ShapeError, "PaperManifoldHyperConnections: branch output ", y.shape(),
+             " must have the branch input's shape ", branch_shape);
+    const Tensor statics = cat({b_res.t(), b_post.reshape({S, 1})}, 1);  // [S, S + 1]
+    const Tensor res_columns = phi.narrow(1, 2 * S, S * S).reshape({K, S, S}).transpose(1, 2);  // [K, s, t]
+    const Tensor weight = cat({res_columns, phi.narrow(1, S, S).reshape({K, S, 1})}, 2).reshape({K, S * (S + 1)});
+    const Tensor scales = cat({alpha_res.reshape({1}).expand({S}), alpha_post.reshape({1})}, 0);  // [S + 1]
+    const Tensor next =
+        hc_depth(x, y.reshape({x.shape()[0], x.shape()[1], dim}), norm->gamma, statics, weight, scales, step);
+    return dropout_->forward(mhc_streams_to_input(next, input_shape, streams_in_batch));
+  };
+  return {u.reshape(branch_shape), depth_step};
+}
+
 ConnectionSplit PaperManifoldHyperConnections::split(const Tensor& residuals) const {
+  if (runs_fused_steps()) return fused_split(residuals);
   // A custom depth_residual_fn needs the mixed residuals on their own: the two-step path.
   if (depth_residual_fn_) return split_of(*this, residuals);
   auto w = std::make_shared<Width>(width(residuals, /*mix_residuals=*/false));

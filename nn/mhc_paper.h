@@ -26,7 +26,9 @@
 //
 // Options it takes from ManifoldHyperConnectionsOptions: dim, layer_index, streams_in_batch (both layouts),
 // sinkhorn_iters, sinkhorn_domain, residual_transform, residual_mix_constraint_fn (gets the logits [B, N, n, n]
-// in this orientation), depth_residual_fn, dropout, dtype, init, identity_logit. num_fracs, num_input_views and
+// in this orientation), depth_residual_fn, dropout, dtype, init, identity_logit, fused and recompute (the
+// split as one hc_width and one hc_depth op, core/ops.h with step.token_projection, when there is no
+// constraint function and no depth_residual_fn). num_fracs, num_input_views and
 // num_dynamic_alpha_proposals must be 1; mix_streams_before_norm and add_branch_out_to_residual = false are
 // library-only (the paper has neither) and rejected.
 #pragma once
@@ -58,7 +60,7 @@ class PaperManifoldHyperConnections : public ConnectionModule {
   std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, sinkhorn_iters;
-  bool streams_in_batch;
+  bool streams_in_batch, fused, recompute;
   SinkhornDomain sinkhorn_domain;
   std::shared_ptr<ScaledRMSNorm> norm;  // over n·C
   Tensor phi;         // [n·C, 2n + n²]: columns pre (n), post (n), res (n², row-major [t, s])
@@ -78,6 +80,8 @@ class PaperManifoldHyperConnections : public ConnectionModule {
 
   // The depth step with the residual mix fused in: H_res x + H_post^T y in one stream_mix_add pass (eq. 3).
   Tensor add_residual_by_stream_mix_add(const Width& width, const Tensor& branch_output) const;
+  bool runs_fused_steps() const { return fused && !constraint_ && !depth_residual_fn_; }
+  ConnectionSplit fused_split(const Tensor& residuals) const;
 };
 
 }  // namespace hcgrad::nn

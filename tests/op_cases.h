@@ -208,6 +208,28 @@ inline const std::vector<OpCase>& op_cases() {
                                           {.streams = 2, .fracs = 2, .manifold = true, .sinkhorn_iters = 4,
                                            .recompute = false});
                         }},
+  // ---- the same ops as the mHC paper's steps (token_projection: one norm and projection over the token's S·D) ----
+  {"hc_width paper",    [] { return TL{X({2, 3, 2, 4}), X({8}), X({2, 1}), X({8, 2}), X({1})}; },
+                        [](const TL& in) {
+                          return hc_width(in[0], in[1], in[2], in[3], in[4],
+                                          {.streams = 2, .manifold = true, .token_projection = true});
+                        }},
+  {"hc_width paper kept", [] { return TL{X({2, 3, 2, 4}), X({12}), X({3, 1}), X({12, 3}), X({1})}; },
+                        [](const TL& in) {
+                          return hc_width(in[0].permute({0, 2, 1, 3}), in[1], in[2], in[3], in[4],
+                                          {.streams = 3, .manifold = true, .recompute = false, .token_projection = true});
+                        }},
+  {"hc_depth paper",    [] { return TL{X({2, 3, 2, 4}), X({2, 3, 4}), X({8}), L({2, 3}), X({8, 6}), X({3})}; },
+                        [](const TL& in) {
+                          return hc_depth(in[0], in[1], in[2], in[3], in[4], in[5],
+                                          {.streams = 2, .manifold = true, .sinkhorn_iters = 4, .token_projection = true});
+                        }},
+  {"hc_depth paper log kept", [] { return TL{X({2, 3, 2, 4}), X({2, 2, 4}), X({12}), L({3, 4}), X({12, 12}), X({4})}; },
+                        [](const TL& in) {
+                          return hc_depth(in[0].permute({0, 2, 1, 3}), in[1], in[2], in[3], in[4], in[5],
+                                          {.streams = 3, .manifold = true, .sinkhorn_iters = 3, .sinkhorn_log_domain = true,
+                                           .recompute = false, .token_projection = true});
+                        }},
   // ---- fused attention: causal and not, one query row (T = 1), non-contiguous head views, packed qkv ----
   {"attention causal",     [] { return TL{X({2, 2, 5, 3}), X({2, 2, 5, 3}), X({2, 2, 5, 3})}; },
                            [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},

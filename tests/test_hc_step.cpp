@@ -1,7 +1,7 @@
-// hc_width and hc_depth (core/ops/hc_step.cpp): the fused split of HyperConnections and of mHC equals the
-// unfused composition in value and gradient for every option the fused ops take (both layouts, one stream or
-// several, fractions, tanh or not, both Sinkhorn domains, odd sizes); the ops read strided streams, take empty batches, and refuse bad operands naming
-// the op. (Float64 finite-difference gradchecks: test_gradcheck.cpp; CUDA kernels: tests/emulation.)
+// hc_width and hc_depth (core/ops/hc_step.cpp): the fused split of HyperConnections, mHC and the mHC paper's
+// form equals the unfused composition in value and gradient for every option the fused ops take (both
+// layouts, one stream or several, fractions, tanh or not, both Sinkhorn domains, odd sizes); the ops read
+// strided streams, take empty batches, and refuse bad operands naming the op. (Float64 finite-difference gradchecks: test_gradcheck.cpp; CUDA kernels: tests/emulation.)
 #include "helpers.h"
 
 using namespace hctest;
@@ -121,6 +121,40 @@ TEST_CASE("hc_step: mHC's fused split equals the unfused composition, values and
       }
 }
 
+TEST_CASE("hc_step: the mHC paper's fused split equals the unfused composition, values and gradients") {
+  for (const bool streams_in_batch : {true, false})
+    for (const int64_t S : {1, 3, 4})
+      for (const SinkhornDomain domain : {SinkhornDomain::Linear, SinkhornDomain::Log}) {
+        CAPTURE(streams_in_batch);
+        CAPTURE(S);
+        CAPTURE(domain == SinkhornDomain::Log);
+        const int64_t D = S == 3 ? 52 : 12, B = 2, N = 3;  // S·D = 156: the vector blocks and their tails
+        nn::ManifoldHyperConnectionsOptions options;
+        options.dim = D;
+        options.layer_index = 2;
+        options.streams_in_batch = streams_in_batch;
+        options.sinkhorn_iters = 5;
+        options.sinkhorn_domain = domain;
+        options.variant = nn::MhcVariant::Paper;
+        options.dtype = DType::Float64;
+        options.fused = true;
+        nn::PaperManifoldHyperConnections fused(S, options);
+        options.fused = false;
+        nn::PaperManifoldHyperConnections unfused(S, options);
+        perturb(fused, 13);
+        copy_parameters(fused, unfused);
+        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
+        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
+        const SplitRun b = run_split(unfused, x, probe);
+        check_same(run_split(fused, x, probe), b, shape, 1e-12);
+        options.fused = true;
+        options.recompute = false;  // the pair keeping its coefficients for backward
+        nn::PaperManifoldHyperConnections kept(S, options);
+        copy_parameters(fused, kept);
+        check_same(run_split(kept, x, probe), b, shape, 1e-12);
+      }
+}
+
 TEST_CASE("hc_step: the ops read strided streams and empty batches") {
   const HcStep step{.streams = 2, .fracs = 2};
   const Tensor gamma = leaf({3}), ws = leaf({4, 2}), w = leaf({3, 2}), sc = leaf({2});
@@ -158,4 +192,10 @@ TEST_CASE("hc_step: bad operands are refused naming the op and the shapes") {
   CHECK_THROWS_WITH_AS(hc_depth(x, leaf({2, 3, 5}), gamma, leaf({4, 6}), leaf({3, 6}), leaf({6}), step),
                        doctest::Contains("hc_depth: branch output [2,3,5] must be [2, 3, 6]"), ShapeError);
   CHECK_THROWS_WITH_AS(hc_width(x.to(DType::Float32), gamma, ws, w, sc, step), doctest::Contains("hc_width"), Error);
+  // The paper's form: mHC's gates and one stream fraction only, and a projection over the token's S·D.
+  CHECK_THROWS_WITH_AS(hc_width(x, gamma, ws, w, sc, {.streams = 2, .fracs = 2, .token_projection = true}),
+                       doctest::Contains("token_projection (the mHC paper's form) needs manifold and fracs = 1"), Error);
+  const HcStep paper{.streams = 2, .manifold = true, .token_projection = true};
+  CHECK_THROWS_WITH_AS(hc_width(x, leaf({12}), leaf({2, 1}), leaf({12, 1}), leaf({1}), paper),
+                       doctest::Contains("expected gamma [12], static_weights [2, 1], weight [12, 2]"), ShapeError);
 }

@@ -1,7 +1,8 @@
 // hc_width and hc_depth on the CPU (the op and its equations: core/ops/hc_step.cpp, core/kernel_list.h).
 // Tokens go in fixed blocks of kTokenBlock over oneTBB. For a block the kernel computes the R = F·S norms and
 // R·M coefficients of every token (HC's static + scale φ(p), or mHC's σ / Sinkhorn / 2σ of static + scale p;
-// in backward recomputed, or read from the forward's `saved`), then works token by token: its S·D stream
+// in backward recomputed, or read from the forward's `saved`; the mHC paper's token_projection: one norm and
+// R·M projections over each token's S·D values), then works token by token: its S·D stream
 // values, branch output and gradient sit in L1 while the rows are mixed, so every stream tensor is read once
 // per pass and each gradient written once. The parameter gradients are summed per block and the blocks added
 // in order (the same bits for any thread count).
@@ -125,7 +126,8 @@ struct Terms {
 template <class T>
 struct Step {
   int64_t S, F, R, d, D, M, N;
-  bool tanh, manifold, depth, log_domain;
+  int64_t P, K;  // weight_t [P, K]: M projections of a row's d features, or token_projection's R·M of S·D
+  bool tanh, manifold, depth, log_domain, token_projection;
   int64_t iters;
   DType dtype;
   const T *x, *statics, *weight_t, *scales;
@@ -137,12 +139,15 @@ struct Step {
         R(step.streams * step.fracs),
         d(xt.shape()[3] / step.fracs),
         D(xt.shape()[3]),
-        M(w_t.shape()[0]),
+        M(static_weights.shape()[1]),
         N(xt.shape()[1]),
+        P(w_t.shape()[0]),
+        K(w_t.shape()[1]),
         tanh(step.tanh),
         manifold(step.manifold),
         depth(is_depth),
         log_domain(step.sinkhorn_log_domain),
+        token_projection(step.token_projection),
         iters(step.sinkhorn_iters),
         dtype(xt.dtype()),
         x(xt.data<T>()),
@@ -174,8 +179,8 @@ template <class T>
 struct BlockCoefficients {
   std::vector<T> norm, p, a, c;                     // [count, R] and [count, R, M]
   std::vector<const T*> rows;                       // one token's row pointers
-  std::vector<const T*> sources;                    // x_r, then the M rows of weight_t
-  std::vector<T> products;                          // |x_r|², then x_r · weight_t[j]
+  std::vector<const T*> sources;                    // x_r, then the P rows of weight_t (their segment for x_r)
+  std::vector<T> products, token_sums;              // |x_r|², then x_r · weight_t[j]; summed over a token's rows
   Tensor logits, mixed, grad_mixed, grad_logits;    // mHC's depth step: [kTokenBlock, R, R]
   int64_t count = 0;
 
@@ -185,9 +190,10 @@ struct BlockCoefficients {
         a(p.size()),
         c(p.size()),
         rows(st.R),
-        sources(st.M + 1),
-        products(st.M + 1) {
-    for (int64_t j = 0; j < st.M; ++j) sources[1 + j] = st.weight_t + j * st.d;
+        sources(st.P + 1),
+        products(st.P + 1),
+        token_sums(st.P + 1) {
+    for (int64_t j = 0; j < st.P; ++j) sources[1 + j] = st.weight_t + j * st.K;
     if (st.manifold && st.depth)
       for (Tensor* t : {&logits, &mixed, &grad_mixed, &grad_logits})
         *t = Tensor::empty({kTokenBlock, st.R, st.R}, {.dtype = st.dtype});
@@ -199,6 +205,10 @@ struct BlockCoefficients {
     const int64_t RM = st.R * st.M;
     for (int64_t i = 0; i < count; ++i) {
       st.fill_rows(token0 + i, rows.data());
+      if (st.token_projection) {
+        project_token(st, i);
+        continue;
+      }
       for (int64_t r = 0; r < st.R; ++r) {
         const T* xr = rows[r];
         sources[0] = xr;  // |x_r|² and the M projections in one pass over x_r
@@ -238,6 +248,21 @@ struct BlockCoefficients {
       sinkhorn_forward(mixed.narrow(0, 0, count), logits.narrow(0, 0, count), st.iters, st.log_domain);
       scatter_block(st, mixed.data<T>(), c.data());
     }
+  }
+
+  // token_projection (mHC paper): one norm over the token's R rows and p[r, j] = x · weight_t[r·M + j] / |x|,
+  // each dot product summed over the rows' segments of weight_t's S·D columns.
+  void project_token(const Step<T>& st, int64_t i) {
+    std::fill(token_sums.begin(), token_sums.end(), T(0));
+    for (int64_t r = 0; r < st.R; ++r) {
+      sources[0] = rows[r];
+      for (int64_t q = 0; q < st.P; ++q) sources[1 + q] = st.weight_t + q * st.K + st.offset(r, st.D);
+      dots(rows[r], sources.data(), st.P + 1, st.d, products.data());
+      for (int64_t q = 0; q <= st.P; ++q) token_sums[q] += products[q];
+    }
+    const T n = std::sqrt(token_sums[0]), inv = T(1) / std::max(n, T(kMinNorm));
+    for (int64_t r = 0; r < st.R; ++r) norm[i * st.R + r] = n;
+    for (int64_t q = 0; q < st.P; ++q) p[i * st.R * st.M + q] = token_sums[1 + q] * inv;
   }
 
   // The block's norm, p, a and c to and from `saved` (the kernels' [T, R, 1 + 3M], from token0's entry).
@@ -280,12 +305,25 @@ struct BlockCoefficients {
   }
 
  private:
-  // The residual block [R, R] of each token's [R, M] coefficients, to and from [count, R, R] matrices.
+  // The residual block [R, R] of each token's [R, M] coefficients, to and from [count, R, R] matrices
+  // (token_projection: transposed, the paper's H_res[t, s]).
   void gather_block(const Step<T>& st, const T* coefficients, T* matrices) const {
-    for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(coefficients + i * st.M, st.R, matrices + i * st.R);
+    if (!st.token_projection) {
+      for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(coefficients + i * st.M, st.R, matrices + i * st.R);
+      return;
+    }
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t r = 0; r < st.R; ++r)
+        for (int64_t t = 0; t < st.R; ++t) matrices[(i * st.R + t) * st.R + r] = coefficients[(i * st.R + r) * st.M + t];
   }
   void scatter_block(const Step<T>& st, const T* matrices, T* coefficients) const {
-    for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(matrices + i * st.R, st.R, coefficients + i * st.M);
+    if (!st.token_projection) {
+      for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(matrices + i * st.R, st.R, coefficients + i * st.M);
+      return;
+    }
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t r = 0; r < st.R; ++r)
+        for (int64_t t = 0; t < st.R; ++t) coefficients[(i * st.R + r) * st.M + t] = matrices[(i * st.R + t) * st.R + r];
   }
 };
 
@@ -346,13 +384,13 @@ void depth_forward(const Tensor& out, T* saved, const T* y, const Step<T>& st, i
   });
 }
 
-// One block's share of the parameter gradients: [M, d] for weight_t, then [R, M] statics, then [M] scales.
+// One block's share of the parameter gradients: [P, K] for weight_t, then [R, M] statics, then [M] scales.
 template <class T>
 struct ParamGrads {
   T *weight_t, *statics, *scales;
   ParamGrads(T* base, const Step<T>& st)
-      : weight_t(base), statics(base + st.M * st.d), scales(base + st.M * st.d + st.R * st.M) {}
-  static int64_t size(const Step<T>& st) { return st.M * st.d + st.R * st.M + st.M; }
+      : weight_t(base), statics(base + st.P * st.K), scales(base + st.P * st.K + st.R * st.M) {}
+  static int64_t size(const Step<T>& st) { return st.P * st.K + st.R * st.M + st.M; }
 };
 
 // The coefficient chain of token i of a block, from G = dL/dc [R, M]. HC (c = static + scale φ(p)):
@@ -385,6 +423,11 @@ void coefficient_chain(const Step<T>& st, const BlockCoefficients<T>& co, int64_
       through_norm += dp_over_n[e] * p[e];
     }
     through[r] = n >= T(kMinNorm) ? through_norm * inv : T(0);
+  }
+  if (st.token_projection) {  // one norm for the whole token: every row carries the sum of the R shares
+    T total = 0;
+    for (int64_t r = 0; r < st.R; ++r) total += through[r];
+    std::fill_n(through, st.R, total);
   }
 }
 
@@ -450,9 +493,20 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
       for (int64_t r = 0; r < st.R; ++r) {
         terms.clear();
         for (int64_t o = 0; o < outputs; ++o) terms.add(c[r * st.M + o], grad_row(token, o));
-        for (int64_t j = 0; j < st.M; ++j) terms.add(dp_over_n[r * st.M + j], st.weight_t + j * st.d);
+        if (st.token_projection)  // every coefficient projects the whole token: row r's segment of each column
+          for (int64_t q = 0; q < st.P; ++q) terms.add(dp_over_n[q], st.weight_t + q * st.K + dense_offset[r]);
+        else
+          for (int64_t j = 0; j < st.M; ++j) terms.add(dp_over_n[r * st.M + j], st.weight_t + j * st.d);
         terms.add(-through[r], rows[r]);
         terms.write(gxt + dense_offset[r], st.d);
+      }
+      if (st.token_projection) {  // dW_t[q, segment of row r] += dp_over_n[q] x_r
+        for (int64_t q = 0; q < st.P; ++q)
+          for (int64_t r = 0; r < st.R; ++r) {
+            const T* source = rows[r];
+            combine(pg.weight_t + q * st.K + dense_offset[r], &source, dp_over_n.data() + q, 1, st.d, true);
+          }
+        continue;
       }
       for (int64_t j = 0; j < st.M; ++j) {  // dW_t[j] += Σ_r dp_over_n[r, j] x_r
         terms.clear();
@@ -466,7 +520,7 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t i = 0; i < psize; ++i) total[i] += partials[b * psize + i];
   ParamGrads<T> sum(total.data(), st);
-  std::copy(sum.weight_t, sum.weight_t + st.M * st.d, grad_weight_t.data<T>());
+  std::copy(sum.weight_t, sum.weight_t + st.P * st.K, grad_weight_t.data<T>());
   std::copy(sum.statics, sum.statics + st.R * st.M, grad_static.data<T>());
   std::copy(sum.scales, sum.scales + st.M, grad_scales.data<T>());
 }

@@ -1,5 +1,6 @@
-// hc_width and hc_depth: the width and depth connections of HyperConnections (nn/hyper_connections.h) and of
-// mHC (nn/mhc.h, step.manifold) as one op each, with a hand-written backward. The module builds the unfused composition of the same equations
+// hc_width and hc_depth: the width and depth connections of HyperConnections (nn/hyper_connections.h), of
+// mHC (nn/mhc.h, step.manifold) and of the mHC paper's form (nn/mhc_paper.h, step.token_projection) as one op
+// each, with a hand-written backward. The modules build the unfused composition of the same equations
 // (scaled_rms_norm_matmul, stream_mix, stream_mix_add) when asked to, and the tests hold the two together.
 #include <cmath>
 
@@ -23,12 +24,18 @@ void check_step(const char* op, const Tensor& x, const Tensor& gamma, const Tens
   HC_CHECK(x.dim() == 4 && x.shape()[2] == step.streams && x.shape()[3] % step.fracs == 0, ShapeError, op,
            ": streams ", x.shape(), " must be [B, N, S, D] with S = ", step.streams, " and D a multiple of F = ",
            step.fracs);
-  const int64_t d = x.shape()[3] / step.fracs, rows = step.fracs * step.streams;
-  HC_CHECK(d > 0 && gamma.shape() == Shape{d} && static_weights.shape() == (Shape{rows, columns}) &&
-               weight.shape() == (Shape{d, columns}) && scales.shape() == Shape{columns},
-           ShapeError, op, ": expected gamma [", d, "], static_weights [", rows, ", ", columns, "], weight [", d, ", ",
-           columns, "] and scales [", columns, "], got ", gamma.shape(), ", ", static_weights.shape(), ", ",
-           weight.shape(), " and ", scales.shape());
+  HC_CHECK(!step.token_projection || (step.manifold && step.fracs == 1), Error, op,
+           ": token_projection (the mHC paper's form) needs manifold and fracs = 1");
+  const int64_t rows = step.fracs * step.streams;
+  // A projection reads one row of d features (one per coefficient column), or with token_projection the
+  // token's S·D features (one per coefficient).
+  const int64_t length = step.token_projection ? x.shape()[2] * x.shape()[3] : x.shape()[3] / step.fracs;
+  const int64_t projections = step.token_projection ? rows * columns : columns;
+  HC_CHECK(length > 0 && gamma.shape() == Shape{length} && static_weights.shape() == (Shape{rows, columns}) &&
+               weight.shape() == (Shape{length, projections}) && scales.shape() == Shape{columns},
+           ShapeError, op, ": expected gamma [", length, "], static_weights [", rows, ", ", columns, "], weight [",
+           length, ", ", projections, "] and scales [", columns, "], got ", gamma.shape(), ", ",
+           static_weights.shape(), ", ", weight.shape(), " and ", scales.shape());
   for (const Tensor* t : {&gamma, &static_weights, &weight, &scales}) {
     check_same_dtype(op, x, *t);
     check_same_device(op, x, *t);
@@ -36,7 +43,7 @@ void check_step(const char* op, const Tensor& x, const Tensor& gamma, const Tens
 }
 
 // The kernels' view of the parameters: contiguous, the norm's gain √d (1 + γ) folded into the projection,
-// which is stored transposed ([M, d]: one contiguous row per coefficient).
+// which is stored transposed ([M, d]: one contiguous row per coefficient; token_projection: [R·M, S·D], d = S·D).
 struct Folded {
   Tensor static_weights, weight_t, scales, gain;  // gain [d]
 };

@@ -339,21 +339,25 @@ TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward") {
   }
 }
 
-TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backward, HC and mHC") {
+TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backward, HC, mHC and mHC paper") {
   for (DType dtype : kFloatTypes) {
-    for (const int kind : {0, 1, 2, 3}) {  // HC with tanh, HC without, mHC (linear Sinkhorn), mHC (log)
+    // HC with tanh, HC without, mHC (linear Sinkhorn), mHC (log), the mHC paper's form (linear, log)
+    for (const int kind : {0, 1, 2, 3, 4, 5}) {
       CAPTURE(dtype);
       CAPTURE(kind);
-      const int64_t B = 2, N = 3, S = 3, F = 2, d = 5, D = F * d, R = S * F;
+      const bool paper = kind >= 4;
+      const int64_t B = 2, N = 3, S = 3, F = paper ? 1 : 2, d = 5, D = F * d, R = S * F;
       const HcStep step{.streams = S, .fracs = F, .tanh = kind == 0, .manifold = kind >= 2, .sinkhorn_iters = 3,
-                        .sinkhorn_log_domain = kind == 3};
+                        .sinkhorn_log_domain = kind == 3 || kind == 5, .token_projection = paper};
       // The streams as the library's layout gives them: [B, S, N, D] memory read as [B, N, S, D].
       const Tensor x = random({B, S, N, D}, dtype).permute({0, 2, 1, 3}), y = random({B, N, D}, dtype);
       x.narrow(1, 1, 1).narrow(2, 0, 1).narrow(3, 0, d).mul_(0.0);  // one zero row: the clamped norm
       for (const int64_t M : {F, S * F + F}) {  // the width step's columns, then the depth step's
         CAPTURE(M);
         const bool depth = M > F;
-        const Tensor statics = random({R, M}, dtype), weight_t = random({M, d}, dtype), scales = random({M}, dtype);
+        // weight_t [M, d], or the paper's [R·M, S·D]: one projection of the whole token per coefficient
+        const Shape weight_shape = paper ? Shape{R * M, S * D} : Shape{M, d};
+        const Tensor statics = random({R, M}, dtype), weight_t = random(weight_shape, dtype), scales = random({M}, dtype);
         const Shape out_shape = depth ? Shape{B, N, S, D} : Shape{B, N, D};
         // Forward, also keeping the coefficients (recompute = false): both devices write the same `saved`.
         Tensor oc = Tensor::empty(out_shape, x.options()), oe = Tensor::empty(out_shape, x.options());
@@ -368,7 +372,7 @@ TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backwar
         auto grads = [&] {
           std::vector<Tensor> out{Tensor::empty({B, N, S, D}, x.options()), Tensor::empty({B, N, D}, x.options()),
                                   Tensor::empty({R, M}, x.options()), Tensor::empty({M}, x.options()),
-                                  Tensor::empty({M, d}, x.options())};
+                                  Tensor::empty(weight_shape, x.options())};
           if (!depth) out.erase(out.begin() + 1);  // grad_y is not written by the width step
           return out;
         };
