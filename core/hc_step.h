@@ -25,6 +25,10 @@ struct HcStep {
   // depth step's residual block holds the paper's H_res[t, s] logits at [s, t]: its Sinkhorn runs on the
   // transpose (destinations as rows, as the paper's eq. 9 normalises them).
   bool token_projection = false;
+  // The Frac paper (nn/frac_paper.h; HC's φ, not manifold): rows r = s·F + f, and the depth step's β is ONE
+  // column (M = S·F + 1) that weighs only the row's own fraction of y: new[t, f] += β[(t, f)] · y[f] (the
+  // paper's diagonal write-back) instead of HC's Σ_f1 β[(t, f1), f] y[f1].
+  bool diagonal_beta = false;
 };
 
 }  // namespace hcgrad

@@ -104,6 +104,7 @@ void scaled_rms_norm_matmul_backward(const Tensor& grad_x, const Tensor& grad_w,
 // hc_width_forward, M = F:          out [B, N, D]    out[f2·d + k] = Σ_r c[r, f2] x_r[k]
 // hc_depth_forward, M = S·F + F:    out [B, N, S, D] out[t, f2·d + k] = Σ_r c[r, t·F + f2] x_r[k]
 //                                                              + Σ_f1 c[f1·S + t, S·F + f2] y[f1·d + k]
+// step.diagonal_beta (the Frac paper): rows s·F + f, M = S·F + 1 and the β term is c[t·F + f2, S·F] y[f2·d + k].
 // step.token_projection (mHC paper, F = 1): |x_r| is the token's norm over its S·D values and c[r, j] projects
 // the whole token onto weight_t[r·M + j] ([R·M, S·D]); the depth step's Sinkhorn runs on the residual block's
 // transpose.

@@ -87,6 +87,8 @@ Tensor stream_mix_add(const Tensor& weights, const Tensor& x, const Tensor& extr
 //   new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 c[f1·S + t, S·F + f2] y[f1]   (the mixed streams plus β·y).
 // With step.token_projection (the mHC paper, nn/mhc_paper.h; F = 1) one norm covers the token's S·D values:
 // gamma [S·D], and each coefficient c[r, j] has its own projection column r·M + j of weight [S·D, R·M].
+// With step.diagonal_beta (the Frac paper, nn/frac_paper.h) rows are s·F + f and hc_depth's β is one column:
+// static_weights [R, S·F + 1], new[t, f2] = Σ_r c[r, t·F + f2] x_r + c[t·F + f2, S·F] y[f2].
 // By default neither saves more than its inputs: backward recomputes the norms and coefficients from the streams.
 Tensor hc_width(const Tensor& x, const Tensor& gamma, const Tensor& static_weights, const Tensor& weight,
                 const Tensor& scales, HcStep step);

@@ -30,13 +30,14 @@ struct StepView {
   int64_t T_, N, S, F, R, d, D, M;
   int64_t P, K;  // weight_t [P, K]: M projections of d features, or token_projection's R·M of the token's S·D
   int64_t stride_b, stride_n, stride_s;
-  bool tanh, manifold, depth, log_domain, token_projection;
+  bool tanh, manifold, depth, log_domain, token_projection, diagonal_beta;
+  bool stream_major;  // rows r = s·F + f (mHC, the Frac paper) rather than HC's f·S + s
   int64_t iters;
   const T *x, *statics, *weight_t, *scales;
 
-  __device__ int64_t stream_of(int64_t r) const { return manifold ? r / F : r % S; }
-  __device__ int64_t frac_of(int64_t r) const { return manifold ? r % F : r / S; }
-  __device__ int64_t row_of(int64_t s, int64_t f) const { return manifold ? s * F + f : f * S + s; }
+  __device__ int64_t stream_of(int64_t r) const { return stream_major ? r / F : r % S; }
+  __device__ int64_t frac_of(int64_t r) const { return stream_major ? r % F : r / S; }
+  __device__ int64_t row_of(int64_t s, int64_t f) const { return stream_major ? s * F + f : f * S + s; }
   __device__ const T* row(int64_t token, int64_t r) const {
     return x + (token / N) * stride_b + (token % N) * stride_n + stream_of(r) * stride_s + frac_of(r) * d;
   }
@@ -78,6 +79,8 @@ StepView<T> step_view(const Tensor& x, const Tensor& static_weights, const Tenso
   v.depth = depth;
   v.log_domain = step.sinkhorn_log_domain;
   v.token_projection = step.token_projection;
+  v.diagonal_beta = step.diagonal_beta;
+  v.stream_major = step.manifold || step.diagonal_beta;
   v.iters = step.sinkhorn_iters;
   v.x = ptr<T>(x);
   v.statics = ptr<T>(static_weights);
@@ -176,7 +179,8 @@ __global__ void width_mix_kernel(T* out, StepView<T> v, const T* c) {
   }
 }
 
-// new[token, t, f2·d + k] = Σ_r c[r, t·F + f2] x_r[k] + Σ_f1 c[row (t, f1), S·F + f2] y[f1·d + k].
+// new[token, t, f2·d + k] = Σ_r c[r, t·F + f2] x_r[k] + Σ_f1 c[row (t, f1), S·F + f2] y[f1·d + k]
+// (diagonal_beta: + c[row (t, f2), S·F] y[f2·d + k]).
 template <class T>
 __global__ void depth_mix_kernel(T* out, StepView<T> v, const T* y, const T* c) {
   const int64_t SD = v.S * v.D;
@@ -185,8 +189,10 @@ __global__ void depth_mix_kernel(T* out, StepView<T> v, const T* y, const T* c) 
     const T* ct = c + token * v.R * v.M;
     T acc = 0;
     for (int64_t r = 0; r < v.R; ++r) acc += ct[r * v.M + t * v.F + f2] * v.row(token, r)[k];
-    for (int64_t f1 = 0; f1 < v.F; ++f1)
-      acc += ct[v.row_of(t, f1) * v.M + v.R + f2] * y[token * v.D + f1 * v.d + k];
+    if (v.diagonal_beta)
+      acc += ct[v.row_of(t, f2) * v.M + v.R] * y[token * v.D + f2 * v.d + k];
+    else
+      for (int64_t f1 = 0; f1 < v.F; ++f1) acc += ct[v.row_of(t, f1) * v.M + v.R + f2] * y[token * v.D + f1 * v.d + k];
     out[i] = acc;
   }
 }
@@ -206,9 +212,9 @@ __global__ void coefficient_grad_kernel(T* G, StepView<T> v, const T* y, const T
     } else if (j < SF) {  // depth, mixed streams: new[t, f2], j = t·F + f2
       a = v.row(token, r);
       g = grad + (token * v.S + j / v.F) * v.D + (j % v.F) * v.d;
-    } else {  // depth, β·y: row r = (t, f1) feeds new[t, f2] with y[f1], j = S·F + f2
+    } else {  // depth, β·y: row r = (t, f1) feeds new[t, f2] with y[f1], j = S·F + f2 (diagonal: f2 = f1)
       a = y + token * v.D + v.frac_of(r) * v.d;
-      g = grad + (token * v.S + v.stream_of(r)) * v.D + (j - SF) * v.d;
+      g = grad + (token * v.S + v.stream_of(r)) * v.D + (v.diagonal_beta ? v.frac_of(r) : j - SF) * v.d;
     }
     T acc = 0;
     for (int64_t k = 0; k < v.d; ++k) acc += a[k] * g[k];
@@ -278,14 +284,20 @@ __global__ void grad_x_kernel(T* grad_x, StepView<T> v, const T* grad, const T* 
 }
 
 // grad_y[token, f1·d + k] = Σ_{t, f2} c[row (t, f1), S·F + f2] grad[token, t, f2·d + k]
+// (diagonal_beta: Σ_t c[row (t, f1), S·F] grad[token, t, f1·d + k])
 template <class T>
 __global__ void grad_y_kernel(T* grad_y, StepView<T> v, const T* grad, const T* c) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < v.T_ * v.D; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t token = i / v.D, f1 = (i % v.D) / v.d, k = i % v.d;
     T acc = 0;
-    for (int64_t t = 0; t < v.S; ++t)
+    for (int64_t t = 0; t < v.S; ++t) {
+      if (v.diagonal_beta) {
+        acc += c[(token * v.R + v.row_of(t, f1)) * v.M + v.R] * grad[(token * v.S + t) * v.D + f1 * v.d + k];
+        continue;
+      }
       for (int64_t f2 = 0; f2 < v.F; ++f2)
         acc += c[(token * v.R + v.row_of(t, f1)) * v.M + v.R + f2] * grad[(token * v.S + t) * v.D + f2 * v.d + k];
+    }
     grad_y[i] = acc;
   }
 }

@@ -15,7 +15,9 @@ PaperFracConnections::PaperFracConnections(int64_t S, HyperConnectionsOptions o,
       num_fracs(o.num_fracs),
       tanh(o.tanh),
       dynamic(o.dynamic),
-      streams_in_batch(o.streams_in_batch) {
+      streams_in_batch(o.streams_in_batch),
+      fused(o.fused.value_or(false) && o.dynamic),
+      recompute(o.recompute) {
   branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "PaperFracConnections: num_streams must be >= 1, got ", S);
   HC_CHECK(o.dim > 0, Error, "PaperFracConnections: dim must be positive, got ", o.dim);
@@ -95,6 +97,38 @@ Tensor PaperFracConnections::add_residual(const Width& w, const Tensor& y) const
   Tensor merged = stream_mix_add(w.alpha.narrow(-1, F, R), w.streams, write, y.reshape({batch, tokens, F, d}));
   return dropout_->forward(
       mhc_streams_to_input(merged.reshape({batch, tokens, num_streams, dim}), w.input_shape, streams_in_batch));
+}
+
+// The same equations as width() and add_residual() in two ops (hc_width, hc_depth with step.diagonal_beta):
+// the width step reads Y's F columns, the depth step A's R columns (in the destination order r' = t·F + f2
+// the ops use) and then β as one column; rows r = s·F + f in both.
+ConnectionSplit PaperFracConnections::fused_split(const Tensor& residuals) const {
+  const int64_t S = num_streams, F = num_fracs, R = S * F, d = dim / F;
+  int64_t batch = 0;
+  Shape middle;
+  const Tensor x = mhc_streams_last(name().c_str(), residuals, S, dim, streams_in_batch, batch, middle);  // [B, N, S, D]
+  const HcStep step{.streams = S, .fracs = F, .tanh = tanh, .recompute = recompute, .diagonal_beta = true};
+  Shape branch_shape = middle;
+  branch_shape.insert(branch_shape.begin(), batch);
+  branch_shape.push_back(dim);
+  const Tensor u = hc_width(x, norm->gamma, static_alpha.narrow(1, 0, F), dynamic_alpha_fn.narrow(1, 0, F),
+                            dynamic_alpha_scale.expand({F}), step);
+  auto depth_step = [this, x, step, branch_shape, input_shape = residuals.shape(), R, d](const Tensor& y) {
+    HC_CHECK(y.shape() == branch_shape, ShapeError, "PaperFracConnections: branch output ", y.shape(),
+             " must have the branch input's shape ", branch_shape);
+    const int64_t F = num_fracs;
+    const Tensor statics = cat({static_alpha.narrow(1, F, R), static_beta.reshape({R, 1})}, 1);        // [R, R + 1]
+    const Tensor weight = cat({dynamic_alpha_fn.narrow(1, F, R), dynamic_beta_fn.reshape({d, 1})}, 1);  // [d, R + 1]
+    const Tensor scales = cat({dynamic_alpha_scale.expand({R}), dynamic_beta_scale.reshape({1})}, 0);   // [R + 1]
+    const Tensor next =
+        hc_depth(x, y.reshape({x.shape()[0], x.shape()[1], dim}), norm->gamma, statics, weight, scales, step);
+    return dropout_->forward(mhc_streams_to_input(next, input_shape, streams_in_batch));
+  };
+  return {u.reshape(branch_shape), depth_step};
+}
+
+ConnectionSplit PaperFracConnections::split(const Tensor& residuals) const {
+  return fused ? fused_split(residuals) : split_of(*this, residuals);
 }
 
 std::optional<ConnectionMaps> PaperFracConnections::maps(const Tensor& residuals) const {

@@ -32,7 +32,8 @@
 // Parameters: S = 1 static F(2F + 1) (eq. 16); dynamic adds d·(F + R + 1) + d (norm) + 2 (eq. 19).
 //
 // Options it takes from HyperConnectionsOptions: dim, layer_index, num_fracs, tanh, dynamic, dropout,
-// streams_in_batch (both layouts), dtype. num_input_views must be 1; channel_first, depth_residual_fn and
+// streams_in_batch (both layouts), dtype, fused and recompute (the dynamic form's split as one hc_width and
+// one hc_depth op, core/ops.h with step.diagonal_beta; unset fused is off). num_input_views must be 1; channel_first, depth_residual_fn and
 // add_branch_out_to_residual = false are library options and rejected.
 #pragma once
 
@@ -54,13 +55,13 @@ class PaperFracConnections : public ConnectionModule {
   Width width(const Tensor& residuals) const;
   // new_r' = β_r' y_{f(r')} + Σ_r A[r, r'] x_r, in one stream_mix_add pass.
   Tensor add_residual(const Width& width, const Tensor& branch_output) const;
-  ConnectionSplit split(const Tensor& residuals) const override { return split_of(*this, residuals); }
+  ConnectionSplit split(const Tensor& residuals) const override;
   std::string name() const override { return "PaperFracConnections"; }
   // F = 1 (the HC paper's matrix): H_pre = Y, H_res = A^T, H_post = β.
   std::optional<ConnectionMaps> maps(const Tensor& residuals) const override;
 
   int64_t num_streams, dim, num_fracs;
-  bool tanh, dynamic, streams_in_batch;
+  bool tanh, dynamic, streams_in_batch, fused, recompute;
   Tensor static_alpha;         // [R, F + R]: [Y₀ | A₀], row r = s·F + f
   Tensor static_beta;          // [R]: B₀
   Tensor dynamic_alpha_fn;     // [d, F + R]: W_α (dynamic form only)
@@ -70,6 +71,7 @@ class PaperFracConnections : public ConnectionModule {
   std::shared_ptr<ScaledRMSNorm> norm;  // over each row's d features (dynamic form only)
 
  private:
+  ConnectionSplit fused_split(const Tensor& residuals) const;
   std::shared_ptr<Dropout> dropout_;
   Generator unused_generator_;  // for a dropout of 0, which never draws
 };

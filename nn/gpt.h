@@ -32,8 +32,8 @@ struct GPTConfig {
   // split into `fracs` fractions, on `streams` streams, default 1), "mhc" / "mhc-paper" (manifold-constrained
   // HC as the library / the paper compute it) and "mhc-identity" / "mhc-paper-identity" (the same, starting as
   // a pre-norm residual); "hc-unfused" is "hc" built from the unfused composition of small ops instead
-  // of the fused hc_width / hc_depth pair, "frac-fused", "mhc-fused" and "mhc-paper-fused" are "frac", "mhc"
-  // and "mhc-paper" with that pair,
+  // of the fused hc_width / hc_depth pair, "frac-fused", "frac-paper-fused", "mhc-fused" and "mhc-paper-fused"
+  // are "frac", "frac-paper", "mhc" and "mhc-paper" with that pair,
   // which they leave off by default (same values, for comparing). The streams are expanded once after
   // the embeddings and reduced once before ln_f.
   std::string connection = "residual";

@@ -74,7 +74,9 @@ struct HyperConnectionsOptions {
   // (V = 1, the default o + r merge, features last): one pass over the streams per step, only the streams
   // saved for backward. false, or other options: the unfused composition of small ops, the readable reference.
   // Unset: on for one fraction (HC: as fast as the composition, less memory), off for F > 1 (Frac: 5% slower
-  // on the CPU today; docs/performance.md).
+  // on the CPU today; docs/performance.md). HcVariant::Paper (the Frac paper) takes it too, in its dynamic
+  // form (step.diagonal_beta); unset is off there. The static form is one stream_mix and one stream_mix_add
+  // already.
   std::optional<bool> fused = std::nullopt;
   // With the fused pair: true, backward recomputes the norms and coefficients from the streams (the mHC
   // paper's recompute); false, the forward keeps them (R·(1 + 3M) values a token and step).

@@ -69,7 +69,8 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
 const std::vector<std::string>& connection_names() {
   static const std::vector<std::string> names{"residual",  "hc",           "frac",      "frac-paper",
                                               "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity",
-                                              "hc-unfused", "frac-fused", "mhc-fused", "mhc-paper-fused"};
+                                              "hc-unfused", "frac-fused", "frac-paper-fused", "mhc-fused",
+                                              "mhc-paper-fused"};
   return names;
 }
 
@@ -96,11 +97,11 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
                                                .dtype = dtype};
   if (!connection.starts_with("mhc")) {  // residual, hc, frac, frac-paper
     auto made = hyper_connections(streams, factory);
-    const HcVariant variant = connection == "frac-paper" ? HcVariant::Paper : HcVariant::Library;
+    const HcVariant variant = connection.starts_with("frac-paper") ? HcVariant::Paper : HcVariant::Library;
     // hc-unfused: HC as the composition of small ops; frac-fused: Frac with the fused pair (both not the default)
-    const std::optional<bool> fused =
-        connection == "hc-unfused" ? std::optional<bool>(false)
-                                   : connection == "frac-fused" ? std::optional<bool>(true) : std::nullopt;
+    const std::optional<bool> fused = connection == "hc-unfused" ? std::optional<bool>(false)
+                                      : connection.ends_with("-fused") ? std::optional<bool>(true)
+                                                                       : std::nullopt;
     auto init_hc = [made, dim, dtype, variant, fused, recompute](int64_t layer_index, Branch branch) {
       return made.init_hc({.dim = dim,
                            .layer_index = layer_index,

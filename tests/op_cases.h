@@ -208,6 +208,22 @@ inline const std::vector<OpCase>& op_cases() {
                                           {.streams = 2, .fracs = 2, .manifold = true, .sinkhorn_iters = 4,
                                            .recompute = false});
                         }},
+  // ---- the same ops as the Frac paper's steps (diagonal_beta: rows s·F + f, one β column) ----
+  {"hc_width frac paper", [] { return TL{X({2, 3, 2, 6}), X({3}), X({4, 2}), X({3, 2}), X({2})}; },
+                        [](const TL& in) {
+                          return hc_width(in[0], in[1], in[2], in[3], in[4], {.streams = 2, .fracs = 2, .diagonal_beta = true});
+                        }},
+  {"hc_depth frac paper", [] { return TL{X({2, 2, 3, 6}), X({2, 3, 6}), X({3}), X({4, 5}), X({3, 5}), X({5})}; },
+                        [](const TL& in) {
+                          return hc_depth(in[0].permute({0, 2, 1, 3}), in[1], in[2], in[3], in[4], in[5],
+                                          {.streams = 2, .fracs = 2, .diagonal_beta = true});
+                        }},
+  {"hc_depth frac paper kept", [] { return TL{X({2, 3, 1, 6}), X({2, 3, 6}), X({2}), X({3, 4}), X({2, 4}), X({4})}; },
+                        [](const TL& in) {
+                          return hc_depth(in[0], in[1], in[2], in[3], in[4], in[5],
+                                          {.streams = 1, .fracs = 3, .tanh = false, .recompute = false,
+                                           .diagonal_beta = true});
+                        }},
   // ---- the same ops as the mHC paper's steps (token_projection: one norm and projection over the token's S·D) ----
   {"hc_width paper",    [] { return TL{X({2, 3, 2, 4}), X({8}), X({2, 1}), X({8, 2}), X({1})}; },
                         [](const TL& in) {

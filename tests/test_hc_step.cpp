@@ -1,5 +1,5 @@
 // hc_width and hc_depth (core/ops/hc_step.cpp): the fused split of HyperConnections, mHC and the mHC paper's
-// form equals the unfused composition in value and gradient for every option the fused ops take (both
+// form and the Frac paper's equals the unfused composition in value and gradient for every option the fused ops take (both
 // layouts, one stream or several, fractions, tanh or not, both Sinkhorn domains, odd sizes); the ops read
 // strided streams, take empty batches, and refuse bad operands naming the op. (Float64 finite-difference gradchecks: test_gradcheck.cpp; CUDA kernels: tests/emulation.)
 #include "helpers.h"
@@ -155,6 +155,39 @@ TEST_CASE("hc_step: the mHC paper's fused split equals the unfused composition, 
       }
 }
 
+TEST_CASE("hc_step: the Frac paper's fused split equals the unfused composition, values and gradients") {
+  struct Config {
+    int64_t streams, fracs, dim;  // dim 156: rows of 39 and 52 features, the vector blocks and their tails
+  };
+  for (const bool streams_in_batch : {true, false})
+    for (const Config config : {Config{1, 4, 12}, Config{1, 4, 156}, Config{2, 3, 156}, Config{3, 1, 12}})
+      for (const bool use_tanh : {true, false}) {
+        CAPTURE(streams_in_batch);
+        CAPTURE(config.streams);
+        CAPTURE(config.fracs);
+        CAPTURE(use_tanh);
+        const int64_t S = config.streams, D = config.dim, B = 2, N = 3;
+        nn::HyperConnectionsOptions options{.dim = D, .layer_index = 1, .tanh = use_tanh, .num_fracs = config.fracs,
+                                            .streams_in_batch = streams_in_batch, .dtype = DType::Float64,
+                                            .variant = nn::HcVariant::Paper};
+        options.fused = true;
+        nn::PaperFracConnections fused(S, options);
+        options.fused = false;
+        nn::PaperFracConnections unfused(S, options);
+        perturb(fused, 14);
+        copy_parameters(fused, unfused);
+        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
+        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
+        const SplitRun b = run_split(unfused, x, probe);
+        check_same(run_split(fused, x, probe), b, shape, 1e-12);
+        options.fused = true;
+        options.recompute = false;  // the pair keeping its coefficients for backward
+        nn::PaperFracConnections kept(S, options);
+        copy_parameters(fused, kept);
+        check_same(run_split(kept, x, probe), b, shape, 1e-12);
+      }
+}
+
 TEST_CASE("hc_step: the ops read strided streams and empty batches") {
   const HcStep step{.streams = 2, .fracs = 2};
   const Tensor gamma = leaf({3}), ws = leaf({4, 2}), w = leaf({3, 2}), sc = leaf({2});
@@ -195,6 +228,12 @@ TEST_CASE("hc_step: bad operands are refused naming the op and the shapes") {
   // The paper's form: mHC's gates and one stream fraction only, and a projection over the token's S·D.
   CHECK_THROWS_WITH_AS(hc_width(x, gamma, ws, w, sc, {.streams = 2, .fracs = 2, .token_projection = true}),
                        doctest::Contains("token_projection (the mHC paper's form) needs manifold and fracs = 1"), Error);
+  CHECK_THROWS_WITH_AS(hc_width(x, gamma, ws, w, sc, {.streams = 2, .fracs = 2, .manifold = true, .diagonal_beta = true}),
+                       doctest::Contains("diagonal_beta (the Frac paper's form) is not manifold"), Error);
+  // The Frac paper's depth step has S·F + 1 columns (β is one).
+  CHECK_THROWS_WITH_AS(hc_depth(x, leaf({2, 3, 6}), gamma, leaf({4, 6}), leaf({3, 6}), leaf({6}),
+                                {.streams = 2, .fracs = 2, .diagonal_beta = true}),
+                       doctest::Contains("static_weights [4, 5]"), ShapeError);
   const HcStep paper{.streams = 2, .manifold = true, .token_projection = true};
   CHECK_THROWS_WITH_AS(hc_width(x, leaf({12}), leaf({2, 1}), leaf({12, 1}), leaf({1}), paper),
                        doctest::Contains("expected gamma [12], static_weights [2, 1], weight [12, 2]"), ShapeError);

@@ -127,7 +127,8 @@ template <class T>
 struct Step {
   int64_t S, F, R, d, D, M, N;
   int64_t P, K;  // weight_t [P, K]: M projections of a row's d features, or token_projection's R·M of S·D
-  bool tanh, manifold, depth, log_domain, token_projection;
+  bool tanh, manifold, depth, log_domain, token_projection, diagonal_beta;
+  bool stream_major;  // rows r = s·F + f (mHC, the Frac paper) rather than HC's f·S + s
   int64_t iters;
   DType dtype;
   const T *x, *statics, *weight_t, *scales;
@@ -148,6 +149,8 @@ struct Step {
         depth(is_depth),
         log_domain(step.sinkhorn_log_domain),
         token_projection(step.token_projection),
+        diagonal_beta(step.diagonal_beta),
+        stream_major(step.manifold || step.diagonal_beta),
         iters(step.sinkhorn_iters),
         dtype(xt.dtype()),
         x(xt.data<T>()),
@@ -158,9 +161,9 @@ struct Step {
         stride_n(xt.stride(1)),
         stride_s(xt.stride(2)) {}
 
-  int64_t stream_of(int64_t r) const { return manifold ? r / F : r % S; }
-  int64_t frac_of(int64_t r) const { return manifold ? r % F : r / S; }
-  int64_t row_of(int64_t s, int64_t f) const { return manifold ? s * F + f : f * S + s; }
+  int64_t stream_of(int64_t r) const { return stream_major ? r / F : r % S; }
+  int64_t frac_of(int64_t r) const { return stream_major ? r % F : r / S; }
+  int64_t row_of(int64_t s, int64_t f) const { return stream_major ? s * F + f : f * S + s; }
   // A token's R row pointers, found once per token: the integer divisions of the index arithmetic, done per
   // use, were a large part of the kernel's time.
   void fill_rows(int64_t token, const T** rows) const {
@@ -374,10 +377,12 @@ void depth_forward(const Tensor& out, T* saved, const T* y, const Step<T>& st, i
       st.fill_rows(token, rows.data());
       for (int64_t t = 0; t < st.S; ++t)
         for (int64_t f2 = 0; f2 < st.F; ++f2) {
-          // new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 β[row (t, f1), f2] y[f1]
+          // new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 β[row (t, f1), f2] y[f1]   (diagonal: β[row (t, f2)] y[f2])
           terms.clear();
           for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + t * st.F + f2], rows[r]);
-          for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(c[st.row_of(t, f1) * st.M + SF + f2], yt + f1 * st.d);
+          if (st.diagonal_beta) terms.add(c[st.row_of(t, f2) * st.M + SF], yt + f2 * st.d);
+          else
+            for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(c[st.row_of(t, f1) * st.M + SF + f2], yt + f1 * st.d);
           terms.write(o + (token * st.S + t) * st.D + f2 * st.d, st.d);
         }
     }
@@ -470,13 +475,18 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
       if (depth) {
         const T* yt = y + token * st.D;
         for (int64_t r = 0; r < st.R; ++r)  // r = row (t, f1): β[r, f2] weighs y[f1] into new[t, f2]
-          for (int64_t f2 = 0; f2 < st.F; ++f2)
-            Gi[r * st.M + SF + f2] = dot(yt + st.frac_of(r) * st.d, grad_row(token, st.stream_of(r) * st.F + f2), st.d);
+          for (int64_t f2 = 0; f2 < st.F; ++f2) {
+            if (st.diagonal_beta && f2 != st.frac_of(r)) continue;  // its one β column weighs y[f1] into new[t, f1]
+            Gi[r * st.M + SF + (st.diagonal_beta ? 0 : f2)] =
+                dot(yt + st.frac_of(r) * st.d, grad_row(token, st.stream_of(r) * st.F + f2), st.d);
+          }
         for (int64_t f1 = 0; f1 < st.F; ++f1) {  // dy[f1] = Σ_{t, f2} β[row (t, f1), f2] dnew[t, f2]
           terms.clear();
           for (int64_t t = 0; t < st.S; ++t)
-            for (int64_t f2 = 0; f2 < st.F; ++f2)
-              terms.add(c[st.row_of(t, f1) * st.M + SF + f2], grad_row(token, t * st.F + f2));
+            for (int64_t f2 = 0; f2 < st.F; ++f2) {
+              if (st.diagonal_beta && f2 != f1) continue;
+              terms.add(c[st.row_of(t, f1) * st.M + SF + (st.diagonal_beta ? 0 : f2)], grad_row(token, t * st.F + f2));
+            }
           terms.write(gy + token * st.D + f1 * st.d, st.d);
         }
       }

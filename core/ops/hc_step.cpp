@@ -26,6 +26,7 @@ void check_step(const char* op, const Tensor& x, const Tensor& gamma, const Tens
            step.fracs);
   HC_CHECK(!step.token_projection || (step.manifold && step.fracs == 1), Error, op,
            ": token_projection (the mHC paper's form) needs manifold and fracs = 1");
+  HC_CHECK(!step.diagonal_beta || !step.manifold, Error, op, ": diagonal_beta (the Frac paper's form) is not manifold");
   const int64_t rows = step.fracs * step.streams;
   // A projection reads one row of d features (one per coefficient column), or with token_projection the
   // token's S·D features (one per coefficient).
@@ -109,7 +110,9 @@ Tensor hc_width(const Tensor& x, const Tensor& gamma, const Tensor& static_weigh
 Tensor hc_depth(const Tensor& x, const Tensor& y, const Tensor& gamma, const Tensor& static_weights,
                 const Tensor& weight, const Tensor& scales, HcStep step) {
   const char* op = "hc_depth";
-  check_step(op, x, gamma, static_weights, weight, scales, step, step.streams * step.fracs + step.fracs);
+  // the S·F residual columns, then β's F (one with diagonal_beta)
+  check_step(op, x, gamma, static_weights, weight, scales, step,
+             step.streams * step.fracs + (step.diagonal_beta ? 1 : step.fracs));
   const int64_t B = x.shape()[0], N = x.shape()[1], D = x.shape()[3];
   HC_CHECK(y.shape() == (Shape{B, N, D}), ShapeError, op, ": branch output ", y.shape(), " must be [", B, ", ", N,
            ", ", D, "] for streams ", x.shape());

@@ -341,18 +341,21 @@ TEST_CASE("emulated CUDA: stream_mix, stream_mix_add and stream_mix_backward") {
 
 TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backward, HC, mHC and mHC paper") {
   for (DType dtype : kFloatTypes) {
-    // HC with tanh, HC without, mHC (linear Sinkhorn), mHC (log), the mHC paper's form (linear, log)
-    for (const int kind : {0, 1, 2, 3, 4, 5}) {
+    // HC with tanh, HC without, mHC (linear Sinkhorn), mHC (log), the mHC paper's form (linear, log), the Frac
+    // paper's (one β column)
+    for (const int kind : {0, 1, 2, 3, 4, 5, 6}) {
       CAPTURE(dtype);
       CAPTURE(kind);
       const bool paper = kind >= 4;
       const int64_t B = 2, N = 3, S = 3, F = paper ? 1 : 2, d = 5, D = F * d, R = S * F;
-      const HcStep step{.streams = S, .fracs = F, .tanh = kind == 0, .manifold = kind >= 2, .sinkhorn_iters = 3,
-                        .sinkhorn_log_domain = kind == 3 || kind == 5, .token_projection = paper};
+      const bool frac_paper = kind == 6;
+      const HcStep step{.streams = S, .fracs = F, .tanh = kind == 0 || frac_paper, .manifold = kind >= 2 && !frac_paper,
+                        .sinkhorn_iters = 3, .sinkhorn_log_domain = kind == 3 || kind == 5,
+                        .token_projection = paper, .diagonal_beta = frac_paper};
       // The streams as the library's layout gives them: [B, S, N, D] memory read as [B, N, S, D].
       const Tensor x = random({B, S, N, D}, dtype).permute({0, 2, 1, 3}), y = random({B, N, D}, dtype);
       x.narrow(1, 1, 1).narrow(2, 0, 1).narrow(3, 0, d).mul_(0.0);  // one zero row: the clamped norm
-      for (const int64_t M : {F, S * F + F}) {  // the width step's columns, then the depth step's
+      for (const int64_t M : {F, S * F + (frac_paper ? 1 : F)}) {  // the width step's columns, then the depth step's
         CAPTURE(M);
         const bool depth = M > F;
         // weight_t [M, d], or the paper's [R·M, S·D]: one projection of the whole token per coefficient
