@@ -8,10 +8,12 @@
 // in order (the same bits for any thread count).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 
+#include "hcgrad/core/cpu/gemm.h"
 #include "hcgrad/core/cpu/parallel.h"
 #include "hcgrad/core/dispatch.h"
 #include "hcgrad/core/kernels.h"
@@ -25,9 +27,12 @@ constexpr int64_t kTokenBlock = 64;     // tokens per partial sum of the paramet
 
 constexpr int64_t kLanes = 16;  // the vector blocks of dot() and combine(): one AVX-512 register of floats
 
-// The sum of one Lanes accumulator, in scalar code (Eigen's double reduction trips GCC 12's -Wuninitialized).
+// The sum of one Lanes accumulator: Eigen's vector reduction for float (a scalar sum of 16 lanes cost twice the
+// FMAs of a 128-wide dot product), scalar code for double (Eigen's double reduction trips GCC 12's
+// -Wuninitialized).
 template <class T, class Lanes>
 T lane_sum(const Lanes& acc) {
+  if constexpr (std::is_same_v<T, float>) return acc.sum();
   T lanes[kLanes];
   Eigen::Map<Lanes> lane_view(lanes);
   lane_view = acc;
@@ -133,6 +138,7 @@ struct Step {
   DType dtype;
   const T *x, *statics, *weight_t, *scales;
   int64_t stride_b, stride_n, stride_s;
+  bool contiguous;  // x is [B, N, S, D] in row-major order: a block of tokens is one matrix in place
 
   Step(const Tensor& xt, const Tensor& static_weights, const Tensor& w_t, const Tensor& sc, HcStep step, bool is_depth)
       : S(step.streams),
@@ -159,7 +165,8 @@ struct Step {
         scales(sc.data<T>()),
         stride_b(xt.stride(0)),
         stride_n(xt.stride(1)),
-        stride_s(xt.stride(2)) {}
+        stride_s(xt.stride(2)),
+        contiguous(stride_s == D && stride_n == S * D && stride_b == N * S * D) {}
 
   int64_t stream_of(int64_t r) const { return stream_major ? r / F : r % S; }
   int64_t frac_of(int64_t r) const { return stream_major ? r % F : r / S; }
@@ -174,6 +181,32 @@ struct Step {
   int64_t offset(int64_t r, int64_t stride_stream) const { return stream_of(r) * stride_stream + frac_of(r) * d; }
 };
 
+// A block of tokens as a row-major matrix [tokens, S·D] for token_projection's GEMMs: in place when x is
+// contiguous, else gathered into `buffer` (other steps read the rows in place: data is null).
+template <class T>
+struct BlockRows {
+  const T* data;
+  int64_t tokens;
+};
+
+template <class T>
+BlockRows<T> block_rows(const Step<T>& st, int64_t token0, int64_t count, std::vector<T>& buffer) {
+  BlockRows<T> b{nullptr, count};
+  if (!st.token_projection) return b;
+  if (st.contiguous) {
+    b.data = st.x + token0 * st.S * st.D;
+    return b;
+  }
+  buffer.resize(static_cast<size_t>(count * st.S * st.D));
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t token = token0 + i;
+    const T* base = st.x + (token / st.N) * st.stride_b + (token % st.N) * st.stride_n;
+    for (int64_t s = 0; s < st.S; ++s) std::copy_n(base + s * st.stride_s, st.D, buffer.data() + (i * st.S + s) * st.D);
+  }
+  b.data = buffer.data();
+  return b;
+}
+
 // The coefficients of a block of up to kTokenBlock tokens (local index i), recomputed wherever they are
 // needed: norm n_r, the normalised projections p[r, j] = x_r · weight_t[j] / max(n_r, 1e-12), a = φ(p) (HC)
 // or z = static + scale p (mHC), and c. mHC's H_res runs as one batched Sinkhorn over the block (the CPU
@@ -182,8 +215,9 @@ template <class T>
 struct BlockCoefficients {
   std::vector<T> norm, p, a, c;                     // [count, R] and [count, R, M]
   std::vector<const T*> rows;                       // one token's row pointers
-  std::vector<const T*> sources;                    // x_r, then the P rows of weight_t (their segment for x_r)
-  std::vector<T> products, token_sums;              // |x_r|², then x_r · weight_t[j]; summed over a token's rows
+  std::vector<const T*> sources;                    // x_r, then the M rows of weight_t
+  std::vector<T> products;                          // |x_r|², then x_r · weight_t[j]
+  std::vector<T> projections;                       // token_projection's GEMM result [tokens, P]
   Tensor logits, mixed, grad_mixed, grad_logits;    // mHC's depth step: [kTokenBlock, R, R]
   int64_t count = 0;
 
@@ -193,35 +227,33 @@ struct BlockCoefficients {
         a(p.size()),
         c(p.size()),
         rows(st.R),
-        sources(st.P + 1),
-        products(st.P + 1),
-        token_sums(st.P + 1) {
-    for (int64_t j = 0; j < st.P; ++j) sources[1 + j] = st.weight_t + j * st.K;
+        sources(st.M + 1),
+        products(st.M + 1),
+        projections(st.token_projection ? kTokenBlock * st.P : 0) {
+    for (int64_t j = 0; j < st.M; ++j) sources[1 + j] = st.weight_t + j * st.d;
     if (st.manifold && st.depth)
       for (Tensor* t : {&logits, &mixed, &grad_mixed, &grad_logits})
         *t = Tensor::empty({kTokenBlock, st.R, st.R}, {.dtype = st.dtype});
   }
   const T* c_of(int64_t i, const Step<T>& st) const { return c.data() + i * st.R * st.M; }
 
-  void compute(const Step<T>& st, int64_t token0, int64_t tokens) {
-    count = tokens;
+  void compute(const Step<T>& st, int64_t token0, const BlockRows<T>& xb) {
+    count = xb.tokens;
     const int64_t RM = st.R * st.M;
-    for (int64_t i = 0; i < count; ++i) {
-      st.fill_rows(token0 + i, rows.data());
-      if (st.token_projection) {
-        project_token(st, i);
-        continue;
+    if (st.token_projection) project_tokens(st, xb);
+    else
+      for (int64_t i = 0; i < count; ++i) {
+        st.fill_rows(token0 + i, rows.data());
+        for (int64_t r = 0; r < st.R; ++r) {
+          const T* xr = rows[r];
+          sources[0] = xr;  // |x_r|² and the M projections in one pass over x_r
+          dots(xr, sources.data(), st.M + 1, st.d, products.data());
+          T& n = norm[i * st.R + r];
+          n = std::sqrt(products[0]);
+          const T inv = T(1) / std::max(n, T(kMinNorm));
+          for (int64_t j = 0; j < st.M; ++j) p[(i * st.R + r) * st.M + j] = products[1 + j] * inv;
+        }
       }
-      for (int64_t r = 0; r < st.R; ++r) {
-        const T* xr = rows[r];
-        sources[0] = xr;  // |x_r|² and the M projections in one pass over x_r
-        dots(xr, sources.data(), st.M + 1, st.d, products.data());
-        T& n = norm[i * st.R + r];
-        n = std::sqrt(products[0]);
-        const T inv = T(1) / std::max(n, T(kMinNorm));
-        for (int64_t j = 0; j < st.M; ++j) p[(i * st.R + r) * st.M + j] = products[1 + j] * inv;
-      }
-    }
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     const int64_t n = count * RM;
     if (!st.manifold) {
@@ -253,19 +285,19 @@ struct BlockCoefficients {
     }
   }
 
-  // token_projection (mHC paper): one norm over the token's R rows and p[r, j] = x · weight_t[r·M + j] / |x|,
-  // each dot product summed over the rows' segments of weight_t's S·D columns.
-  void project_token(const Step<T>& st, int64_t i) {
-    std::fill(token_sums.begin(), token_sums.end(), T(0));
-    for (int64_t r = 0; r < st.R; ++r) {
-      sources[0] = rows[r];
-      for (int64_t q = 0; q < st.P; ++q) sources[1 + q] = st.weight_t + q * st.K + st.offset(r, st.D);
-      dots(rows[r], sources.data(), st.P + 1, st.d, products.data());
-      for (int64_t q = 0; q <= st.P; ++q) token_sums[q] += products[q];
+  // token_projection (mHC paper): the block's R·M projections of each token's S·D values as one GEMM
+  // [tokens, S·D] x weight_t^T [S·D, R·M] (per-token dot products, each ending in a horizontal sum, took 1.5x
+  // the composition's time), one norm for a token's R rows and p[r, j] = its column r·M + j / max(n, ε).
+  // (HC's rows project onto M ≤ S·F + F columns only: a GEMM that thin was slower than the dots above.)
+  void project_tokens(const Step<T>& st, const BlockRows<T>& xb) {
+    gemm<T>(projections.data(), st.P, {xb.data, Layout::RowMajor, st.K}, {st.weight_t, Layout::ColMajor, st.K},
+            count, st.K, st.P);
+    for (int64_t i = 0; i < count; ++i) {
+      const T* x_token = xb.data + i * st.K;
+      const T n = std::sqrt(dot(x_token, x_token, st.K)), inv = T(1) / std::max(n, T(kMinNorm));
+      std::fill_n(norm.data() + i * st.R, st.R, n);
+      for (int64_t q = 0; q < st.P; ++q) p[i * st.P + q] = projections[i * st.P + q] * inv;
     }
-    const T n = std::sqrt(token_sums[0]), inv = T(1) / std::max(n, T(kMinNorm));
-    for (int64_t r = 0; r < st.R; ++r) norm[i * st.R + r] = n;
-    for (int64_t q = 0; q < st.P; ++q) p[i * st.R * st.M + q] = token_sums[1 + q] * inv;
   }
 
   // The block's norm, p, a and c to and from `saved` (the kernels' [T, R, 1 + 3M], from token0's entry).
@@ -344,7 +376,8 @@ void width_forward(const Tensor& out, T* saved, const Step<T>& st, int64_t token
   for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
     BlockCoefficients<T> co(st);
     Terms<T> terms;
-    co.compute(st, token0, count);
+    std::vector<T> gathered;
+    co.compute(st, token0, block_rows(st, token0, count, gathered));
     if (saved) co.store(st, saved + token0 * st.R * (1 + 3 * st.M));
     std::vector<const T*> rows(st.R);
     for (int64_t i = 0; i < count; ++i) {
@@ -367,7 +400,8 @@ void depth_forward(const Tensor& out, T* saved, const T* y, const Step<T>& st, i
   for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
     BlockCoefficients<T> co(st);
     Terms<T> terms;
-    co.compute(st, token0, count);
+    std::vector<T> gathered;
+    co.compute(st, token0, block_rows(st, token0, count, gathered));
     if (saved) co.store(st, saved + token0 * st.R * (1 + 3 * st.M));
     std::vector<const T*> rows(st.R);
     for (int64_t i = 0; i < count; ++i) {
@@ -436,6 +470,18 @@ void coefficient_chain(const Step<T>& st, const BlockCoefficients<T>& co, int64_
   }
 }
 
+// token_projection's projection terms for a block, with dp_over_n [tokens, R·M] (a token's R·M entries are
+// its columns of weight_t in order): the tokens' gradients dp_over_n · weight_t [tokens, S·D], written into
+// grad_x (contiguous, so the block's rows lie as the matrix's), and the block's dweight_t = dp_over_n^T · x.
+template <class T>
+void project_tokens_backward(const Step<T>& st, const BlockRows<T>& xb, const T* dp_over_n, T* grad_x_block,
+                             ParamGrads<T>& pg) {
+  gemm<T>(grad_x_block, st.K, {dp_over_n, Layout::RowMajor, st.P}, {st.weight_t, Layout::RowMajor, st.K}, xb.tokens,
+          st.P, st.K);
+  gemm<T>(pg.weight_t, st.K, {dp_over_n, Layout::ColMajor, st.P}, {xb.data, Layout::RowMajor, st.K}, st.P, xb.tokens,
+          st.K);
+}
+
 template <class T>
 void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
                    const Tensor& grad_weight_t, const T* g, const T* y, const T* saved, const Step<T>& st,
@@ -448,11 +494,13 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
   std::vector<T> partials(static_cast<size_t>(std::max<int64_t>(blocks, 1) * psize), T(0));
   for_token_blocks(tokens, [&](int64_t b, int64_t token0, int64_t count) {
     BlockCoefficients<T> co(st);
-    std::vector<T> G(kTokenBlock * RM), dz(st.manifold ? kTokenBlock * RM : 0), dp_over_n(RM), through(st.R);
+    std::vector<T> G(kTokenBlock * RM), dz(st.manifold ? kTokenBlock * RM : 0), dp_over_n(kTokenBlock * RM),
+        through(kTokenBlock * st.R), gathered;
     Terms<T> terms;
     ParamGrads<T> pg(partials.data() + b * psize, st);
+    const BlockRows<T> xb = block_rows(st, token0, count, gathered);
     if (saved) co.load(st, saved + token0 * st.R * (1 + 3 * st.M), count);
-    else co.compute(st, token0, count);
+    else co.compute(st, token0, xb);
     // The output rows' gradients: width u[f2] (column f2), depth new[t, f2] (column t·F + f2, and β's S·F + f2).
     const int64_t outputs = depth ? SF : st.F;
     std::vector<int64_t> output_offset(outputs), dense_offset(st.R);  // dense: a row in grad_x's [S, D]
@@ -492,35 +540,29 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
       }
     }
     if (st.manifold) co.manifold_backward(st, G.data(), dz.data());
+    for (int64_t i = 0; i < count; ++i)
+      coefficient_chain(st, co, i, G.data() + i * RM, st.manifold ? dz.data() + i * RM : nullptr, pg,
+                        dp_over_n.data() + i * RM, through.data() + i * st.R);
+    // dx_r = Σ_o c[r, o] d(row o) + Σ_j dp_over_n[r, j] W_t[j] − through_r x_r and dW_t[j] += Σ_r dp_over_n[r, j]
+    // x_r, token by token; token_projection's projection terms are two GEMMs over the block first.
+    if (st.token_projection) project_tokens_backward(st, xb, dp_over_n.data(), gx + token0 * st.S * st.D, pg);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t token = token0 + i;
-      const T* c = co.c_of(i, st);
+      const T *c = co.c_of(i, st), *dpn = dp_over_n.data() + i * RM;
       st.fill_rows(token, rows.data());
-      coefficient_chain(st, co, i, G.data() + i * RM, st.manifold ? dz.data() + i * RM : nullptr, pg,
-                        dp_over_n.data(), through.data());
-      // dx_r = Σ_o c[r, o] d(row o) + Σ_j dp_over_n[r, j] W_t[j] − through_r x_r: written once.
       T* gxt = gx + token * st.S * st.D;
       for (int64_t r = 0; r < st.R; ++r) {
         terms.clear();
         for (int64_t o = 0; o < outputs; ++o) terms.add(c[r * st.M + o], grad_row(token, o));
-        if (st.token_projection)  // every coefficient projects the whole token: row r's segment of each column
-          for (int64_t q = 0; q < st.P; ++q) terms.add(dp_over_n[q], st.weight_t + q * st.K + dense_offset[r]);
-        else
-          for (int64_t j = 0; j < st.M; ++j) terms.add(dp_over_n[r * st.M + j], st.weight_t + j * st.d);
-        terms.add(-through[r], rows[r]);
-        terms.write(gxt + dense_offset[r], st.d);
+        if (!st.token_projection)
+          for (int64_t j = 0; j < st.M; ++j) terms.add(dpn[r * st.M + j], st.weight_t + j * st.d);
+        terms.add(-through[i * st.R + r], rows[r]);
+        terms.write(gxt + dense_offset[r], st.d, /*accumulate=*/st.token_projection);
       }
-      if (st.token_projection) {  // dW_t[q, segment of row r] += dp_over_n[q] x_r
-        for (int64_t q = 0; q < st.P; ++q)
-          for (int64_t r = 0; r < st.R; ++r) {
-            const T* source = rows[r];
-            combine(pg.weight_t + q * st.K + dense_offset[r], &source, dp_over_n.data() + q, 1, st.d, true);
-          }
-        continue;
-      }
-      for (int64_t j = 0; j < st.M; ++j) {  // dW_t[j] += Σ_r dp_over_n[r, j] x_r
+      if (st.token_projection) continue;
+      for (int64_t j = 0; j < st.M; ++j) {
         terms.clear();
-        for (int64_t r = 0; r < st.R; ++r) terms.add(dp_over_n[r * st.M + j], rows[r]);
+        for (int64_t r = 0; r < st.R; ++r) terms.add(dpn[r * st.M + j], rows[r]);
         terms.write(pg.weight_t + j * st.d, st.d, /*accumulate=*/true);
       }
     }
