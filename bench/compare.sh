@@ -5,6 +5,9 @@
 #
 #   bash bench/compare.sh [threads] [rounds]        (default 2 threads, 2 rounds; needs build/ and tools/.venv)
 #   PEERS=all bash bench/compare.sh 2 2             (every PyTorch form below)
+#   BENCH=build-cpu/bench/bench_tinylm CONNECTIONS="residual mhc mhc-fused" bash bench/compare.sh
+#                                                   (another build's bench_tinylm; some of tinylm's connections,
+#                                                   an -unfused or -fused one against the peer of its base name)
 #
 # PEERS picks the PyTorch forms, space- or comma-separated (default "eager"; "all" is all four):
 #   eager        torch_peer.py with the `hyper-connections` package's module of the same name
@@ -23,7 +26,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 threads=${1:-2}
 rounds=${2:-2}
 peers=${PEERS:-eager}
-bench=build/bench/bench_tinylm
+bench=${BENCH:-build/bench/bench_tinylm}
+connections=${CONNECTIONS:-residual hc frac frac-paper mhc mhc-paper}
 python=tools/.venv/bin/python
 [ -x "$bench" ] || { echo "compare.sh: build bench_tinylm first (bash tools/run.sh test builds it)" >&2; exit 1; }
 [ -x "$python" ] || { echo "compare.sh: no tools/.venv; see tools/requirements-fixtures.txt" >&2; exit 1; }
@@ -55,7 +59,9 @@ header="| connection | hcgrad tokens/s |" rule="|---|---|"
 for form in "${forms[@]}"; do header+=" ${label[$form]} tokens/s |" rule+="---|"; done
 echo "$header hcgrad / best PyTorch | hcgrad peak RSS MB | best PyTorch peak RSS MB |"
 echo "$rule---|---|---|"
-for connection in residual hc frac frac-paper mhc mhc-paper; do
+for connection in $connections; do
+  base=${connection%-fused}
+  base=${base%-unfused}
   best_ours=0 rss_ours=0
   declare -A best=() rss=()
   for _ in $(seq "$rounds"); do
@@ -64,7 +70,7 @@ for connection in residual hc frac frac-paper mhc mhc-paper; do
     if awk "BEGIN { exit !($speed > $best_ours) }"; then best_ours=$speed; fi
     rss_ours=$(echo "$ours" | field peak_rss_mb)
     for form in "${forms[@]}"; do
-      args=$(peer_args "$form" "$connection")
+      args=$(peer_args "$form" "$base")
       [ -n "$args" ] || continue
       # shellcheck disable=SC2086  # args is a list of words
       theirs=$("$python" tools/torch_peer.py --device cpu --threads "$threads" $args --steps 30)

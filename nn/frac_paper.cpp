@@ -16,7 +16,7 @@ PaperFracConnections::PaperFracConnections(int64_t S, HyperConnectionsOptions o,
       tanh(o.tanh),
       dynamic(o.dynamic),
       streams_in_batch(o.streams_in_batch),
-      fused(o.fused.value_or(false) && o.dynamic),
+      fused(o.fused && o.dynamic),
       recompute(o.recompute) {
   branch_ = std::move(branch);
   HC_CHECK(S >= 1, Error, "PaperFracConnections: num_streams must be >= 1, got ", S);

@@ -31,10 +31,9 @@ struct GPTConfig {
   // streams), "frac" / "frac-paper" (Frac-Connections as the library / the Frac paper compute them: the width
   // split into `fracs` fractions, on `streams` streams, default 1), "mhc" / "mhc-paper" (manifold-constrained
   // HC as the library / the paper compute it) and "mhc-identity" / "mhc-paper-identity" (the same, starting as
-  // a pre-norm residual); "hc-unfused" is "hc" built from the unfused composition of small ops instead
-  // of the fused hc_width / hc_depth pair, "frac-fused", "frac-paper-fused", "mhc-fused" and "mhc-paper-fused"
-  // are "frac", "frac-paper", "mhc" and "mhc-paper" with that pair,
-  // which they leave off by default (same values, for comparing). The streams are expanded once after
+  // a pre-norm residual); "hc-fused", "frac-fused", "frac-paper-fused", "mhc-fused" and "mhc-paper-fused"
+  // are "hc", "frac", "frac-paper", "mhc" and "mhc-paper" run as the fused hc_width / hc_depth op pair instead
+  // of the composition of small ops (same values, for comparing). The streams are expanded once after
   // the embeddings and reduced once before ln_f.
   std::string connection = "residual";
   int64_t streams = 1;

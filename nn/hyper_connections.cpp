@@ -44,7 +44,7 @@ HyperConnections::HyperConnections(int64_t S, HyperConnectionsOptions o, Branch 
       tanh(o.tanh),
       channel_first(o.channel_first),
       streams_in_batch(o.streams_in_batch),
-      fused(o.fused.value_or(o.num_fracs == 1)),
+      fused(o.fused),
       recompute(o.recompute),
       depth_residual_fn_(o.depth_residual_fn) {
   branch_ = std::move(branch);

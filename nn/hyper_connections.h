@@ -73,11 +73,10 @@ struct HyperConnectionsOptions {
   // true: split() runs each call as one hc_width and one hc_depth op (core/ops.h) where the options allow
   // (V = 1, the default o + r merge, features last): one pass over the streams per step, only the streams
   // saved for backward. false, or other options: the unfused composition of small ops, the readable reference.
-  // Unset: on for one fraction (HC: as fast as the composition, less memory), off for F > 1 (Frac: 5% slower
-  // on the CPU today; docs/performance.md). HcVariant::Paper (the Frac paper) takes it too, in its dynamic
-  // form (step.diagonal_beta); unset is off there. The static form is one stream_mix and one stream_mix_add
-  // already.
-  std::optional<bool> fused = std::nullopt;
+  // Off by default: on the CPU the pair keeps 5-9% less peak memory but runs 0-5% slower than the composition
+  // today (docs/performance.md). HcVariant::Paper (the Frac paper) takes it too, in its dynamic form
+  // (step.diagonal_beta); the static form is one stream_mix and one stream_mix_add already.
+  bool fused = false;
   // With the fused pair: true, backward recomputes the norms and coefficients from the streams (the mHC
   // paper's recompute); false, the forward keeps them (R·(1 + 3M) values a token and step).
   bool recompute = true;
@@ -111,7 +110,7 @@ class HyperConnections : public ConnectionModule {
 
   int64_t num_streams, dim, num_fracs, num_input_views;
   bool tanh, channel_first, streams_in_batch;
-  bool fused;  // options.fused, resolved
+  bool fused;  // options.fused
   bool recompute;
   Tensor static_alpha;         // [S·F, V·F + S·F]  (rows f1·S + s, columns f2·(V+S) + t)
   Tensor dynamic_alpha_fn;     // [d, V·F + S·F]

@@ -69,7 +69,7 @@ ConnectionFactory<ManifoldHyperConnectionsOptions> manifold_hyper_connections(in
 const std::vector<std::string>& connection_names() {
   static const std::vector<std::string> names{"residual",  "hc",           "frac",      "frac-paper",
                                               "mhc",       "mhc-identity", "mhc-paper", "mhc-paper-identity",
-                                              "hc-unfused", "frac-fused", "frac-paper-fused", "mhc-fused",
+                                              "hc-fused", "frac-fused", "frac-paper-fused", "mhc-fused",
                                               "mhc-paper-fused"};
   return names;
 }
@@ -98,10 +98,8 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
   if (!connection.starts_with("mhc")) {  // residual, hc, frac, frac-paper
     auto made = hyper_connections(streams, factory);
     const HcVariant variant = connection.starts_with("frac-paper") ? HcVariant::Paper : HcVariant::Library;
-    // hc-unfused: HC as the composition of small ops; frac-fused: Frac with the fused pair (both not the default)
-    const std::optional<bool> fused = connection == "hc-unfused" ? std::optional<bool>(false)
-                                      : connection.ends_with("-fused") ? std::optional<bool>(true)
-                                                                       : std::nullopt;
+    // hc-fused, frac-fused, frac-paper-fused: the fused op pair (HyperConnectionsOptions::fused, off by default)
+    const bool fused = connection.ends_with("-fused");
     auto init_hc = [made, dim, dtype, variant, fused, recompute](int64_t layer_index, Branch branch) {
       return made.init_hc({.dim = dim,
                            .layer_index = layer_index,
@@ -116,8 +114,8 @@ NamedConnections connections_by_name(const std::string& connection, int64_t stre
   auto made = manifold_hyper_connections(streams, factory);
   const MhcVariant variant = connection.starts_with("mhc-paper") ? MhcVariant::Paper : MhcVariant::Library;
   const MhcInit init = connection.ends_with("-identity") ? MhcInit::IdentityLike : MhcInit::Library;
-  // opt-in for mHC (ManifoldHyperConnectionsOptions::fused)
-  const bool fused = connection == "mhc-fused" || connection == "mhc-paper-fused";
+  // mhc-fused, mhc-paper-fused: the fused op pair (ManifoldHyperConnectionsOptions::fused, off by default)
+  const bool fused = connection.ends_with("-fused");
   auto init_hc = [made, dim, dtype, variant, init, fused, recompute](int64_t layer_index, Branch branch) {
     ManifoldHyperConnectionsOptions options;
     options.fused = fused;

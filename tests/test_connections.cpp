@@ -462,7 +462,7 @@ TEST_CASE("connections gpt: each connection builds, trains a step, and starts wh
   bad.connection = "ladder";
   CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains(("connection must be " + connection_names_phrase()).c_str()), Error);
   CHECK(connection_names_phrase() ==
-        "residual, hc, frac, frac-paper, mhc, mhc-identity, mhc-paper, mhc-paper-identity, hc-unfused, frac-fused, frac-paper-fused, mhc-fused or mhc-paper-fused");
+        "residual, hc, frac, frac-paper, mhc, mhc-identity, mhc-paper, mhc-paper-identity, hc-fused, frac-fused, frac-paper-fused, mhc-fused or mhc-paper-fused");
   bad.connection = "frac-paper";
   bad.fracs = 1;
   CHECK_THROWS_WITH_AS(GPT(bad, 1), doctest::Contains("connection frac-paper needs fracs > 1"), Error);

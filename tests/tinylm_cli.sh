@@ -39,7 +39,7 @@ expect_error "must be positive" train --data "$scratch/text.txt" --layers 0 --ou
 expect_error "must be positive" train --data "$scratch/text.txt" --batch -2 --out "$scratch/r6"
 expect_error "must be positive" train --data "$scratch/text.txt" --ctx 0 --out "$scratch/r7"
 expect_error "--lr must be positive" train --data "$scratch/text.txt" --lr -1 --out "$scratch/r8"
-expect_error "connection must be residual, hc, frac, frac-paper, mhc, mhc-identity, mhc-paper, mhc-paper-identity, hc-unfused, frac-fused, frac-paper-fused, mhc-fused or mhc-paper-fused" train --data "$scratch/text.txt" --connection bogus --out "$scratch/r9"
+expect_error "connection must be residual, hc, frac, frac-paper, mhc, mhc-identity, mhc-paper, mhc-paper-identity, hc-fused, frac-fused, frac-paper-fused, mhc-fused or mhc-paper-fused" train --data "$scratch/text.txt" --connection bogus --out "$scratch/r9"
 expect_error "streams = 2 and fracs = 1 need a connection other than residual" train --data "$scratch/text.txt" --streams 2 --out "$scratch/r10"
 expect_error "--bogus" train --bogus
 expect_error "did you mean 'train'?" trian --steps 1

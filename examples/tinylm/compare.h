@@ -20,11 +20,11 @@
 namespace tinylm {
 
 struct CompareOptions {
-  // Every connection tinylm knows, but the -unfused and -fused ones (the same models as hc, frac and mhc).
+  // Every connection tinylm knows, but the -fused ones (the same models as hc, frac, frac-paper, mhc, mhc-paper).
   std::vector<std::string> connections = [] {
     std::vector<std::string> names;
     for (const std::string& name : hcgrad::nn::connection_names())
-      if (!name.ends_with("-unfused") && !name.ends_with("-fused")) names.push_back(name);
+      if (!name.ends_with("-fused")) names.push_back(name);
     return names;
   }();
   int64_t seeds = 3;

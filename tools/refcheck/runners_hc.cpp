@@ -87,7 +87,7 @@ Comparison run_hc(const json& c, double tol) {
     result.note = "width step only; the library's channel-first depth step is the documented bug";
     return result;
   }
-  // split() runs the fused op pair where the module uses it by default (one fraction); run the other form too.
+  // split() runs the composition by default; run the fused op pair too.
   Comparison result = check_connection(hc, c, tol, beta_to_library);
   {
     nn::HyperConnectionsOptions other = options;
@@ -98,7 +98,7 @@ Comparison run_hc(const json& c, double tol) {
     result.max_abs = std::max(result.max_abs, run.max_abs);
     result.max_rel = std::max(result.max_rel, run.max_rel);
     if (result.failure.empty() && !run.failure.empty())
-      result.failure = std::string(other.fused.value() ? "fused: " : "unfused: ") + run.failure;
+      result.failure = std::string(other.fused ? "fused: " : "unfused: ") + run.failure;
   }
   if (c.contains("library_bug"))
     result.note = "the library's forward on its own parameters; hcgrad's F > 1 init differs on purpose";
