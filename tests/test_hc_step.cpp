@@ -51,6 +51,29 @@ static void check_same(const SplitRun& a, const SplitRun& b, const Shape& shape,
   }
 }
 
+// Module (options.fused) against the same module as the composition of small ops, and the fused split keeping
+// its coefficients for backward (options.recompute = false) against it too; perturbed weights, streams of
+// `shape` (the layout options.streams_in_batch says).
+template <class Module, class Options>
+void check_fused_split(int64_t streams, Options options, uint64_t seed) {
+  const int64_t B = 2, N = 3, D = options.dim;
+  const Shape shape = options.streams_in_batch ? Shape{B * streams, N, D} : Shape{B, N, streams, D};
+  options.fused = true;
+  Module fused(streams, options);
+  options.fused = false;
+  Module unfused(streams, options);
+  options.fused = true;
+  options.recompute = false;
+  Module kept(streams, options);
+  perturb(fused, seed);
+  copy_parameters(fused, unfused);
+  copy_parameters(fused, kept);
+  const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
+  const SplitRun reference = run_split(unfused, x, probe);
+  check_same(run_split(fused, x, probe), reference, shape, 1e-12);
+  check_same(run_split(kept, x, probe), reference, shape, 1e-12);
+}
+
 TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition, values and gradients") {
   struct Config {
     int64_t streams, fracs, dim;  // dim 156: rows of 39 to 156 features, the kernels' vector blocks and tails
@@ -62,24 +85,11 @@ TEST_CASE("hc_step: HyperConnections' fused split equals the unfused composition
         CAPTURE(config.streams);
         CAPTURE(config.fracs);
         CAPTURE(use_tanh);
-        const int64_t S = config.streams, D = config.dim, B = 2, N = 3;
-        nn::HyperConnectionsOptions options{.dim = D, .layer_index = 1, .tanh = use_tanh, .num_fracs = config.fracs,
-                                            .streams_in_batch = streams_in_batch, .dtype = DType::Float64};
-        options.fused = true;
-        nn::HyperConnections fused(S, options);
-        options.fused = false;
-        nn::HyperConnections unfused(S, options);
-        perturb(fused, 11);
-        copy_parameters(fused, unfused);
-        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
-        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
-        options.fused = true;
-        options.recompute = false;  // the pair keeping its coefficients for backward
-        nn::HyperConnections kept(S, options);
-        copy_parameters(fused, kept);
-        const SplitRun a = run_split(fused, x, probe), b = run_split(unfused, x, probe);
-        check_same(run_split(kept, x, probe), b, shape, 1e-12);
-        check_same(a, b, shape, 1e-12);
+        check_fused_split<nn::HyperConnections>(
+            config.streams, nn::HyperConnectionsOptions{.dim = config.dim, .layer_index = 1, .tanh = use_tanh,
+                                                        .num_fracs = config.fracs,
+                                                        .streams_in_batch = streams_in_batch, .dtype = DType::Float64},
+            11);
       }
 }
 
@@ -94,30 +104,15 @@ TEST_CASE("hc_step: mHC's fused split equals the unfused composition, values and
         CAPTURE(config.streams);
         CAPTURE(config.fracs);
         CAPTURE(domain == SinkhornDomain::Log);
-        const int64_t S = config.streams, D = config.dim, B = 2, N = 3;
         nn::ManifoldHyperConnectionsOptions options;
-        options.dim = D;
+        options.dim = config.dim;
         options.layer_index = 1;
         options.streams_in_batch = streams_in_batch;
         options.sinkhorn_iters = 5;
         options.sinkhorn_domain = domain;
         options.num_fracs = config.fracs;
         options.dtype = DType::Float64;
-        options.fused = true;
-        nn::ManifoldHyperConnections fused(S, options);
-        options.fused = false;
-        nn::ManifoldHyperConnections unfused(S, options);
-        perturb(fused, 12);
-        copy_parameters(fused, unfused);
-        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
-        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
-        const SplitRun b = run_split(unfused, x, probe);
-        check_same(run_split(fused, x, probe), b, shape, 1e-12);
-        options.fused = true;
-        options.recompute = false;  // the pair keeping its coefficients (and H_res) for backward
-        nn::ManifoldHyperConnections kept(S, options);
-        copy_parameters(fused, kept);
-        check_same(run_split(kept, x, probe), b, shape, 1e-12);
+        check_fused_split<nn::ManifoldHyperConnections>(config.streams, options, 12);
       }
 }
 
@@ -128,30 +123,15 @@ TEST_CASE("hc_step: the mHC paper's fused split equals the unfused composition, 
         CAPTURE(streams_in_batch);
         CAPTURE(S);
         CAPTURE(domain == SinkhornDomain::Log);
-        const int64_t D = S == 3 ? 52 : 12, B = 2, N = 3;  // S·D = 156: the vector blocks and their tails
         nn::ManifoldHyperConnectionsOptions options;
-        options.dim = D;
+        options.dim = S == 3 ? 52 : 12;  // S·D = 156: the vector blocks and their tails
         options.layer_index = 2;
         options.streams_in_batch = streams_in_batch;
         options.sinkhorn_iters = 5;
         options.sinkhorn_domain = domain;
         options.variant = nn::MhcVariant::Paper;
         options.dtype = DType::Float64;
-        options.fused = true;
-        nn::PaperManifoldHyperConnections fused(S, options);
-        options.fused = false;
-        nn::PaperManifoldHyperConnections unfused(S, options);
-        perturb(fused, 13);
-        copy_parameters(fused, unfused);
-        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
-        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
-        const SplitRun b = run_split(unfused, x, probe);
-        check_same(run_split(fused, x, probe), b, shape, 1e-12);
-        options.fused = true;
-        options.recompute = false;  // the pair keeping its coefficients for backward
-        nn::PaperManifoldHyperConnections kept(S, options);
-        copy_parameters(fused, kept);
-        check_same(run_split(kept, x, probe), b, shape, 1e-12);
+        check_fused_split<nn::PaperManifoldHyperConnections>(S, options, 13);
       }
 }
 
@@ -166,25 +146,12 @@ TEST_CASE("hc_step: the Frac paper's fused split equals the unfused composition,
         CAPTURE(config.streams);
         CAPTURE(config.fracs);
         CAPTURE(use_tanh);
-        const int64_t S = config.streams, D = config.dim, B = 2, N = 3;
-        nn::HyperConnectionsOptions options{.dim = D, .layer_index = 1, .tanh = use_tanh, .num_fracs = config.fracs,
-                                            .streams_in_batch = streams_in_batch, .dtype = DType::Float64,
-                                            .variant = nn::HcVariant::Paper};
-        options.fused = true;
-        nn::PaperFracConnections fused(S, options);
-        options.fused = false;
-        nn::PaperFracConnections unfused(S, options);
-        perturb(fused, 14);
-        copy_parameters(fused, unfused);
-        const Shape shape = streams_in_batch ? Shape{B * S, N, D} : Shape{B, N, S, D};
-        const Tensor x = leaf(shape).detach(), probe = leaf(shape).detach();
-        const SplitRun b = run_split(unfused, x, probe);
-        check_same(run_split(fused, x, probe), b, shape, 1e-12);
-        options.fused = true;
-        options.recompute = false;  // the pair keeping its coefficients for backward
-        nn::PaperFracConnections kept(S, options);
-        copy_parameters(fused, kept);
-        check_same(run_split(kept, x, probe), b, shape, 1e-12);
+        check_fused_split<nn::PaperFracConnections>(
+            config.streams, nn::HyperConnectionsOptions{.dim = config.dim, .layer_index = 1, .tanh = use_tanh,
+                                                        .num_fracs = config.fracs,
+                                                        .streams_in_batch = streams_in_batch, .dtype = DType::Float64,
+                                                        .variant = nn::HcVariant::Paper},
+            14);
       }
 }
 

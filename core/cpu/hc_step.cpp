@@ -8,13 +8,13 @@
 // in order (the same bits for any thread count).
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 
 #include "hcgrad/core/cpu/gemm.h"
 #include "hcgrad/core/cpu/parallel.h"
+#include "hcgrad/core/cpu/vector_rows.h"
 #include "hcgrad/core/dispatch.h"
 #include "hcgrad/core/kernels.h"
 #include "hcgrad/core/sinkhorn_math.h"
@@ -22,109 +22,13 @@
 namespace hcgrad::cpu {
 
 namespace {
+using short_rows::combine;
+using short_rows::dot;
+using short_rows::dots;
+using short_rows::Terms;
+
 constexpr double kMinNorm = 1e-12;      // the library's clamp of the norm
 constexpr int64_t kTokenBlock = 64;     // tokens per partial sum of the parameter gradients
-
-constexpr int64_t kLanes = 16;  // the vector blocks of dot() and combine(): one AVX-512 register of floats
-
-// The sum of one Lanes accumulator: Eigen's vector reduction for float (a scalar sum of 16 lanes cost twice the
-// FMAs of a 128-wide dot product), scalar code for double (Eigen's double reduction trips GCC 12's
-// -Wuninitialized).
-template <class T, class Lanes>
-T lane_sum(const Lanes& acc) {
-  if constexpr (std::is_same_v<T, float>) return acc.sum();
-  T lanes[kLanes];
-  Eigen::Map<Lanes> lane_view(lanes);
-  lane_view = acc;
-  T sum = 0;
-  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
-  return sum;
-}
-
-// a · b over n elements: kLanes partial sums in a fixed-size Eigen array (vector registers, unaligned loads)
-// and one horizontal sum at the end. Eigen's dynamic-size dot peels a scalar prologue up to the next
-// alignment boundary first, which at the rows' d = 32..128 cost as much as the vector part.
-template <class T>
-T dot(const T* a, const T* b, int64_t n) {
-  using Lanes = Eigen::Array<T, kLanes, 1>;
-  Lanes acc = Lanes::Zero();
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) acc += Eigen::Map<const Lanes>(a + k) * Eigen::Map<const Lanes>(b + k);
-  T sum = lane_sum<T>(acc);
-  for (; k < n; ++k) sum += a[k] * b[k];
-  return sum;
-}
-
-// out[j] = a · bs[j] for j < J in one pass over a, with J (known at compile time) vector accumulators that
-// stay in registers: a row's norm and its M projections, or one gradient row against the R stream rows.
-template <int J, class T>
-void dots_fixed(const T* a, const T* const* bs, int64_t n, T* out) {
-  using Lanes = Eigen::Array<T, kLanes, 1>;
-  Lanes acc[J];
-  for (int j = 0; j < J; ++j) acc[j].setZero();
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) {
-    const Lanes av = Eigen::Map<const Lanes>(a + k);
-    for (int j = 0; j < J; ++j) acc[j] += av * Eigen::Map<const Lanes>(bs[j] + k);
-  }
-  for (int j = 0; j < J; ++j) {
-    T sum = lane_sum<T>(acc[j]);
-    for (int64_t kk = k; kk < n; ++kk) sum += a[kk] * bs[j][kk];
-    out[j] = sum;
-  }
-}
-
-template <class T>
-void dots(const T* a, const T* const* bs, int64_t J, int64_t n, T* out) {
-  int64_t j0 = 0;
-  for (; J - j0 >= 8; j0 += 8) dots_fixed<8>(a, bs + j0, n, out + j0);
-  switch (J - j0) {
-    case 1: dots_fixed<1>(a, bs + j0, n, out + j0); break;
-    case 2: dots_fixed<2>(a, bs + j0, n, out + j0); break;
-    case 3: dots_fixed<3>(a, bs + j0, n, out + j0); break;
-    case 4: dots_fixed<4>(a, bs + j0, n, out + j0); break;
-    case 5: dots_fixed<5>(a, bs + j0, n, out + j0); break;
-    case 6: dots_fixed<6>(a, bs + j0, n, out + j0); break;
-    case 7: dots_fixed<7>(a, bs + j0, n, out + j0); break;
-    default: break;
-  }
-}
-
-// out[k] (+)= Σ_i coefs[i] · srcs[i][k] for k < n: a block of kLanes outputs stays in registers while every
-// term is added, so each output is written once (not once per term, as a chain of axpys would).
-template <class T>
-void combine(T* __restrict out, const T* const* srcs, const T* coefs, int64_t terms, int64_t n, bool accumulate) {
-  using Lanes = Eigen::Array<T, kLanes, 1>;  // fixed size: Eigen keeps it in vector registers
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) {
-    Lanes acc = accumulate ? Lanes(Eigen::Map<const Lanes>(out + k)) : Lanes::Zero();
-    for (int64_t i = 0; i < terms; ++i) acc += coefs[i] * Eigen::Map<const Lanes>(srcs[i] + k);
-    Eigen::Map<Lanes>(out + k) = acc;
-  }
-  for (; k < n; ++k) {
-    T acc = accumulate ? out[k] : T(0);
-    for (int64_t i = 0; i < terms; ++i) acc += coefs[i] * srcs[i][k];
-    out[k] = acc;
-  }
-}
-
-// The terms of one combine(), gathered per output row (at most R + M + 1 of them).
-template <class T>
-struct Terms {
-  std::vector<const T*> srcs;
-  std::vector<T> coefs;
-  void clear() {
-    srcs.clear();
-    coefs.clear();
-  }
-  void add(T c, const T* src) {
-    srcs.push_back(src);
-    coefs.push_back(c);
-  }
-  void write(T* out, int64_t n, bool accumulate = false) const {
-    combine(out, srcs.data(), coefs.data(), static_cast<int64_t>(srcs.size()), n, accumulate);
-  }
-};
 
 // Sizes, the parameters and where a token's rows are: row r is fraction frac_of(r) of stream stream_of(r),
 // x[b, n, s, f·d : (f+1)·d]; HC numbers them r = f·S + s, mHC r = s·F + f.
@@ -343,22 +247,17 @@ struct BlockCoefficients {
   // The residual block [R, R] of each token's [R, M] coefficients, to and from [count, R, R] matrices
   // (token_projection: transposed, the paper's H_res[t, s]).
   void gather_block(const Step<T>& st, const T* coefficients, T* matrices) const {
-    if (!st.token_projection) {
-      for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(coefficients + i * st.M, st.R, matrices + i * st.R);
-      return;
-    }
     for (int64_t i = 0; i < count; ++i)
       for (int64_t r = 0; r < st.R; ++r)
-        for (int64_t t = 0; t < st.R; ++t) matrices[(i * st.R + t) * st.R + r] = coefficients[(i * st.R + r) * st.M + t];
+        for (int64_t t = 0; t < st.R; ++t) matrices[matrix_at(st, i, r, t)] = coefficients[(i * st.R + r) * st.M + t];
   }
   void scatter_block(const Step<T>& st, const T* matrices, T* coefficients) const {
-    if (!st.token_projection) {
-      for (int64_t i = 0; i < count * st.R; ++i) std::copy_n(matrices + i * st.R, st.R, coefficients + i * st.M);
-      return;
-    }
     for (int64_t i = 0; i < count; ++i)
       for (int64_t r = 0; r < st.R; ++r)
-        for (int64_t t = 0; t < st.R; ++t) coefficients[(i * st.R + r) * st.M + t] = matrices[(i * st.R + t) * st.R + r];
+        for (int64_t t = 0; t < st.R; ++t) coefficients[(i * st.R + r) * st.M + t] = matrices[matrix_at(st, i, r, t)];
+  }
+  static int64_t matrix_at(const Step<T>& st, int64_t i, int64_t r, int64_t t) {
+    return st.token_projection ? (i * st.R + t) * st.R + r : (i * st.R + r) * st.R + t;
   }
 };
 
@@ -370,9 +269,10 @@ void for_token_blocks(int64_t tokens, const F& body) {
   });
 }
 
-template <class T>
-void width_forward(const Tensor& out, T* saved, const Step<T>& st, int64_t tokens) {
-  T* o = out.data<T>();
+// The forward steps' shared walk: per block the coefficients (kept in `saved` when asked), then
+// body(token, c, rows, terms) for each token with c its [R, M] coefficients and rows its R row pointers.
+template <class T, class Body>
+void for_each_token_coefficients(const Step<T>& st, T* saved, int64_t tokens, const Body& body) {
   for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
     BlockCoefficients<T> co(st);
     Terms<T> terms;
@@ -381,14 +281,20 @@ void width_forward(const Tensor& out, T* saved, const Step<T>& st, int64_t token
     if (saved) co.store(st, saved + token0 * st.R * (1 + 3 * st.M));
     std::vector<const T*> rows(st.R);
     for (int64_t i = 0; i < count; ++i) {
-      const int64_t token = token0 + i;
-      const T* c = co.c_of(i, st);
-      st.fill_rows(token, rows.data());
-      for (int64_t f2 = 0; f2 < st.F; ++f2) {  // u[f2] = Σ_r c[r, f2] x_r
-        terms.clear();
-        for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + f2], rows[r]);
-        terms.write(o + token * st.D + f2 * st.d, st.d);
-      }
+      st.fill_rows(token0 + i, rows.data());
+      body(token0 + i, co.c_of(i, st), rows.data(), terms);
+    }
+  });
+}
+
+template <class T>
+void width_forward(const Tensor& out, T* saved, const Step<T>& st, int64_t tokens) {
+  T* o = out.data<T>();
+  for_each_token_coefficients(st, saved, tokens, [&](int64_t token, const T* c, const T* const* rows, Terms<T>& terms) {
+    for (int64_t f2 = 0; f2 < st.F; ++f2) {  // u[f2] = Σ_r c[r, f2] x_r
+      terms.clear();
+      for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + f2], rows[r]);
+      terms.write(o + token * st.D + f2 * st.d, st.d);
     }
   });
 }
@@ -397,29 +303,18 @@ template <class T>
 void depth_forward(const Tensor& out, T* saved, const T* y, const Step<T>& st, int64_t tokens) {
   T* o = out.data<T>();
   const int64_t SF = st.S * st.F;
-  for_token_blocks(tokens, [&](int64_t, int64_t token0, int64_t count) {
-    BlockCoefficients<T> co(st);
-    Terms<T> terms;
-    std::vector<T> gathered;
-    co.compute(st, token0, block_rows(st, token0, count, gathered));
-    if (saved) co.store(st, saved + token0 * st.R * (1 + 3 * st.M));
-    std::vector<const T*> rows(st.R);
-    for (int64_t i = 0; i < count; ++i) {
-      const int64_t token = token0 + i;
-      const T* c = co.c_of(i, st);
-      const T* yt = y + token * st.D;
-      st.fill_rows(token, rows.data());
-      for (int64_t t = 0; t < st.S; ++t)
-        for (int64_t f2 = 0; f2 < st.F; ++f2) {
-          // new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 β[row (t, f1), f2] y[f1]   (diagonal: β[row (t, f2)] y[f2])
-          terms.clear();
-          for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + t * st.F + f2], rows[r]);
-          if (st.diagonal_beta) terms.add(c[st.row_of(t, f2) * st.M + SF], yt + f2 * st.d);
-          else
-            for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(c[st.row_of(t, f1) * st.M + SF + f2], yt + f1 * st.d);
-          terms.write(o + (token * st.S + t) * st.D + f2 * st.d, st.d);
-        }
-    }
+  for_each_token_coefficients(st, saved, tokens, [&](int64_t token, const T* c, const T* const* rows, Terms<T>& terms) {
+    const T* yt = y + token * st.D;
+    for (int64_t t = 0; t < st.S; ++t)
+      for (int64_t f2 = 0; f2 < st.F; ++f2) {
+        // new[t, f2] = Σ_r c[r, t·F + f2] x_r + Σ_f1 β[row (t, f1), f2] y[f1]   (diagonal: β[row (t, f2)] y[f2])
+        terms.clear();
+        for (int64_t r = 0; r < st.R; ++r) terms.add(c[r * st.M + t * st.F + f2], rows[r]);
+        if (st.diagonal_beta) terms.add(c[st.row_of(t, f2) * st.M + SF], yt + f2 * st.d);
+        else
+          for (int64_t f1 = 0; f1 < st.F; ++f1) terms.add(c[st.row_of(t, f1) * st.M + SF + f2], yt + f1 * st.d);
+        terms.write(o + (token * st.S + t) * st.D + f2 * st.d, st.d);
+      }
   });
 }
 
