@@ -95,7 +95,7 @@ void scaled_rms_norm_matmul_forward(const Tensor& out, const Tensor& norm, const
 void scaled_rms_norm_matmul_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad, const Tensor& x,
                            const Tensor& w, const Tensor& out, const Tensor& norm);
 
-// ---- hyper-connection steps (core/cpu/hc_step.cpp): the width and depth connections of HC and mHC ----
+// ---- hyper-connection steps (core/cpu/hc_step.cpp): the width and depth connections, every form ----
 // x [B, N, S, D]: the streams, any strides on the first three dims, D contiguous; rows r = f·S + s (mHC,
 // step.manifold: s·F + f) are the fractions x[s, f·d : (f+1)·d] (d = D / F). static_weights [R, M], weight_t
 // [M, d] (the projection with the norm's gain folded in, transposed) and scales [M] are contiguous; per token
@@ -116,8 +116,8 @@ void hc_depth_forward(const Tensor& out, const Tensor& saved, const Tensor& x, c
                       const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales, HcStep step);
 // Backward of either step (depth when y is defined), from `saved` or recomputing the coefficients from x:
 // grad_x [B, N, S, D] and grad_y [B, N, D] (depth) contiguous, written once with every contribution summed; the
-// parameter gradients grad_static [R, M], grad_scales [M] and grad_weight_t (weight_t's shape) are summed over fixed blocks
-// of tokens in order (deterministic). grad_out has out's shape, contiguous.
+// parameter gradients grad_static [R, M], grad_scales [M] and grad_weight_t (weight_t's shape) are summed over
+// fixed blocks of tokens in order (deterministic). grad_out has out's shape, contiguous.
 void hc_step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& grad_static, const Tensor& grad_scales,
                       const Tensor& grad_weight_t, const Tensor& grad_out, const Tensor& x, const Tensor& y,
                       const Tensor& saved, const Tensor& static_weights, const Tensor& weight_t, const Tensor& scales,

@@ -33,8 +33,8 @@
 //
 // Options it takes from HyperConnectionsOptions: dim, layer_index, num_fracs, tanh, dynamic, dropout,
 // streams_in_batch (both layouts), dtype, fused and recompute (the dynamic form's split as one hc_width and
-// one hc_depth op, core/ops.h with step.diagonal_beta; unset fused is off). num_input_views must be 1; channel_first, depth_residual_fn and
-// add_branch_out_to_residual = false are library options and rejected.
+// one hc_depth op, core/ops.h with step.diagonal_beta; off by default). num_input_views must be 1;
+// channel_first, depth_residual_fn and add_branch_out_to_residual = false are library options and rejected.
 #pragma once
 
 #include "hcgrad/nn/hyper_connections.h"

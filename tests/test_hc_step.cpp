@@ -1,7 +1,8 @@
-// hc_width and hc_depth (core/ops/hc_step.cpp): the fused split of HyperConnections, mHC and the mHC paper's
-// form and the Frac paper's equals the unfused composition in value and gradient for every option the fused ops take (both
+// hc_width and hc_depth (core/ops/hc_step.cpp): the fused split of HyperConnections, mHC and the two papers'
+// forms equals the unfused composition in value and gradient for every option the fused ops take (both
 // layouts, one stream or several, fractions, tanh or not, both Sinkhorn domains, odd sizes); the ops read
-// strided streams, take empty batches, and refuse bad operands naming the op. (Float64 finite-difference gradchecks: test_gradcheck.cpp; CUDA kernels: tests/emulation.)
+// strided streams, take empty batches, and refuse bad operands naming the op. (Float64 finite-difference
+// gradchecks: test_gradcheck.cpp; CUDA kernels: tests/emulation.)
 #include "helpers.h"
 
 using namespace hctest;

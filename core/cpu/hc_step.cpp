@@ -399,7 +399,8 @@ void step_backward(const Tensor& grad_x, const Tensor& grad_y, const Tensor& gra
     // The output rows' gradients: width u[f2] (column f2), depth new[t, f2] (column t·F + f2, and β's S·F + f2).
     const int64_t outputs = depth ? SF : st.F;
     std::vector<int64_t> output_offset(outputs), dense_offset(st.R);  // dense: a row in grad_x's [S, D]
-    for (int64_t r = 0; r < st.R; ++r) dense_offset[r] = st.offset(r, st.D);  // o = f2 (width) or t·F + f2 (depth) in a token's gradient
+    for (int64_t r = 0; r < st.R; ++r) dense_offset[r] = st.offset(r, st.D);
+    // output o = f2 (width) or t·F + f2 (depth) in a token's gradient
     for (int64_t o = 0; o < outputs; ++o) output_offset[o] = depth ? (o / st.F) * st.D + (o % st.F) * st.d : o * st.d;
     const int64_t grad_token = depth ? st.S * st.D : st.D;
     auto grad_row = [&](int64_t token, int64_t o) { return g + token * grad_token + output_offset[o]; };

@@ -1,7 +1,8 @@
 // hc_width and hc_depth: the width and depth connections of HyperConnections (nn/hyper_connections.h), of
-// mHC (nn/mhc.h, step.manifold) and of the mHC paper's form (nn/mhc_paper.h, step.token_projection) as one op
-// each, with a hand-written backward. The modules build the unfused composition of the same equations
-// (scaled_rms_norm_matmul, stream_mix, stream_mix_add) when asked to, and the tests hold the two together.
+// mHC (nn/mhc.h, step.manifold) and of the papers' forms (nn/mhc_paper.h, step.token_projection;
+// nn/frac_paper.h, step.diagonal_beta) as one op each, with a hand-written backward. The modules build the
+// unfused composition of the same equations (scaled_rms_norm_matmul, stream_mix, stream_mix_add) by default,
+// and the tests hold the two together.
 #include <cmath>
 
 #include "hcgrad/autograd/grad_mode.h"
