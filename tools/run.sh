@@ -26,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(cmake make g++ libeigen3-dev libtbb-dev libdnnl-dev ocl-icd-opencl-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev fortunes)
+packages=(cmake make g++ libeigen3-dev libtbb-dev libdnnl-dev ocl-icd-opencl-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev fortunes libopenmpi-dev openmpi-bin)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 die() {
