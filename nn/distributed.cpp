@@ -3,6 +3,7 @@
 #include "hcgrad/nn/distributed.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -72,6 +73,12 @@ bool built_with_mpi() {
 #else
   return false;
 #endif
+}
+
+bool launched_by_mpirun() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
 }
 
 bool initialized() {
@@ -168,6 +175,16 @@ void average_gradients(const std::vector<Tensor>& params) {
       offset += p->numel();
     }
   }
+}
+
+void abort_all(int code) {
+#ifdef HCGRAD_WITH_MPI
+  if (world_size() > 1) {
+    std::fflush(nullptr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
+#endif
+  std::exit(code);
 }
 
 void barrier() {

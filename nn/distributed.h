@@ -27,7 +27,10 @@ namespace hcgrad::nn::distributed {
 // Whether this build has MPI (HCGRAD_MPI); without it every process is a world of one.
 bool built_with_mpi();
 
-// Starts MPI (MPI_Init) once; later calls do nothing. argc / argv may be null. finalize() runs at exit.
+// Whether this process was started by mpirun (Open MPI's or a PMI launcher's environment is set): a program
+// that also runs alone calls init() only then.
+bool launched_by_mpirun();
+// Starts MPI (MPI_Init) once; later calls do nothing. argc / argv may be null. MPI_Finalize runs at exit.
 void init(int* argc = nullptr, char*** argv = nullptr);
 bool initialized();
 
@@ -42,6 +45,9 @@ void all_reduce(const Tensor& t, ReduceOp op = ReduceOp::Sum);
 void broadcast(const Tensor& t, int root = 0);
 // Returns when every rank has called it.
 void barrier();
+// Ends every rank of the job with `code` (MPI_Abort) after a rank failed, so that the others do not wait in a
+// collective for it; alone, exits this process with `code`.
+[[noreturn]] void abort_all(int code);
 
 // Every parameter of `module` = root's (the same starting weights on every rank).
 void broadcast_parameters(const Module& module, int root = 0);

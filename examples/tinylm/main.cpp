@@ -17,10 +17,26 @@
 #include <new>
 
 #include "hcgrad/core/error.h"
+#include "hcgrad/nn/distributed.h"
 #include "cli.h"
 #include "failed_allocation.h"
 
+namespace {
+// The work of main() below; its exit code.
+int run(int argc, char** argv);
+}  // namespace
+
 int main(int argc, char** argv) {
+  const int code = run(argc, argv);
+  // A rank that failed ends the whole job: the other ranks may be waiting for it in a collective.
+  if (code != 0 && hcgrad::nn::distributed::world_size() > 1) hcgrad::nn::distributed::abort_all(code);
+  return code;
+}
+
+namespace {
+int run(int argc, char** argv) {
+  // Under mpirun every process is one rank of a data-parallel run (trainer.cpp); alone, MPI is not started.
+  if (hcgrad::nn::distributed::launched_by_mpirun()) hcgrad::nn::distributed::init(&argc, &argv);
   tinylm::Command command;
   std::unique_ptr<CLI::App> app = tinylm::make_app(command);
   try {
@@ -56,3 +72,4 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+}  // namespace

@@ -188,12 +188,17 @@ void print_banner(const TrainOptions& o, const nn::GPT& model, Device device, co
 
 // One optimizer step on one batch: forward, backward, clip, update. Returns the loss; throws, saying which
 // checkpoint is kept, when the loss or the gradient norm is not finite (the parameters are left as they were).
+// One optimizer step. Under mpirun each rank holds its equal share of the global batch: the gradients and the
+// loss are averaged over the ranks (the global batch's mean) before clipping, so every rank takes the same step.
 double train_step(nn::GPT& model, nn::AdamW& optimizer, const std::vector<Tensor>& parameters,
                   const nn::Batch& batch, Device device, double clip, int64_t step, const std::string& kept) {
   Tensor loss = model.loss(batch.inputs.to(device), batch.targets.to(device));
-  const double loss_value = loss.item();
   optimizer.zero_grad();
   loss.backward();
+  nn::distributed::average_gradients(parameters);
+  const Tensor global_loss = full({}, loss.item(), {.dtype = DType::Float64});
+  nn::distributed::all_reduce(global_loss);
+  const double loss_value = global_loss.item() / nn::distributed::world_size();
   const double grad_norm = clip > 0 ? nn::clip_grad_norm_(parameters, clip) : 0.0;
   const bool loss_ok = std::isfinite(loss_value);
   HC_CHECK(loss_ok && std::isfinite(grad_norm), Error, "train: ", loss_ok ? "the gradient norm" : "the loss", " is ",
@@ -334,7 +339,9 @@ TrainResult train(const TrainOptions& requested) {
   if (!requested.resume.empty()) {
     resume_file = checkpoint_path(requested.resume);
     // Locked before the checkpoint is read: a run still writing it is refused, never resumed from a stale step.
-    lock.emplace(resumed_run_directory(requested, resume_file));
+    // Under mpirun rank 0 holds the lock for all.
+    if (nn::distributed::rank() == 0) lock.emplace(resumed_run_directory(requested, resume_file));
+    nn::distributed::barrier();
     resumed = read_run(resume_file);
   }
   TrainOptions o = resolved_options(requested, resumed, resume_file);
@@ -342,6 +349,13 @@ TrainResult train(const TrainOptions& requested) {
 
   // 2. Data: bytes of the corpus, 90% to train on, the last 10% to validate.
   const RunData run = load_data(o, resumed);
+  // Data-parallel (under mpirun): rank r trains on rows [r·B/N, (r+1)·B/N) of every global batch, which every
+  // rank draws alike; rank 0 alone writes the run directory and prints.
+  const int ranks = nn::distributed::world_size(), rank = nn::distributed::rank();
+  const bool leader = rank == 0;
+  HC_CHECK(o.batch % ranks == 0, Error, "train: --batch ", o.batch, " (the global batch) must be divisible by the ",
+           ranks, " ranks");
+  const int64_t shard = o.batch / ranks;
 
   // 3. Model, optimizer, schedule. The weights are initialised on the CPU (the same numbers on every
   // device), then moved; a resumed run restores weights, optimizer state and the random streams' positions.
@@ -353,6 +367,7 @@ TrainResult train(const TrainOptions& requested) {
                                     .total_steps = o.steps};
   Generator data_gen(o.seed + 1);  // batch positions
   int64_t start_step = 0;
+  nn::distributed::broadcast_parameters(model);  // the same start on every rank (already so by seed)
   if (resumed) {
     restore_run(*resumed, resume_file, model, &optimizer);
     start_step = resumed->state.step;
@@ -361,16 +376,20 @@ TrainResult train(const TrainOptions& requested) {
   }
 
   // 4. The run directory: checkpoint, metrics.csv (one row per evaluation), diagnostics.
-  const std::string checkpoint_file = open_run_directory(o, lock, resumed.has_value(), resume_file);
-  StepCsv metrics((fs::path(o.out) / "metrics.csv").string(), "step,train_loss,val_loss,lr,tokens_per_s", start_step);
+  const std::string checkpoint_file = leader ? open_run_directory(o, lock, resumed.has_value(), resume_file) : "";
+  StepCsv metrics;
+  if (leader)
+    metrics = StepCsv((fs::path(o.out) / "metrics.csv").string(), "step,train_loss,val_loss,lr,tokens_per_s",
+                      start_step);
   const std::map<std::string, std::string> settings = settings_of(o, run.fingerprint);
   // The diagnostics watch one fixed sequence: the first context window of the validation text.
   std::optional<Diagnostics> diagnostics;
-  if (o.diagnostics) {
+  if (o.diagnostics && leader) {
     std::vector<int64_t> first_window(run.data.val().begin(), run.data.val().begin() + o.model.context);
     diagnostics.emplace((fs::path(o.out) / "diagnostics").string(),
                         from_vector(first_window, {1, o.model.context}).to(device), start_step);
   }
+  if (!leader && !std::freopen("/dev/null", "w", stdout)) std::fclose(stdout);  // one voice: rank 0's
   print_banner(o, model, device, run);
   if (resumed) std::printf("tinylm: resumed from %s at step %lld\n", resume_file.c_str(), (long long)start_step);
   std::fflush(stdout);
@@ -391,7 +410,8 @@ TrainResult train(const TrainOptions& requested) {
     const Clock::time_point step_start = Clock::now();
     const double lr = schedule(step);
     optimizer.set_lr(lr);
-    const nn::Batch batch = nn::sample_batch(run.data.train(), o.batch, o.model.context, data_gen);
+    nn::Batch batch = nn::sample_batch(run.data.train(), o.batch, o.model.context, data_gen);
+    if (ranks > 1) batch = {batch.inputs.narrow(0, rank * shard, shard), batch.targets.narrow(0, rank * shard, shard)};
     const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
                                                               ") is kept in ", checkpoint_file)
                                              : std::string("no checkpoint had been written yet");
@@ -418,11 +438,12 @@ TrainResult train(const TrainOptions& requested) {
       model.train();
     }
     const double tokens_per_s = tokens_per_step * window.steps / window.seconds;
-    metrics.add(format("%lld,%.6f,%.6f,%.6g,%.1f", (long long)done, window.loss / window.steps, val_loss, lr,
+    if (leader) metrics.add(format("%lld,%.6f,%.6f,%.6g,%.1f", (long long)done, window.loss / window.steps, val_loss, lr,
                        tokens_per_s));
     try {
-      save_run(checkpoint_file, model, &optimizer,
-               {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
+      if (leader)
+        save_run(checkpoint_file, model, &optimizer,
+                 {o.model, settings, done, data_gen.offset(), model.dropout_generator().offset()});
     } catch (const Error& e) {
       throw Error(detail::concat(e.what(), "; training stopped, ", kept));
     }
