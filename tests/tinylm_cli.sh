@@ -145,7 +145,7 @@ else
   output=$( (ulimit -v 2000000; "$tinylm" train --data "$scratch/text.txt" --layers 100000 --dim 32 --heads 2 \
     --ctx 16 --batch 2 --threads 1 --out "$scratch/h7") 2>&1)
   status=$?
-  if [ "$status" -ne 1 ] || ! grep -qE "cannot allocate [0-9.]+ [KMGTPE]?i?B .* out of memory|out of memory: an allocation of [0-9]+ bytes failed" <<<"$output"; then
+  if [ "$status" -ne 1 ] || ! grep -qE "cannot allocate [0-9.]+ ([KMGTPE]?i?B|bytes) .* out of memory|out of memory: an allocation of [0-9]+ bytes failed" <<<"$output"; then
     fail "out of memory under ulimit -v -> exit $status:"; echo "$output" | tail -3
   else
     echo "ok: out of memory under ulimit -v -> exit 1: $(tail -1 <<<"$output")"
