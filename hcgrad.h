@@ -18,7 +18,7 @@
 #include "hcgrad/nn/attention.h"   // defines: SelfAttention
 #include "hcgrad/nn/checkpoint.h"  // defines: save_safetensors, load_safetensors, parse_safetensors, copy_into
 #include "hcgrad/nn/data.h"        // defines: ByteTokenizer, TextDataset, sample_batch, eval_batches, default_corpus
-#include "hcgrad/nn/distributed.h"  // defines: distributed::init, rank, world_size, all_reduce, broadcast, barrier
+#include "hcgrad/nn/distributed.h"  // defines: distributed::init, rank, world_size, all_reduce, broadcast, GradientAverager
 #include "hcgrad/nn/gpt.h"         // defines: GPTConfig, MLP, Block, GPT
 #include "hcgrad/nn/connection.h"  // defines: ConnectionModule, Connection, Residual, DepthResidual, Transform
 #include "hcgrad/nn/frac_paper.h"  // defines: PaperFracConnections

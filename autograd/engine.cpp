@@ -66,6 +66,7 @@ TensorList AccumulateGrad::apply(const Tensor& grad_output) {
   } else {
     Tensor(leaf->grad).add_(grad_output);  // repeated backward() calls accumulate, like PyTorch
   }
+  for (const PostHook& hook : post_hooks_) hook(Tensor(leaf));
   return {};
 }
 

@@ -86,8 +86,17 @@ class AccumulateGrad : public Node {
   const char* name() const override { return "accumulate_grad"; }
   TensorList apply(const Tensor& grad_output) override;
 
+  // Runs `hook(leaf)` after each accumulation into leaf.grad, i.e. once per backward() that reaches the leaf,
+  // when its gradient for that pass is final (PyTorch's post-accumulate-grad hook). Data-parallel training
+  // starts averaging a gradient there, while backward goes on (nn/distributed.h). A hook lives as long as this
+  // node: a graph holds the node only until its backward has run, so whoever adds a hook keeps the node
+  // alive (the leaf's gradient_edge()) for as long as it wants the hook.
+  using PostHook = std::function<void(const Tensor& leaf)>;
+  void add_post_hook(PostHook hook) { post_hooks_.push_back(std::move(hook)); }
+
  private:
   std::weak_ptr<TensorImpl> leaf_;  // weak: a leaf nobody holds has no gradient to keep
+  std::vector<PostHook> post_hooks_;
 };
 
 // A tensor kept for backward, with the storage version it had when saved: get() throws if an in-place

@@ -13,10 +13,13 @@
 // rank takes the same step from the gradient of the whole global batch.
 //
 // Collectives are blocking and every rank must call them in the same order with tensors of the same shape and
-// dtype. They take contiguous CPU float32 / float64 tensors (GPU tensors: NCCL, not built yet). An MPI error
-// is raised as hcgrad::Error naming the operation and this rank.
+// dtype. They take contiguous float32 / float64 tensors: on the CPU over MPI, on a GPU over NCCL (CMake option
+// HCGRAD_NCCL; each rank its own GPU, whose communicator is set up at its first collective), or through a copy
+// in host memory in a CUDA build without NCCL. An MPI or NCCL error is raised as hcgrad::Error naming the
+// operation and this rank.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "hcgrad/core/tensor.h"
@@ -51,9 +54,43 @@ void barrier();
 
 // Every parameter of `module` = root's (the same starting weights on every rank).
 void broadcast_parameters(const Module& module, int root = 0);
-// Each parameter's gradient = its mean over the ranks, in one all-reduce per dtype over a flat buffer of all of
-// them (in `params` order, which must be the same on every rank). A parameter without a gradient on this rank
-// counts as zeros there and stays without one.
+
+// Averages the gradients of `params` over the ranks after every backward, in buckets that start while
+// backward is still running (PyTorch DDP's Reducer). The parameters are grouped, last first (the order in
+// which backward finishes them), into buckets of about `bucket_bytes` of one dtype. Once every gradient of a
+// bucket has been accumulated, a hook on the parameters (autograd::AccumulateGrad::add_post_hook) copies them
+// into the bucket's flat buffer and starts its all-reduce (MPI_Iallreduce); the next layers' backward runs
+// meanwhile. Buckets start in index order on every rank, as MPI requires of collectives. finish(), after
+// backward and before clipping, starts what has not started, waits, and writes each mean into its gradient.
+//
+//   nn::distributed::GradientAverager averager(model.parameters());
+//   loss.backward();      // buckets start during backward
+//   averager.finish();    // every gradient is now the mean over the ranks
+//
+// `params` must be in the same order on every rank. A parameter without a gradient on this rank counts as
+// zeros there and stays without one. Call finish() after every backward(): with overlap, a second backward
+// before it is refused (accumulating over several backward passes needs overlap off). In a world of one,
+// nothing happens.
+struct GradientAveragerOptions {
+  int64_t bucket_bytes = int64_t{1} << 20;  // 1 MiB: a few buckets for a small model, PyTorch's 25 MiB for big ones
+  bool overlap = true;                      // false: nothing starts before finish() (debugging, accumulation)
+};
+class GradientAverager {
+ public:
+  explicit GradientAverager(std::vector<Tensor> params, GradientAveragerOptions options = {});
+  ~GradientAverager();
+  GradientAverager(const GradientAverager&) = delete;
+  GradientAverager& operator=(const GradientAverager&) = delete;
+  void finish();
+  int64_t bucket_count() const;
+
+ private:
+  struct State;                   // the buckets and their requests (nn/distributed.cpp)
+  std::shared_ptr<State> state_;  // shared with the hooks (as weak_ptr), which may outlive this object
+};
+
+// Each parameter's gradient = its mean over the ranks, all at once after backward: GradientAverager with
+// overlap off, for a loop that does not keep one.
 void average_gradients(const std::vector<Tensor>& params);
 
 }  // namespace hcgrad::nn::distributed

@@ -26,3 +26,25 @@ TEST_CASE("distributed: collectives refuse what MPI could not read, also in a wo
   CHECK_THROWS_WITH_AS(dist::all_reduce(zeros({3}, {.dtype = DType::Int64})), doctest::Contains("all_reduce"),
                        Error);
 }
+
+TEST_CASE("distributed: alone, GradientAverager and average_gradients leave the gradients as backward made them") {
+  Tensor w = from_vector(std::vector<double>{1, 2}, {2}).requires_grad_();
+  dist::GradientAverager averager({w});
+  CHECK(averager.bucket_count() == 0);  // no buckets, no hooks
+  (w * w).sum().backward();
+  averager.finish();
+  dist::average_gradients({w});
+  CHECK(values(w.grad()) == std::vector<double>{2, 4});
+  CHECK_THROWS_WITH_AS(dist::GradientAverager({w}, {.bucket_bytes = 0}), doctest::Contains("bucket_bytes"), Error);
+}
+
+TEST_CASE("autograd: a post-accumulate hook sees the leaf once per backward, its gradient final") {
+  Tensor w = from_vector(std::vector<double>{3}, {1}).requires_grad_();
+  std::shared_ptr<autograd::Node> sink = autograd::gradient_edge(w);  // kept: it holds the hook
+  std::vector<double> seen;
+  dynamic_cast<autograd::AccumulateGrad&>(*sink).add_post_hook(
+      [&](const Tensor& leaf) { seen.push_back(leaf.grad().item()); });
+  (w * w + w * 5.0).sum().backward();  // two uses of w: one call, with their sum
+  (w * 2.0).sum().backward();          // a second pass accumulates
+  CHECK(seen == std::vector<double>{11, 13});
+}

@@ -101,6 +101,8 @@ void add_train_flags(CLI::App* cmd, TrainOptions& train) {
   option(cmd, "--sample-tokens", train.sample_tokens, "bytes to generate at the end")->capture_default_str();
   cmd->add_flag("--diagnostics", train.diagnostics,
                 "record the stream diagnostics (gains, maps, cosine similarity) into OUT/diagnostics, with plots");
+  cmd->add_flag("!--no-overlap", train.overlap,
+                "under mpirun: average the gradients after backward instead of during it (for debugging)");
 }
 
 void add_sample_flags(CLI::App* cmd, SampleOptions& sample) {

@@ -11,6 +11,7 @@
 //
 // Errors (bad flags, unreadable data, a corrupt checkpoint, a diverging run) print one message and exit
 // non-zero; running out of memory, too. The flags are in cli.cpp, the work in trainer.cpp.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -24,9 +25,22 @@
 namespace {
 // The work of main() below; its exit code.
 int run(int argc, char** argv);
+
+// "tinylm: ", or under mpirun "tinylm: rank 1 of 2: ": the message says which rank failed. In a static
+// buffer: it is also printed when memory has run out.
+const char* message_prefix() {
+  namespace dist = hcgrad::nn::distributed;
+  static char prefix[64];
+  if (dist::world_size() == 1) return "tinylm: ";
+  std::snprintf(prefix, sizeof prefix, "tinylm: rank %d of %d: ", dist::rank(), dist::world_size());
+  return prefix;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported as a full disk is, instead of killing
+  // the process in the middle of a save.
+  std::signal(SIGXFSZ, SIG_IGN);
   const int code = run(argc, argv);
   // A rank that failed ends the whole job: the other ranks may be waiting for it in a collective.
   if (code != 0 && hcgrad::nn::distributed::world_size() > 1) hcgrad::nn::distributed::abort_all(code);
@@ -57,17 +71,19 @@ int run(int argc, char** argv) {
       std::printf("%s\n", tinylm::sample(command.sample).c_str());
     }
   } catch (const hcgrad::Error& e) {
-    std::fprintf(stderr, "tinylm: %s\n", e.what());
+    std::fprintf(stderr, "%s%s\n", message_prefix(), e.what());
     return 1;
   } catch (const std::filesystem::filesystem_error& e) {  // a file or directory the system refused
-    std::fprintf(stderr, "tinylm: cannot use '%s': %s\n", e.path1().c_str(), e.code().message().c_str());
+    std::fprintf(stderr, "%scannot use '%s': %s\n", message_prefix(), e.path1().c_str(),
+                 e.code().message().c_str());
     return 1;
   } catch (const std::bad_alloc&) {  // memory for something other than a tensor (whose error names its size)
-    std::fprintf(stderr, "tinylm: out of memory: an allocation of %zu bytes failed (or went over the process's "
-                 "memory limit); try a smaller model, batch or --data\n", tinylm::failed_allocation_bytes());
+    std::fprintf(stderr, "%sout of memory: an allocation of %zu bytes failed (or went over the process's memory "
+                 "limit); try a smaller model, batch or --data\n", message_prefix(),
+                 tinylm::failed_allocation_bytes());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tinylm: unexpected error: %s\n", e.what());
+    std::fprintf(stderr, "%sunexpected error: %s\n", message_prefix(), e.what());
     return 1;
   }
   return 0;

@@ -54,17 +54,24 @@ std::map<std::string, std::string> settings_of(const TrainOptions& o, const std:
           {"train.seed", std::to_string(o.seed)},
           {"train.eval_every", std::to_string(o.eval_every)},
           {"train.eval_batches", std::to_string(o.eval_batches)},
-          {"train.sample_tokens", std::to_string(o.sample_tokens)}};
+          {"train.sample_tokens", std::to_string(o.sample_tokens)},
+          {"train.ranks", std::to_string(nn::distributed::world_size())}};
 }
 
 
+// The mean loss over the validation batches. Under mpirun rank r evaluates batches r, r + N, ... and the
+// sum is reduced over the ranks.
 double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches, Device device) {
   autograd::NoGradGuard no_grad;
   model.eval();
+  const size_t ranks = nn::distributed::world_size();
   double total = 0;
-  for (const nn::Batch& b : batches) total += model.loss(b.inputs.to(device), b.targets.to(device)).item();
+  for (size_t i = nn::distributed::rank(); i < batches.size(); i += ranks)
+    total += model.loss(batches[i].inputs.to(device), batches[i].targets.to(device)).item();
   model.train();
-  return total / static_cast<double>(batches.size());
+  const Tensor sum = full({}, total, {.dtype = DType::Float64});
+  nn::distributed::all_reduce(sum);
+  return sum.item() / static_cast<double>(batches.size());
 }
 
 // A new run directory, created here so that two runs started in the same second cannot both take it:
@@ -188,14 +195,16 @@ void print_banner(const TrainOptions& o, const nn::GPT& model, Device device, co
 
 // One optimizer step on one batch: forward, backward, clip, update. Returns the loss; throws, saying which
 // checkpoint is kept, when the loss or the gradient norm is not finite (the parameters are left as they were).
-// One optimizer step. Under mpirun each rank holds its equal share of the global batch: the gradients and the
-// loss are averaged over the ranks (the global batch's mean) before clipping, so every rank takes the same step.
+// Under mpirun each rank holds its equal share of the global batch: the gradients (during backward, in
+// buckets) and the loss are averaged over the ranks, the global batch's mean, before clipping, so every rank
+// takes the same step.
 double train_step(nn::GPT& model, nn::AdamW& optimizer, const std::vector<Tensor>& parameters,
-                  const nn::Batch& batch, Device device, double clip, int64_t step, const std::string& kept) {
+                  nn::distributed::GradientAverager& averager, const nn::Batch& batch, Device device, double clip,
+                  int64_t step, const std::string& kept) {
   Tensor loss = model.loss(batch.inputs.to(device), batch.targets.to(device));
   optimizer.zero_grad();
   loss.backward();
-  nn::distributed::average_gradients(parameters);
+  averager.finish();
   const Tensor global_loss = full({}, loss.item(), {.dtype = DType::Float64});
   nn::distributed::all_reduce(global_loss);
   const double loss_value = global_loss.item() / nn::distributed::world_size();
@@ -356,6 +365,13 @@ TrainResult train(const TrainOptions& requested) {
   HC_CHECK(o.batch % ranks == 0, Error, "train: --batch ", o.batch, " (the global batch) must be divisible by the ",
            ranks, " ranks");
   const int64_t shard = o.batch / ranks;
+  if (resumed) {  // the sums over ranks come in another order under another count: not the same run
+    auto saved = resumed->state.settings.find("train.ranks");
+    const std::string saved_ranks = saved == resumed->state.settings.end() ? "1" : saved->second;
+    HC_CHECK(saved_ranks == std::to_string(ranks), Error, "--resume: the checkpoint was trained by ", saved_ranks,
+             " rank(s) and this run has ", ranks, "; resume it under the same count (mpirun -np ", saved_ranks,
+             ") to continue it exactly");
+  }
 
   // 3. Model, optimizer, schedule. The weights are initialised on the CPU (the same numbers on every
   // device), then moved; a resumed run restores weights, optimizer state and the random streams' positions.
@@ -368,6 +384,9 @@ TrainResult train(const TrainOptions& requested) {
   Generator data_gen(o.seed + 1);  // batch positions
   int64_t start_step = 0;
   nn::distributed::broadcast_parameters(model);  // the same start on every rank (already so by seed)
+  // Dropout: a stream of its own on each rank (rank 0's is a single process's), drawn alike in count, so
+  // that rank 0's position in the checkpoint is every rank's.
+  if (rank > 0) model.dropout_generator().manual_seed(model.dropout_generator().seed() + rank);
   if (resumed) {
     restore_run(*resumed, resume_file, model, &optimizer);
     start_step = resumed->state.step;
@@ -404,6 +423,7 @@ TrainResult train(const TrainOptions& requested) {
   Window window;
   int64_t last_saved = resumed ? start_step : -1;
   const std::vector<Tensor> parameters = model.parameters();  // for clipping, once rather than every step
+  nn::distributed::GradientAverager averager(parameters, {.overlap = o.overlap});  // nothing alone
   const Clock::time_point run_start = Clock::now();
 
   for (int64_t step = start_step; step < end_step; ++step) {
@@ -415,7 +435,7 @@ TrainResult train(const TrainOptions& requested) {
     const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
                                                               ") is kept in ", checkpoint_file)
                                              : std::string("no checkpoint had been written yet");
-    const double loss = train_step(model, optimizer, parameters, batch, device, o.clip, step, kept);
+    const double loss = train_step(model, optimizer, parameters, averager, batch, device, o.clip, step, kept);
 
     const double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;

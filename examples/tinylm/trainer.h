@@ -33,6 +33,7 @@ struct TrainOptions {
   int64_t stop_at = 0;         // stop after this step as if interrupted (0: run to `steps`)
   int64_t sample_tokens = 300; // generated at the end
   bool diagnostics = false;    // record the stream diagnostics into OUT/diagnostics (diagnostics.h)
+  bool overlap = true;         // under mpirun: average gradients during backward (false: after it, to debug)
   // Flags the user gave explicitly (a resumed run refuses to change the others).
   std::set<std::string> given;
 };

@@ -107,6 +107,85 @@ TEST_CASE("distributed: average_gradients leaves every rank the mean gradient, i
   }
 }
 
+namespace {
+
+// A three-layer perceptron's loss on rows that differ by rank, so that every rank has other gradients.
+struct SmallNet {
+  Generator gen{7};  // the same weights on every rank
+  nn::Linear first{6, 16, gen}, second{16, 16, gen}, third{16, 2, gen};
+  std::vector<Tensor> parameters() const {
+    std::vector<Tensor> all;
+    for (const nn::Linear* layer : {&first, &second, &third})
+      for (const Tensor& p : layer->parameters()) all.push_back(p);
+    return all;
+  }
+  Tensor loss(int rank, int step) const {
+    Generator data(1000 + 10 * rank + step);
+    const Tensor x = randn({5, 6}, {}, data);
+    return pow(third.forward(tanh(second.forward(tanh(first.forward(x))))), 2.0).mean();
+  }
+};
+
+// Each gradient's mean over the ranks, by the plain collective.
+std::vector<std::vector<double>> mean_gradients(const std::vector<Tensor>& params) {
+  std::vector<std::vector<double>> means;
+  for (const Tensor& p : params) {
+    Tensor sum = p.grad().clone();
+    dist::all_reduce(sum);
+    means.push_back(values_of(sum * (1.0 / dist::world_size())));
+  }
+  return means;
+}
+
+}  // namespace
+
+TEST_CASE("distributed: GradientAverager, buckets overlapped with backward or not, leaves the mean gradients") {
+  for (const bool overlap : {true, false}) {
+    CAPTURE(overlap);
+    SmallNet reference, net;
+    // 300 bytes: the weights (96, 256, 32 floats) alone, biases with their neighbours: several buckets
+    dist::GradientAverager averager(net.parameters(), {.bucket_bytes = 300, .overlap = overlap});
+    CHECK(averager.bucket_count() >= 3);
+    for (int step = 0; step < 3; ++step) {  // the buffers are reused from step to step
+      for (const SmallNet* n : {&reference, &net})
+        for (const Tensor& p : n->parameters()) p.zero_grad();
+      reference.loss(dist::rank(), step).backward();
+      const std::vector<std::vector<double>> want = mean_gradients(reference.parameters());
+      net.loss(dist::rank(), step).backward();
+      averager.finish();
+      const std::vector<Tensor> got = net.parameters();
+      for (size_t i = 0; i < got.size(); ++i) {
+        const std::vector<double> g = values_of(got[i].grad());
+        REQUIRE(g.size() == want[i].size());
+        for (size_t k = 0; k < g.size(); ++k) CHECK(g[k] == doctest::Approx(want[i][k]).epsilon(1e-6));
+      }
+    }
+  }
+}
+
+TEST_CASE("distributed: GradientAverager: a gradient one rank lacks counts as zeros there and stays undefined") {
+  Tensor shared = zeros({3}).requires_grad_(), mine = zeros({2}).requires_grad_();
+  dist::GradientAverager averager({shared, mine}, {.bucket_bytes = 8});  // one bucket each
+  Tensor loss = pow(shared + 1.0, 2.0).sum();
+  if (dist::rank() == 0) loss = loss + (mine * 4.0).sum();  // only rank 0 uses `mine`
+  loss.backward();
+  averager.finish();
+  CHECK(values_of(shared.grad()) == std::vector<double>{2, 2, 2});  // the same on every rank
+  if (dist::rank() == 0)
+    CHECK(values_of(mine.grad()) == std::vector<double>(2, 4.0 / dist::world_size()));
+  else
+    CHECK_FALSE(mine.grad().defined());
+}
+
+TEST_CASE("distributed: GradientAverager with overlap refuses a second backward before finish()") {
+  Tensor w = ones({4}).requires_grad_();
+  dist::GradientAverager averager({w});
+  (w * 2.0).sum().backward();
+  CHECK_THROWS_WITH_AS((w * 2.0).sum().backward(), doctest::Contains("second gradient before finish()"), Error);
+  averager.finish();  // the first pass's all-reduce, which had started, completes on every rank
+  CHECK(values_of(w.grad()) == std::vector<double>(4, 2.0));  // the first pass's mean; the refused one is dropped
+}
+
 int main(int argc, char** argv) {
   dist::init(&argc, &argv);
   set_num_threads(1);  // two ranks on two cores
