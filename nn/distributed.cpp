@@ -135,6 +135,23 @@ int world_size() {
 #endif
 }
 
+int local_rank() {
+#ifdef HCGRAD_WITH_MPI
+  if (!initialized()) return 0;
+  static const int local = [] {  // the rank in a communicator of the ranks that share this machine's memory
+    MPI_Comm machine;
+    check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &machine), "local_rank");
+    int r = 0;
+    MPI_Comm_rank(machine, &r);
+    MPI_Comm_free(&machine);
+    return r;
+  }();
+  return local;
+#else
+  return 0;
+#endif
+}
+
 void all_reduce(const Tensor& t, [[maybe_unused]] ReduceOp op) {
   check_collective("all_reduce", t);
   if (world_size() == 1 || t.numel() == 0) return;

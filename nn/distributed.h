@@ -39,6 +39,9 @@ bool initialized();
 
 int rank();        // this process's rank, 0 before init() or without MPI
 int world_size();  // the number of ranks, 1 before init() or without MPI
+// This rank's index among the ranks on its machine (0 alone): with one GPU per rank, its GPU is
+// cuda:local_rank().
+int local_rank();
 
 enum class ReduceOp { Sum, Max, Min };
 

@@ -91,6 +91,19 @@ std::string fresh_run_directory() {
   }
 }
 
+// --device's GPU. Under mpirun every rank takes a GPU of its own: --device cuda means cuda:<the rank's index on
+// its machine>.
+Device rank_device(const std::string& name) {
+  const Device device = parse_device(name);
+  if (device.is_cpu() || nn::distributed::world_size() == 1) return device;
+  HC_CHECK(name == "cuda", Error, "--device ", name, ": under mpirun every rank takes a GPU of its own; pass "
+           "--device cuda (the ranks on a machine use cuda:0, cuda:1, ...)");
+  const int local = nn::distributed::local_rank();
+  HC_CHECK(local < cuda::device_count(), DeviceError, "--device cuda: rank ", nn::distributed::rank(), " is rank ",
+           local, " on its machine, which has ", cuda::device_count(), " GPU(s); start at most one rank per GPU");
+  return Device::cuda(local);
+}
+
 // ---- train(), step by step ----
 
 // The options a run trains with: a resumed run's settings from its checkpoint, then every value checked.
@@ -375,7 +388,7 @@ TrainResult train(const TrainOptions& requested) {
 
   // 3. Model, optimizer, schedule. The weights are initialised on the CPU (the same numbers on every
   // device), then moved; a resumed run restores weights, optimizer state and the random streams' positions.
-  const Device device = parse_device(o.device);
+  const Device device = rank_device(o.device);
   nn::GPT model(o.model, o.seed);
   model.to(device);
   nn::AdamW optimizer = make_optimizer(model, o);

@@ -186,6 +186,38 @@ TEST_CASE("distributed: GradientAverager with overlap refuses a second backward 
   CHECK(values_of(w.grad()) == std::vector<double>(4, 2.0));  // the first pass's mean; the refused one is dropped
 }
 
+TEST_CASE("distributed: GPU tensors all-reduce and broadcast (NCCL), one GPU per rank, and average gradients") {
+  if (!cuda::is_available() || cuda::device_count() < dist::world_size()) {
+    if (dist::rank() == 0)
+      std::printf("skipped: GPU collectives need a GPU per rank (%d here%s%s)\n", cuda::device_count(),
+                  cuda::is_available() ? "" : ": ", cuda::unavailable_reason().c_str());
+    return;
+  }
+  const Device gpu = Device::cuda(dist::local_rank());
+  const int ranks = dist::world_size(), me = dist::rank();
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    CAPTURE(dtype);
+    const Tensor sum = rank_values(1001, dtype, me).to(gpu), most = rank_values(1001, dtype, me).to(gpu);
+    dist::all_reduce(sum);
+    dist::all_reduce(most, dist::ReduceOp::Max);
+    const std::vector<double> s = values_of(sum), hi = values_of(most);
+    for (int64_t i = 0; i < 1001; ++i) {
+      double expected = 0;
+      for (int r = 0; r < ranks; ++r) expected += (r + 1) * static_cast<double>(i) + 0.5;
+      CHECK(s[i] == expected);
+      CHECK(hi[i] == ranks * static_cast<double>(i) + 0.5);
+    }
+    const Tensor t = rank_values(13, dtype, me).to(gpu);
+    dist::broadcast(t, 1);
+    CHECK(values_of(t) == values_of(rank_values(13, dtype, 1)));
+  }
+  Tensor w = rank_values(6, DType::Float32, 0).to(gpu).requires_grad_();
+  dist::GradientAverager averager({w}, {.bucket_bytes = 8});
+  (w * static_cast<double>(me + 1)).sum().backward();
+  averager.finish();
+  CHECK(values_of(w.grad()) == std::vector<double>(6, (ranks + 1) / 2.0));  // mean of 1, 2, ..., ranks
+}
+
 int main(int argc, char** argv) {
   dist::init(&argc, &argv);
   set_num_threads(1);  // two ranks on two cores
