@@ -41,16 +41,18 @@ cmp <(cut -d, -f1-3 "$scratch/two-mhc/metrics.csv") <(cut -d, -f1-3 "$scratch/no
   fail "--no-overlap changed the run"
 echo "ok: --no-overlap gives the same run ($SECONDS s)"
 
-# Stopped at step 10 under 2 ranks: refused alone, then resumed under 2 ranks: the uninterrupted run's rows.
-"${mpi[@]}" "$tinylm" train "${small[@]}" --out "$scratch/resumed" --stop-at 10 > /dev/null
+# With dropout (a stream per rank), stopped at step 10 under 2 ranks: refused alone, then resumed under 2
+# ranks: the uninterrupted run's rows.
+"${mpi[@]}" "$tinylm" train "${small[@]}" --dropout 0.1 --out "$scratch/uninterrupted" > /dev/null
+"${mpi[@]}" "$tinylm" train "${small[@]}" --dropout 0.1 --out "$scratch/resumed" --stop-at 10 > /dev/null
 if "$tinylm" train --resume "$scratch/resumed" --threads 1 > "$scratch/alone.log" 2>&1; then
   fail "a 2-rank checkpoint was resumed by 1 process"
 fi
 grep -q "trained by 2 rank(s) and this run has 1" "$scratch/alone.log" || fail "no message: $(cat "$scratch/alone.log")"
 "${mpi[@]}" "$tinylm" train --resume "$scratch/resumed" --threads 1 > /dev/null
-cmp <(cut -d, -f1-3 "$scratch/two-residual/metrics.csv") <(cut -d, -f1-3 "$scratch/resumed/metrics.csv") ||
+cmp <(cut -d, -f1-3 "$scratch/uninterrupted/metrics.csv") <(cut -d, -f1-3 "$scratch/resumed/metrics.csv") ||
   fail "a resumed 2-rank run differs from an uninterrupted one"
-echo "ok: a 2-rank run resumes exactly under 2 ranks and is refused by 1 process ($SECONDS s)"
+echo "ok: a 2-rank run with dropout resumes exactly under 2 ranks and is refused by 1 process ($SECONDS s)"
 
 # 15 rows cannot be shared by 2 ranks: every rank stops with the message, the job exits non-zero.
 if timeout 60 "${mpi[@]}" "$tinylm" train --steps 5 --batch 15 --threads 1 --out "$scratch/bad" > "$scratch/bad.log" 2>&1; then
