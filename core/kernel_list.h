@@ -5,9 +5,11 @@
 // Unless said otherwise, tensors may have any strides, and all of them are on one device.
 
 // ---- elementwise (core/cpu/elementwise.cpp); all operands have out's shape ----
-void unary(UnaryOp op, const Tensor& out, const Tensor& x);
-// grad_x = vjp(x, y, grad_y) from the table in core/unary_ops.h; x or y may be undefined if unused.
-void unary_backward(UnaryOp op, const Tensor& grad_x, const Tensor& x, const Tensor& y, const Tensor& grad_y);
+// out = f(x) from the table in core/unary_ops.h, with the op's parameter a (ignored by most).
+void unary(UnaryOp op, const Tensor& out, const Tensor& x, double a);
+// grad_x = vjp(x, y, grad_y) from the same table; x or y may be undefined if unused.
+void unary_backward(UnaryOp op, const Tensor& grad_x, const Tensor& x, const Tensor& y, const Tensor& grad_y,
+                    double a);
 void pow(const Tensor& out, const Tensor& x, double exponent);
 void pow_backward(const Tensor& grad_x, const Tensor& x, const Tensor& grad_y, double exponent);
 // Bounds are +-infinity when absent.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "hcgrad/core/adam_update.h"
@@ -29,8 +30,22 @@ Tensor abs(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
-Tensor gelu(const Tensor& x);  // tanh approximation, as GPT-2: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-Tensor silu(const Tensor& x);  // x * sigmoid(x)
+Tensor gelu(const Tensor& x);       // exact, PyTorch's default: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+Tensor gelu_tanh(const Tensor& x);  // tanh approximation, as GPT-2: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+// PyTorch's F.gelu(x, approximate=...): "none" is gelu, "tanh" gelu_tanh; anything else throws.
+Tensor gelu(const Tensor& x, std::string_view approximate);
+Tensor silu(const Tensor& x);      // x * sigmoid(x)
+Tensor softplus(const Tensor& x);  // log(1 + e^x), computed without overflow
+Tensor softplus(const Tensor& x, double beta);  // log(1 + e^(beta x)) / beta
+Tensor leaky_relu(const Tensor& x);  // negative_slope 0.01, as PyTorch
+Tensor leaky_relu(const Tensor& x, double negative_slope);  // x > 0 ? x : negative_slope * x
+Tensor elu(const Tensor& x);  // alpha 1
+Tensor elu(const Tensor& x, double alpha);  // x > 0 ? x : alpha (e^x - 1)
+Tensor erf(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor log1p(const Tensor& x);  // log(1 + x), exact for small x
+Tensor expm1(const Tensor& x);  // e^x - 1, exact for small x
 Tensor pow(const Tensor& x, double exponent);
 // Limits x to [min, max]; either bound may be absent. The gradient passes where min <= x <= max.
 Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
@@ -135,6 +150,15 @@ struct CrossEntropyOptions {
 // logits [N, C], targets int64 [N] -> scalar (or [N] with Reduction::None). Computes
 // logsumexp(logits[n]) - logits[n, target[n]] in one pass; never forms softmax in the forward.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOptions options = {});
+// log_probs [N, C] (e.g. log_softmax's), targets int64 [N] -> -log_probs[n, targets[n]], reduced; the same
+// options as cross_entropy, and cross_entropy(x, t) == nll_loss(log_softmax(x, 1), t).
+Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, CrossEntropyOptions options = {});
+// mean (or sum, or none) of (input - target)^2; input and target of one shape.
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+// logits and target (probabilities in [0, 1]) of one shape -> -(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))),
+// computed as softplus(x) - x t, stable for any logit.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
+                                        Reduction reduction = Reduction::Mean);
 // Normalises over the trailing `normalized_shape` dims; weight and bias have that shape (or are undefined).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);

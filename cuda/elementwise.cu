@@ -44,11 +44,11 @@ void launch_map(const char* op, const Tensor& out, const F& f, const Tensors&...
 // a function template that holds them.
 
 template <class T>
-void unary_typed(UnaryOp op, const Tensor& out, const Tensor& x) {
+void unary_typed(UnaryOp op, const Tensor& out, const Tensor& x, [[maybe_unused]] T a) {
   switch (op) {
-#define HC_UNARY_FORWARD(name, saves, forward, vjp)                                  \
-  case UnaryOp::name:                                                                \
-    launch_map<T, T>("unary", out, [] __device__(T x) -> T { return forward; }, x); \
+#define HC_UNARY_FORWARD(name, saves, default_a, forward, vjp)                        \
+  case UnaryOp::name:                                                                  \
+    launch_map<T, T>("unary", out, [=] __device__(T x) -> T { return forward; }, x);  \
     break;
     HC_UNARY_OPS(HC_UNARY_FORWARD)
 #undef HC_UNARY_FORWARD
@@ -56,12 +56,13 @@ void unary_typed(UnaryOp op, const Tensor& out, const Tensor& x) {
 }
 
 template <class T>
-void unary_backward_typed(UnaryOp op, const Tensor& grad_x, const Tensor& xs, const Tensor& ys, const Tensor& grad_y) {
+void unary_backward_typed(UnaryOp op, const Tensor& grad_x, const Tensor& xs, const Tensor& ys, const Tensor& grad_y,
+                          [[maybe_unused]] T a) {
   switch (op) {
-#define HC_UNARY_BACKWARD(name, saves, forward, vjp)                                                   \
+#define HC_UNARY_BACKWARD(name, saves, default_a, forward, vjp)                                        \
   case UnaryOp::name:                                                                                  \
     launch_map<T, T, T, T>(                                                                            \
-        "unary_backward", grad_x, [] __device__([[maybe_unused]] T x, [[maybe_unused]] T y, T g) -> T { return vjp; }, \
+        "unary_backward", grad_x, [=] __device__([[maybe_unused]] T x, [[maybe_unused]] T y, T g) -> T { return vjp; }, \
         xs, ys, grad_y);                                                                               \
     break;
     HC_UNARY_OPS(HC_UNARY_BACKWARD)
@@ -140,15 +141,16 @@ void fill_typed(const Tensor& out, T v) {
 
 }  // namespace
 
-void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
-  dispatch_floating("unary", x.dtype(), [&]<class T>() { unary_typed<T>(op, out, x); });
+void unary(UnaryOp op, const Tensor& out, const Tensor& x, double a) {
+  dispatch_floating("unary", x.dtype(), [&]<class T>() { unary_typed<T>(op, out, x, T(a)); });
 }
 
-void unary_backward(UnaryOp op, const Tensor& grad_x, const Tensor& x, const Tensor& y, const Tensor& grad_y) {
+void unary_backward(UnaryOp op, const Tensor& grad_x, const Tensor& x, const Tensor& y, const Tensor& grad_y,
+                    double a) {
   // As on the CPU: grad_y stands in for whichever of x and y the rule does not read.
   const Tensor& xs = x.defined() ? x : grad_y;
   const Tensor& ys = y.defined() ? y : grad_y;
-  dispatch_floating("unary_backward", grad_y.dtype(), [&]<class T>() { unary_backward_typed<T>(op, grad_x, xs, ys, grad_y); });
+  dispatch_floating("unary_backward", grad_y.dtype(), [&]<class T>() { unary_backward_typed<T>(op, grad_x, xs, ys, grad_y, T(a)); });
 }
 
 void pow(const Tensor& out, const Tensor& x, double exponent) {

@@ -58,7 +58,7 @@ MLP::MLP(const GPTConfig& config, Generator& init, Generator& masks) {
   dropout = register_module("dropout", std::make_shared<Dropout>(config.dropout, masks));
 }
 
-Tensor MLP::forward(const Tensor& x) const { return dropout->forward(proj->forward(gelu(fc->forward(x)))); }
+Tensor MLP::forward(const Tensor& x) const { return dropout->forward(proj->forward(gelu_tanh(fc->forward(x)))); }
 
 Block::Block(const GPTConfig& config, int64_t index, Generator& init, Generator& masks,
              const ConnectionBuilder& init_hc) {

@@ -125,11 +125,36 @@ TEST_CASE("unary ops match their formulas") {
   CHECK(close(sigmoid(x), s, apply([](double v) { return 1.0 / (1.0 + std::exp(-v)); }), 1e-12));
   CHECK(close(relu(x), s, apply([](double v) { return v > 0 ? v : 0.0; })));
   CHECK(close(silu(x), s, apply([](double v) { return v / (1.0 + std::exp(-v)); }), 1e-12));
-  // GELU, tanh approximation (PyTorch's approximate='tanh'); gelu(1) = 0.8411919906082768.
-  CHECK(close(gelu(x), s, apply([](double v) {
+  // GELU, tanh approximation (PyTorch's approximate='tanh'); gelu_tanh(1) = 0.8411919906082768.
+  CHECK(close(gelu_tanh(x), s, apply([](double v) {
           return 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
         }), 1e-12));
-  CHECK(gelu(tensor({1.0}, {1}, {.dtype = DType::Float64})).item() == doctest::Approx(0.8411919906082768).epsilon(1e-12));
+  const Tensor one = tensor({1.0}, {1}, {.dtype = DType::Float64});
+  CHECK(gelu_tanh(one).item() == doctest::Approx(0.8411919906082768).epsilon(1e-12));
+  CHECK(gelu(one, "tanh").item() == gelu_tanh(one).item());
+  // GELU, exact (PyTorch's default): x Phi(x); torch.nn.functional.gelu(torch.tensor(1.0, dtype=float64)) =
+  // 0.8413447460685429.
+  CHECK(close(gelu(x), s, apply([](double v) { return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); }), 1e-12));
+  CHECK(gelu(one).item() == doctest::Approx(0.8413447460685429).epsilon(1e-12));
+  CHECK(gelu(one, "none").item() == gelu(one).item());
+  CHECK_THROWS_WITH_AS(gelu(one, "fast"), doctest::Contains("approximate must be 'none' or 'tanh'"), Error);
+  CHECK(close(erf(x), s, apply([](double v) { return std::erf(v); }), 1e-12));
+  CHECK(close(sin(x), s, apply([](double v) { return std::sin(v); }), 1e-12));
+  CHECK(close(cos(x), s, apply([](double v) { return std::cos(v); }), 1e-12));
+  CHECK(close(expm1(x), s, apply([](double v) { return std::expm1(v); }), 1e-12));
+  CHECK(close(softplus(x), s, apply([](double v) { return std::log(1.0 + std::exp(v)); }), 1e-12));
+  // softplus: no overflow where e^x does, no loss where 1 + e^x rounds to 1; log1p and expm1 exact near 0.
+  const Tensor extreme = tensor({-800.0, -40.0, 40.0, 800.0}, {4}, {.dtype = DType::Float64});
+  CHECK(close(softplus(extreme), {4}, {0.0, std::exp(-40.0), 40.0, 800.0}, 1e-15));
+  CHECK(close(softplus(x, 2.0), s, apply([](double v) { return std::log(1.0 + std::exp(2 * v)) / 2; }), 1e-12));
+  CHECK_THROWS_WITH_AS(softplus(x, 0.0), doctest::Contains("beta must be finite and non-zero"), Error);
+  CHECK(close(leaky_relu(x), s, apply([](double v) { return v > 0 ? v : 0.01 * v; }), 1e-15));
+  CHECK(close(leaky_relu(x, -0.5), s, apply([](double v) { return v > 0 ? v : -0.5 * v; }), 1e-15));
+  CHECK(close(elu(x), s, apply([](double v) { return v > 0 ? v : std::expm1(v); }), 1e-15));
+  CHECK(close(elu(x, 2.0), s, apply([](double v) { return v > 0 ? v : 2 * std::expm1(v); }), 1e-15));
+  const Tensor tiny = tensor({1e-17, -1e-17}, {2}, {.dtype = DType::Float64});
+  CHECK(close(log1p(tiny), {2}, {1e-17, -1e-17}, 1e-30));
+  CHECK(close(expm1(tiny), {2}, {1e-17, -1e-17}, 1e-30));
 
   Tensor p = tensor({0.25, 1.0, 4.0, 9.0}, {4}, {.dtype = DType::Float64});
   CHECK(close(log(p), {4}, {std::log(0.25), 0.0, std::log(4.0), std::log(9.0)}, 1e-12));
@@ -149,13 +174,13 @@ TEST_CASE("unary ops in float32 on a large tensor agree with double") {
   CHECK(close(tanh(x), {1000, 70}, expected, 1e-6));
 }
 
-TEST_CASE("gelu in float32 (the vectorised dense path) agrees with the double formula, forward and backward") {
+TEST_CASE("gelu_tanh in float32 (the vectorised dense path) agrees with the double formula, forward and backward") {
   const double k = std::sqrt(2.0 / M_PI);
   for (bool dense : {true, false}) {
     Tensor base = data32({300, 70}, -6, 6);
     Tensor x = (dense ? base : base.t()).detach().requires_grad_();  // the transpose takes the generic loop
     Tensor g = data32(x.shape(), -1, 1);
-    Tensor y = gelu(x);
+    Tensor y = gelu_tanh(x);
     y.backward(g);
     std::vector<double> xv = values(x), gv = values(g), expected_y, expected_dx;
     for (size_t i = 0; i < xv.size(); ++i) {
@@ -329,6 +354,41 @@ TEST_CASE("index_select and embedding gather rows") {
   CHECK(close(index_select(w, 1, from_vector<int64_t>({1})), {4, 1}, {1, 4, 7, 10}));
   Tensor ids = from_vector<int64_t>({3, 1, 1, 0}, {2, 2});
   CHECK(close(embedding(ids, w), {2, 2, 3}, {9, 10, 11, 3, 4, 5, 3, 4, 5, 0, 1, 2}));
+}
+
+TEST_CASE("nll_loss, mse_loss and binary_cross_entropy_with_logits: values, reductions, extremes, refusals") {
+  const Tensor logits = tensor({0.5, -1.0, 2.0, 0.25, 3.0, -0.5}, {2, 3}, {.dtype = DType::Float64});
+  const Tensor targets = from_vector(std::vector<int64_t>{2, 0}, {2});
+  // nll_loss of log_softmax is cross_entropy, with every reduction and ignore_index
+  const Tensor log_probs = log_softmax(logits, 1);
+  CHECK(nll_loss(log_probs, targets).item() == doctest::Approx(cross_entropy(logits, targets).item()).epsilon(1e-14));
+  CHECK(close(nll_loss(log_probs, targets, {.reduction = Reduction::None}), {2},
+              values(cross_entropy(logits, targets, {.reduction = Reduction::None})), 1e-14));
+  const Tensor one_ignored = from_vector(std::vector<int64_t>{-100, 1}, {2});
+  CHECK(nll_loss(log_probs, one_ignored).item() == doctest::Approx(-values(log_probs)[4]).epsilon(1e-14));
+  CHECK_THROWS_WITH_AS(nll_loss(log_probs, from_vector(std::vector<int64_t>{3, 0}, {2})),
+                       doctest::Contains("nll_loss: target 3 at row 0 out of range for 3 classes"), IndexError);
+
+  const Tensor input = tensor({1.0, 2.0, -3.0, 0.5}, {2, 2}, {.dtype = DType::Float64});
+  const Tensor target = tensor({0.0, 2.5, -1.0, 0.5}, {2, 2}, {.dtype = DType::Float64});
+  CHECK(mse_loss(input, target).item() == doctest::Approx((1 + 0.25 + 4 + 0) / 4.0).epsilon(1e-15));
+  CHECK(mse_loss(input, target, Reduction::Sum).item() == doctest::Approx(5.25).epsilon(1e-15));
+  CHECK(close(mse_loss(input, target, Reduction::None), {2, 2}, {1, 0.25, 4, 0}, 1e-15));
+  CHECK_THROWS_WITH_AS(mse_loss(input, target.reshape({4})), doctest::Contains("must have one shape"), ShapeError);
+
+  // -(t log s + (1 - t) log(1 - s)), s = sigmoid(x); finite for logits where sigmoid rounds to 0 or 1
+  const Tensor x = tensor({0.3, -2.0, 100.0, -100.0}, {4}, {.dtype = DType::Float64});
+  const Tensor t = tensor({1.0, 0.25, 0.0, 1.0}, {4}, {.dtype = DType::Float64});
+  std::vector<double> expected;
+  for (const auto& [xv, tv] : {std::pair{0.3, 1.0}, {-2.0, 0.25}}) {
+    const double sv = 1 / (1 + std::exp(-xv));
+    expected.push_back(-(tv * std::log(sv) + (1 - tv) * std::log(1 - sv)));
+  }
+  expected.push_back(100.0);
+  expected.push_back(100.0);
+  CHECK(close(binary_cross_entropy_with_logits(x, t, Reduction::None), {4}, expected, 1e-13));
+  CHECK(binary_cross_entropy_with_logits(x, t).item() ==
+        doctest::Approx((expected[0] + expected[1] + 200) / 4).epsilon(1e-13));
 }
 
 TEST_CASE("cross_entropy equals -log softmax at the target") {

@@ -58,14 +58,15 @@ bool tanh_dense(const Tensor& out, const Tensor& x) {
 
 }  // namespace
 
-void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
-  if (op == UnaryOp::gelu && gelu_dense(out, x, nullptr)) return;
+void unary(UnaryOp op, const Tensor& out, const Tensor& x, double parameter) {
+  if (op == UnaryOp::gelu_tanh && gelu_dense(out, x, nullptr)) return;
   if (op == UnaryOp::tanh && tanh_dense(out, x)) return;
   dispatch_floating("unary", x.dtype(), [&]<class T>() {
+    [[maybe_unused]] const T a = T(parameter);
     switch (op) {
-#define HC_UNARY_FORWARD(name, saves, forward, vjp)                           \
-  case UnaryOp::name:                                                         \
-    map_kernel<T, T>(out, [](T x) -> T { return forward; }, x); \
+#define HC_UNARY_FORWARD(name, saves, default_a, forward, vjp) \
+  case UnaryOp::name:                                          \
+    map_kernel<T, T>(out, [=](T x) -> T { return forward; }, x); \
     break;
       HC_UNARY_OPS(HC_UNARY_FORWARD)
 #undef HC_UNARY_FORWARD
@@ -73,17 +74,19 @@ void unary(UnaryOp op, const Tensor& out, const Tensor& x) {
   });
 }
 
-void unary_backward(UnaryOp op, const Tensor& grad_x, const Tensor& x, const Tensor& y, const Tensor& grad_y) {
+void unary_backward(UnaryOp op, const Tensor& grad_x, const Tensor& x, const Tensor& y, const Tensor& grad_y,
+                    double parameter) {
   // The rule reads x, y or neither (see `saves`); pass whichever was kept, grad_y stands in for the other
   // so every case can use the same three-input loop.
-  if (op == UnaryOp::gelu && gelu_dense(grad_x, x, &grad_y)) return;
+  if (op == UnaryOp::gelu_tanh && gelu_dense(grad_x, x, &grad_y)) return;
   const Tensor& xs = x.defined() ? x : grad_y;
   const Tensor& ys = y.defined() ? y : grad_y;
   dispatch_floating("unary_backward", grad_y.dtype(), [&]<class T>() {
+    [[maybe_unused]] const T a = T(parameter);
     switch (op) {
-#define HC_UNARY_BACKWARD(name, saves, forward, vjp)                                                 \
+#define HC_UNARY_BACKWARD(name, saves, default_a, forward, vjp)                                      \
   case UnaryOp::name:                                                                                \
-    map_kernel<T, T, T, T>(grad_x, []([[maybe_unused]] T x, [[maybe_unused]] T y, T g) -> T { return vjp; }, \
+    map_kernel<T, T, T, T>(grad_x, [=]([[maybe_unused]] T x, [[maybe_unused]] T y, T g) -> T { return vjp; }, \
                            xs, ys, grad_y);                                                          \
     break;
       HC_UNARY_OPS(HC_UNARY_BACKWARD)

@@ -66,34 +66,51 @@ namespace {
 struct UnaryInfo {
   OpName name;
   UnarySaves saves;
+  double default_a;  // the parameter's default (PyTorch's), for the ops that take one
 };
 const UnaryInfo kUnary[] = {
-#define HC_UNARY_INFO(name, saves, forward, vjp) {OpName{#name}, UnarySaves::saves},
+#define HC_UNARY_INFO(name, saves, default_a, forward, vjp) {OpName{#name}, UnarySaves::saves, default_a},
     HC_UNARY_OPS(HC_UNARY_INFO)
 #undef HC_UNARY_INFO
 };
 
-Tensor unary_op(UnaryOp op, const Tensor& x) {
+Tensor unary_op(UnaryOp op, const Tensor& x, double a) {
   const UnaryInfo& info = kUnary[static_cast<int>(op)];
   check_floating(info.name.c_str(), x);
   Tensor y = Tensor::empty(x.shape(), x.options());
-  HC_KERNEL(unary, y, op, y, x);
+  HC_KERNEL(unary, y, op, y, x, a);
   // Keep only what the rule reads: x, y or nothing.
   autograd::SavedTensor xs = info.saves == UnarySaves::X ? save(x, info.name) : autograd::SavedTensor();
   autograd::SavedTensor ys = info.saves == UnarySaves::Y ? save(y, info.name) : autograd::SavedTensor();
-  return record(info.name, y, {x}, [op, xs, ys](const Tensor& g, const Needs&) {
+  return record(info.name, y, {x}, [op, xs, ys, a](const Tensor& g, const Needs&) {
     Tensor grad = Tensor::empty(g.shape(), g.options());
-    HC_KERNEL(unary_backward, grad, op, grad, xs.get(), ys.get(), g);
+    HC_KERNEL(unary_backward, grad, op, grad, xs.get(), ys.get(), g, a);
     return TensorList{grad};
   });
 }
 
 }  // namespace
 
-#define HC_UNARY_FUNCTION(name, saves, forward, vjp) \
-  Tensor name(const Tensor& x) { return unary_op(UnaryOp::name, x); }
+// One function per row of the table, with the parameter at its default; the ops with a parameter also take it
+// (below).
+#define HC_UNARY_FUNCTION(name, saves, default_a, forward, vjp) \
+  Tensor name(const Tensor& x) { return unary_op(UnaryOp::name, x, default_a); }
 HC_UNARY_OPS(HC_UNARY_FUNCTION)
 #undef HC_UNARY_FUNCTION
+
+Tensor leaky_relu(const Tensor& x, double negative_slope) { return unary_op(UnaryOp::leaky_relu, x, negative_slope); }
+Tensor elu(const Tensor& x, double alpha) { return unary_op(UnaryOp::elu, x, alpha); }
+Tensor softplus(const Tensor& x, double beta) {
+  HC_CHECK(beta != 0 && std::isfinite(beta), Error, "softplus: beta must be finite and non-zero, got ", beta);
+  return unary_op(UnaryOp::softplus, x, beta);
+}
+
+Tensor gelu(const Tensor& x, std::string_view approximate) {
+  if (approximate == "none") return gelu(x);
+  if (approximate == "tanh") return gelu_tanh(x);
+  throw Error(detail::concat("gelu: approximate must be 'none' or 'tanh' (as torch.nn.functional.gelu), got '",
+                             approximate, "'"));
+}
 
 // ---- pow and clamp: unary ops with a parameter ----
 

@@ -7,29 +7,50 @@ namespace hcgrad {
 
 namespace {
 const OpName kCrossEntropy{"cross_entropy"};
-}
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOptions options) {
-  check_floating("cross_entropy", logits);
-  check_same_device("cross_entropy", logits, targets);
-  HC_CHECK(targets.dtype() == DType::Int64, DTypeError, "cross_entropy: targets must be int64 class indices, got ",
+// Checks class-index targets [N] against scores [N, C] (named `scores_name` in messages; on any device: GPU
+// targets are read from a copy) and returns how many are not `ignore_index`.
+int64_t count_class_targets(const char* op, const char* scores_name, const Tensor& scores, const Tensor& targets,
+                            int64_t ignore_index) {
+  check_floating(op, scores);
+  check_same_device(op, scores, targets);
+  HC_CHECK(targets.dtype() == DType::Int64, DTypeError, op, ": targets must be int64 class indices, got ",
            targets.dtype(), " for shape ", targets.shape());
-  HC_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.shape()[0] == logits.shape()[0], ShapeError,
-           "cross_entropy: expected logits [N,C] and targets [N], got ", logits.shape(), " and ", targets.shape(),
+  HC_CHECK(scores.dim() == 2 && targets.dim() == 1 && targets.shape()[0] == scores.shape()[0], ShapeError, op,
+           ": expected ", scores_name, " [N,C] and targets [N], got ", scores.shape(), " and ", targets.shape(),
            "; flatten them with reshape({-1, C}) and reshape({-1})");
-  const int64_t N = logits.shape()[0], C = logits.shape()[1];
-  HC_CHECK(C > 0, ShapeError, "cross_entropy: logits ", logits.shape(), " have no classes");
-  Tensor t = as_contiguous(targets);
-  const Tensor host_targets = t.to(Device::cpu());  // GPU targets are checked from a copy
+  const int64_t N = scores.shape()[0], C = scores.shape()[1];
+  HC_CHECK(C > 0, ShapeError, op, ": ", scores_name, " ", scores.shape(), " have no classes");
+  const Tensor host_targets = as_contiguous(targets).to(Device::cpu());
   const int64_t* target_values = host_targets.data<int64_t>();
-  int64_t count = 0;  // targets that are not ignored
+  int64_t count = 0;
   for (int64_t n = 0; n < N; ++n) {
-    int64_t target = target_values[n];
-    if (target == options.ignore_index) continue;
-    HC_CHECK(target >= 0 && target < C, IndexError, "cross_entropy: target ", target, " at row ", n,
-             " out of range for ", C, " classes (logits ", logits.shape(), ")");
+    const int64_t target = target_values[n];
+    if (target == ignore_index) continue;
+    HC_CHECK(target >= 0 && target < C, IndexError, op, ": target ", target, " at row ", n, " out of range for ", C,
+             " classes (", scores_name, " ", scores.shape(), ")");
     ++count;
   }
+  return count;
+}
+
+// losses [N] (or any shape) reduced as asked; `count` is what Mean divides by.
+Tensor reduced(const Tensor& losses, Reduction reduction, double count) {
+  if (reduction == Reduction::None) return losses;
+  const Tensor total = sum(losses);
+  return reduction == Reduction::Sum ? total : total * (1.0 / count);  // count 0: nan, as PyTorch
+}
+
+void check_same_shape(const char* op, const Tensor& input, const Tensor& target) {
+  HC_CHECK(input.shape() == target.shape(), ShapeError, op, ": input ", input.shape(), " and target ",
+           target.shape(), " must have one shape (PyTorch would broadcast them, usually by mistake)");
+}
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOptions options) {
+  const int64_t count = count_class_targets("cross_entropy", "logits", logits, targets, options.ignore_index);
+  const int64_t N = logits.shape()[0];
+  const Tensor t = as_contiguous(targets);
 
   Tensor x = as_contiguous(logits);
   Tensor losses = Tensor::empty({N}, logits.options());
@@ -60,6 +81,41 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOp
                   HC_KERNEL(cross_entropy_backward, grad, grad, logits, t, lse, grad_losses, ignore);
                   return TensorList{grad};
                 });
+}
+
+// ---- losses written with other ops: their backward is the ops' ----
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  check_floating("mse_loss", input);
+  check_same_shape("mse_loss", input, target);
+  const Tensor difference = input - target;
+  return reduced(difference * difference, reduction, static_cast<double>(input.numel()));
+}
+
+// -log_probs[n, targets[n]], picked from the flat scores with index_select (whose backward scatters the
+// gradient back to the picked places).
+Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, CrossEntropyOptions options) {
+  const int64_t count = count_class_targets("nll_loss", "log_probs", log_probs, targets, options.ignore_index);
+  const int64_t N = log_probs.shape()[0], C = log_probs.shape()[1];
+  const Tensor host_targets = as_contiguous(targets).to(Device::cpu());
+  std::vector<int64_t> places(static_cast<size_t>(N));
+  std::vector<double> kept(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t target = host_targets.data<int64_t>()[n];
+    const bool ignored = target == options.ignore_index;
+    places[n] = n * C + (ignored ? 0 : target);  // an ignored row picks any place, weighted 0 below
+    kept[n] = ignored ? 0.0 : 1.0;
+  }
+  const Tensor picked = index_select(log_probs.reshape({N * C}), 0, from_vector(places, {N}).to(log_probs.device()));
+  const Tensor weight = from_vector(kept, {N}).to(log_probs.dtype()).to(log_probs.device());
+  return reduced(-(picked * weight), options.reduction, static_cast<double>(count));
+}
+
+// max(x, 0) - x t + log(1 + e^-|x|) = softplus(x) - x t: stable for logits of any size.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction) {
+  check_floating("binary_cross_entropy_with_logits", logits);
+  check_same_shape("binary_cross_entropy_with_logits", logits, target);
+  return reduced(softplus(logits) - logits * target, reduction, static_cast<double>(logits.numel()));
 }
 
 }  // namespace hcgrad

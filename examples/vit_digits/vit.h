@@ -8,9 +8,9 @@
 //     -> reduce (sum of the streams) -> LayerNorm -> the class token's row -> Linear   logits [B, classes]
 //
 // The blocks are pre-norm: Attention = LayerNorm -> q, k, v (no bias) -> softmax(q kᵀ / √d_head) v -> Linear;
-// FeedForward = LayerNorm -> Linear -> GELU -> Linear. Differences from vit.py, on purpose: GELU is the tanh form
-// (hcgrad's gelu; the exact erf form differs by < 0.001), and each connection's home stream is its layer index
-// mod S instead of Python's random choice, so a run is reproducible from its seed.
+// FeedForward = LayerNorm -> Linear -> GELU (exact, as vit.py's nn.GELU) -> Linear. A difference from vit.py, on
+// purpose: each connection's home stream is its layer index mod S instead of Python's random choice, so a run
+// is reproducible from its seed.
 #pragma once
 
 #include "hcgrad/nn/hyper_connections_factory.h"

@@ -43,18 +43,25 @@ const DType kFloatTypes[] = {DType::Float32, DType::Float64};
 TEST_CASE("emulated CUDA: unary ops and their backward, every op of the table") {
   for (DType dtype : kFloatTypes) {
     CAPTURE(dtype);
-    const Tensor x = random({3, 70}, dtype, 0.2, 2.5);  // positive: log, sqrt, rsqrt are defined
+    // Both signs, but positive where only those are in the domain (log, sqrt, rsqrt, log1p below -1).
+    const Tensor signed_x = random({3, 70}, dtype, -2.5, 2.5), positive_x = random({3, 70}, dtype, 0.2, 2.5);
     const Tensor g = random({3, 70}, dtype);
-#define HC_EMULATED_UNARY(name, saves, forward, vjp)                                                     \
+    const auto input_for = [&](UnaryOp op) {
+      const bool positive = op == UnaryOp::log || op == UnaryOp::sqrt || op == UnaryOp::rsqrt || op == UnaryOp::log1p;
+      return positive ? positive_x : signed_x;
+    };
+#define HC_EMULATED_UNARY(name, saves, default_a, forward, vjp)                                         \
     {                                                                                                    \
       CAPTURE(#name);                                                                                    \
+      const double a = default_a == 0 ? 0.0 : 0.7;  /* a parameter other than the default */          \
+      const Tensor x = input_for(UnaryOp::name);                                                         \
       Tensor y_cpu = empty_like_contiguous(x), y_gpu = empty_like_contiguous(x);                        \
-      cpu::unary(UnaryOp::name, y_cpu, x);                                                               \
-      gpu::unary(UnaryOp::name, y_gpu, x);                                                               \
+      cpu::unary(UnaryOp::name, y_cpu, x, a);                                                            \
+      gpu::unary(UnaryOp::name, y_gpu, x, a);                                                            \
       CHECK(relative_error(y_gpu, y_cpu) <= tolerance(dtype));                                           \
       Tensor dx_cpu = empty_like_contiguous(x), dx_gpu = empty_like_contiguous(x);                      \
-      cpu::unary_backward(UnaryOp::name, dx_cpu, x, y_cpu, g);                                           \
-      gpu::unary_backward(UnaryOp::name, dx_gpu, x, y_cpu, g);                                           \
+      cpu::unary_backward(UnaryOp::name, dx_cpu, x, y_cpu, g, a);                                        \
+      gpu::unary_backward(UnaryOp::name, dx_gpu, x, y_cpu, g, a);                                        \
       CHECK(relative_error(dx_gpu, dx_cpu) <= tolerance(dtype));                                         \
     }
     HC_UNARY_OPS(HC_EMULATED_UNARY)
