@@ -134,12 +134,29 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);  // the last piece may be shorter
 std::vector<Tensor> split(const Tensor& x, const Shape& sizes, int64_t dim);
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
+// Built from cat and narrow, so their gradients are cat's and narrow's:
+// x rolled along each dims[i] by shifts[i] (elements leaving one end come in at the other); with dims
+// empty, x flattened and rolled by the one shift, then reshaped back (torch.roll).
+Tensor roll(const Tensor& x, const Shape& shifts, const Shape& dims = {});
+// x tiled repeats[i] times along dim i; repeats may be longer than x.dim(), adding leading dims
+// (torch.Tensor.repeat).
+Tensor repeat(const Tensor& x, const Shape& repeats);
+// Constant padding as torch.nn.functional.pad: pads = (left, right) of the last dim, then of the one before,
+// ...; a negative pad crops.
+Tensor pad(const Tensor& x, const Shape& pads, double value = 0.0);
 
 // ---- gathering (core/ops/index.cpp) ----
 // out.size(dim) == index.numel(); out[.., i, ..] = x[.., index[i], ..]. Backward scatter-adds.
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 // Rows of weight [V, D] picked by int64 ids of any shape -> [*ids.shape, D]. Backward scatter-adds rows.
 Tensor embedding(const Tensor& ids, const Tensor& weight);
+// Built from index_select and masked_fill, so their gradients are those ops':
+// x with the order of each of `dims` reversed (torch.flip).
+Tensor flip(const Tensor& x, const Shape& dims);
+// The lower / upper triangle of the last two dims (below / above `diagonal`, 0 the main one), the rest zero;
+// batch dims in front.
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
 
 // ---- fused neural-network ops (core/ops/loss.cpp, core/ops/norm.cpp) ----
 enum class Reduction { None, Mean, Sum };

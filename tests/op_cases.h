@@ -156,6 +156,14 @@ inline const std::vector<OpCase>& op_cases() {
                          [](const TL& in) { return cross_entropy(in[0], ids({3, 0, 1}), {.reduction = Reduction::Sum}); }},
   {"cross_entropy none", [] { return TL{X({3, 4})}; },
                          [](const TL& in) { return cross_entropy(in[0], ids({3, 7, 1}), {.ignore_index = 7, .reduction = Reduction::None}); }},
+  // ---- shape ops written with other ops ----
+  {"flip",               [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return flip(in[0], {0, -1}); }},
+  {"tril",               [] { return TL{X({3, 4})}; }, [](const TL& in) { return tril(in[0], -1); }},
+  {"triu batched",       [] { return TL{X({2, 3, 3})}; }, [](const TL& in) { return triu(in[0], 1); }},
+  {"roll",               [] { return TL{X({3, 4})}; }, [](const TL& in) { return roll(in[0], {1, -5}, {0, 1}); }},
+  {"roll flat",          [] { return TL{X({2, 3})}; }, [](const TL& in) { return roll(in[0], {2}); }},
+  {"repeat",             [] { return TL{X({2, 3})}; }, [](const TL& in) { return repeat(in[0], {2, 1, 2}); }},
+  {"pad",                [] { return TL{X({2, 3})}; }, [](const TL& in) { return pad(in[0], {1, -1, 2, 0}, 0.5); }},
   // ---- losses written with other ops ----
   {"mse_loss",           [] { return TL{X({3, 4}), X({3, 4})}; }, [](const TL& in) { return mse_loss(in[0], in[1]); }},
   {"mse_loss none",      [] { return TL{Xt(3, 4), X({3, 4})}; },

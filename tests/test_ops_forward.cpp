@@ -356,6 +356,38 @@ TEST_CASE("index_select and embedding gather rows") {
   CHECK(close(embedding(ids, w), {2, 2, 3}, {9, 10, 11, 3, 4, 5, 3, 4, 5, 0, 1, 2}));
 }
 
+TEST_CASE("flip, tril, triu, roll, repeat and pad give torch's values and refuse what torch refuses") {
+  const Tensor x = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK(values(flip(x, {1})) == std::vector<double>{3, 2, 1, 6, 5, 4});
+  CHECK(values(flip(x, {0, 1})) == std::vector<double>{6, 5, 4, 3, 2, 1});
+  CHECK(values(flip(x, {})) == values(x));
+  CHECK_THROWS_WITH_AS(flip(x, {1, -1}), doctest::Contains("appears twice"), Error);
+  CHECK(values(tril(x)) == std::vector<double>{1, 0, 0, 4, 5, 0});
+  CHECK(values(tril(x, 1)) == std::vector<double>{1, 2, 0, 4, 5, 6});
+  CHECK(values(triu(x)) == std::vector<double>{1, 2, 3, 0, 5, 6});
+  CHECK(values(triu(x, -1)) == values(x));
+  CHECK(values(triu(x.reshape({1, 2, 3}), 2)) == std::vector<double>{0, 0, 3, 0, 0, 0});
+  CHECK_THROWS_WITH_AS(tril(tensor({1, 2}, {2})), doctest::Contains("at least 2 dims"), ShapeError);
+  CHECK(values(roll(x, {1}, {1})) == std::vector<double>{3, 1, 2, 6, 4, 5});
+  CHECK(values(roll(x, {-4}, {1})) == std::vector<double>{2, 3, 1, 5, 6, 4});
+  CHECK(values(roll(x, {2})) == std::vector<double>{5, 6, 1, 2, 3, 4});  // flattened
+  CHECK(values(roll(x, {1, 1}, {0, 1})) == std::vector<double>{6, 4, 5, 3, 1, 2});
+  CHECK_THROWS_WITH_AS(roll(x, {1, 2}), doctest::Contains("expected one shift"), Error);
+  const Tensor tiled = repeat(tensor({1, 2}, {2}), {2, 3});
+  CHECK(tiled.shape() == Shape{2, 6});
+  CHECK(values(tiled) == std::vector<double>{1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2});
+  CHECK(values(repeat(x, {2, 1})) == std::vector<double>{1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6});
+  CHECK_THROWS_WITH_AS(repeat(x, {2}), doctest::Contains("2 dims"), Error);
+  CHECK_THROWS_WITH_AS(repeat(x, {int64_t{1} << 62, 8}), doctest::Contains("overflow"), ShapeError);
+  const Tensor padded = pad(x, {1, 0, 0, 1}, -1);  // last dim: 1 left; first dim: 1 below
+  CHECK(padded.shape() == Shape{3, 4});
+  CHECK(values(padded) == std::vector<double>{-1, 1, 2, 3, -1, 4, 5, 6, -1, -1, -1, -1});
+  CHECK(values(pad(x, {-1, 1})) == std::vector<double>{2, 3, 0, 5, 6, 0});  // a negative pad crops
+  CHECK(values(pad(x, {-3, 2}, 9)) == std::vector<double>{9, 9, 9, 9});  // all cropped, then padded
+  CHECK_THROWS_WITH_AS(pad(x, {-4, 2}), doctest::Contains("crop more than the 3 elements"), ShapeError);
+  CHECK_THROWS_WITH_AS(pad(x, {1, 1, 1}), doctest::Contains("expected pairs"), Error);
+}
+
 TEST_CASE("nll_loss, mse_loss and binary_cross_entropy_with_logits: values, reductions, extremes, refusals") {
   const Tensor logits = tensor({0.5, -1.0, 2.0, 0.25, 3.0, -0.5}, {2, 3}, {.dtype = DType::Float64});
   const Tensor targets = from_vector(std::vector<int64_t>{2, 0}, {2});

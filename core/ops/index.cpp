@@ -61,4 +61,42 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   });
 }
 
+// ---- written with other ops ----
+
+Tensor flip(const Tensor& x, const Shape& dims) {
+  Tensor out = x.clone();  // a new tensor even when dims is empty, as torch.flip
+  std::vector<bool> seen(static_cast<size_t>(x.dim()), false);
+  for (const int64_t dim : dims) {
+    const int64_t d = normalize_dim("flip", dim, x.shape());
+    HC_CHECK(!seen[d], Error, "flip: dim ", d, " appears twice in dims ", dims);
+    seen[d] = true;
+    const int64_t n = x.shape()[d];
+    std::vector<int64_t> reversed(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) reversed[i] = n - 1 - i;
+    out = index_select(out, d, from_vector(reversed, {n}).to(x.device()));
+  }
+  return out;
+}
+
+namespace {
+// x with the places where keep(column - row) is false (last two dims) set to zero.
+template <class Keep>
+Tensor triangle(const char* op, const Tensor& x, const Keep& keep) {
+  HC_CHECK(x.dim() >= 2, ShapeError, op, ": expected a tensor of at least 2 dims, got shape ", x.shape());
+  const int64_t rows = x.shape()[x.dim() - 2], cols = x.shape()[x.dim() - 1];
+  std::vector<bool> drop(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) drop[i * cols + j] = !keep(j - i);
+  return masked_fill(x, from_vector(drop, {rows, cols}).to(x.device()), 0.0);
+}
+}  // namespace
+
+Tensor tril(const Tensor& x, int64_t diagonal) {
+  return triangle("tril", x, [diagonal](int64_t offset) { return offset <= diagonal; });
+}
+
+Tensor triu(const Tensor& x, int64_t diagonal) {
+  return triangle("triu", x, [diagonal](int64_t offset) { return offset >= diagonal; });
+}
+
 }  // namespace hcgrad
