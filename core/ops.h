@@ -63,6 +63,10 @@ Tensor ge(const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // x with `value` wherever mask (bool, broadcast to x) is true; no gradient flows to the filled places.
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+// The larger / smaller of a and b, elementwise, broadcast; NaN where either is NaN. The gradient goes to the
+// one picked, half to each on a tie (torch.maximum's rule).
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
 
 // ---- reductions over dims (empty dims = all), keepdim keeps them as size 1 (core/ops/reduce.cpp) ----
 Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
@@ -71,6 +75,12 @@ Tensor max(const Tensor& x, const Shape& dims = {}, bool keepdim = false);  // g
 Tensor min(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim = false);  // log(sum(exp(x))), stable
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);          // int64, no gradient
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);          // the first minimum's index
+// Variance over dims: sum((x - mean)^2) / (N - correction), N the elements reduced (correction 1: the unbiased
+// estimate, 0: the population's); N <= correction gives inf or nan, as torch.var. std = sqrt(var); spell it
+// hcgrad::std, since next to `using namespace hcgrad` a bare std(...) also names namespace std.
+Tensor var(const Tensor& x, const Shape& dims = {}, double correction = 1.0, bool keepdim = false);
+Tensor std(const Tensor& x, const Shape& dims = {}, double correction = 1.0, bool keepdim = false);
 // Sums a broadcast gradient back down to `shape` (the reverse of expand).
 Tensor sum_to(const Tensor& x, const Shape& shape);
 

@@ -156,6 +156,11 @@ inline const std::vector<OpCase>& op_cases() {
                          [](const TL& in) { return cross_entropy(in[0], ids({3, 0, 1}), {.reduction = Reduction::Sum}); }},
   {"cross_entropy none", [] { return TL{X({3, 4})}; },
                          [](const TL& in) { return cross_entropy(in[0], ids({3, 7, 1}), {.ignore_index = 7, .reduction = Reduction::None}); }},
+  {"maximum broadcast",  [] { return TL{X({2, 3}), X({3})}; }, [](const TL& in) { return maximum(in[0], in[1]); }},
+  {"minimum transposed", [] { return TL{Xt(3, 4), X({3, 4})}; }, [](const TL& in) { return minimum(in[0], in[1]); }},
+  {"var",                [] { return TL{X({3, 4})}; }, [](const TL& in) { return var(in[0], {1}); }},
+  {"var all, correction 0", [] { return TL{X({2, 3})}; }, [](const TL& in) { return var(in[0], {}, 0.0); }},
+  {"std keepdim",        [] { return TL{X({3, 4})}; }, [](const TL& in) { return hcgrad::std(in[0], {0}, 1.0, true); }},
   // ---- shape ops written with other ops ----
   {"flip",               [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return flip(in[0], {0, -1}); }},
   {"tril",               [] { return TL{X({3, 4})}; }, [](const TL& in) { return tril(in[0], -1); }},

@@ -356,6 +356,36 @@ TEST_CASE("index_select and embedding gather rows") {
   CHECK(close(embedding(ids, w), {2, 2, 3}, {9, 10, 11, 3, 4, 5, 3, 4, 5, 0, 1, 2}));
 }
 
+TEST_CASE("maximum and minimum: values, NaN, and a tie's gradient split in halves as torch") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor a = tensor({1, 5, 2, nan, 3}, {5}, {.dtype = DType::Float64}).requires_grad_();
+  const Tensor b = tensor({4, 0, 2, 1, nan}, {5}, {.dtype = DType::Float64}).requires_grad_();
+  const std::vector<double> most = values(maximum(a, b)), least = values(minimum(a, b));
+  CHECK(most[0] == 4);
+  CHECK(most[1] == 5);
+  CHECK(most[2] == 2);
+  CHECK(std::isnan(most[3]));
+  CHECK(std::isnan(most[4]));
+  CHECK(least[0] == 1);
+  CHECK(least[1] == 0);
+  CHECK(std::isnan(least[3]));
+  maximum(a, b).narrow(0, 0, 3).sum().backward();
+  CHECK(values(a.grad()) == std::vector<double>{0, 1, 0.5, 0, 0});
+  CHECK(values(b.grad()) == std::vector<double>{1, 0, 0.5, 0, 0});
+  CHECK(values(maximum(tensor({1, 2}, {2, 1}), tensor({0, 3, 1.5}, {3}))) == std::vector<double>{1, 3, 1.5, 2, 3, 2});
+}
+
+TEST_CASE("var, std and argmin as torch: corrections, dims, keepdim") {
+  const Tensor x = tensor({1, 2, 3, 4, 6, 8}, {2, 3}, {.dtype = DType::Float64});
+  CHECK(close(var(x, {1}), {2}, {1.0, 4.0}, 1e-15));
+  CHECK(close(var(x, {1}, 0.0), {2}, {2.0 / 3, 8.0 / 3}, 1e-15));
+  CHECK(var(x).item() == doctest::Approx(6.8).epsilon(1e-14));  // all 6: mean 4, squares 26 + 8 = 34, / 5
+  CHECK(close(hcgrad::std(x, {0}, 1.0, true), {1, 3}, {std::sqrt(4.5), std::sqrt(8.0), std::sqrt(12.5)}, 1e-14));
+  CHECK(std::isnan(var(tensor({3.0}, {1}, {.dtype = DType::Float64})).item()));  // one element, correction 1
+  CHECK(values(argmin(tensor({3, 1, 2, 1}, {2, 2}), 1)) == std::vector<double>{1, 1});
+  CHECK(values(argmin(tensor({2, 1, 1, 5}, {4}), 0)) == std::vector<double>{1});  // the first minimum
+}
+
 TEST_CASE("flip, tril, triu, roll, repeat and pad give torch's values and refuse what torch refuses") {
   const Tensor x = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
   CHECK(values(flip(x, {1})) == std::vector<double>{3, 2, 1, 6, 5, 4});

@@ -190,6 +190,30 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   });
 }
 
+namespace {
+const OpName kMaximum{"maximum"};
+const OpName kMinimum{"minimum"};
+
+// maximum (larger) or minimum: computed with compare and where on the detached inputs, recorded as one op.
+Tensor extremum(const OpName& name, const Tensor& a, const Tensor& b, bool larger) {
+  check_floating(name.c_str(), a);
+  check_same_device(name.c_str(), a, b);
+  check_same_dtype(name.c_str(), a, b);
+  const Tensor ad = a.detach(), bd = b.detach();
+  const Tensor picks_a = larger ? gt(ad, bd) : lt(ad, bd), tie = eq(ad, bd);
+  // A NaN in b fails the comparison and is picked; a NaN in a is picked by the outer where.
+  Tensor out = where(ne(ad, ad), ad, where(picks_a, ad, bd));
+  return record(name, out, {a, b}, [picks_a, tie](const Tensor& g, const Needs& need) {
+    const Tensor zero = zeros({}, g.options()), half = g * 0.5;
+    return TensorList{need[0] ? where(picks_a, g, where(tie, half, zero)) : Tensor(),
+                      need[1] ? where(picks_a, zero, where(tie, half, g)) : Tensor()};
+  });
+}
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(kMaximum, a, b, /*larger=*/true); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(kMinimum, a, b, /*larger=*/false); }
+
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   HC_CHECK(mask.dtype() == DType::Bool, DTypeError, "masked_fill: mask must be bool, got ", mask.dtype(),
            " for shape ", mask.shape());

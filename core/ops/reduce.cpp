@@ -160,6 +160,28 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   return shaped(indices, L, keepdim);
 }
 
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  check_floating("argmin", x);
+  return argmax(neg(x.detach()), dim, keepdim);  // the first maximum of -x is the first minimum of x
+}
+
+// var and std, written with mean, sum and sqrt (their gradients are those ops').
+Tensor var(const Tensor& x, const Shape& dims, double correction, bool keepdim) {
+  check_floating("var", x);
+  double reduced = 1;  // N: the elements each result sums over
+  if (dims.empty()) {
+    reduced = static_cast<double>(x.numel());
+  } else {
+    for (const int64_t dim : dims) reduced *= static_cast<double>(x.shape()[normalize_dim("var", dim, x.shape())]);
+  }
+  const Tensor centred = x - mean(x, dims, /*keepdim=*/true);
+  return sum(centred * centred, dims, keepdim) * (1.0 / (reduced - correction));
+}
+
+Tensor std(const Tensor& x, const Shape& dims, double correction, bool keepdim) {
+  return sqrt(var(x, dims, correction, keepdim));
+}
+
 Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
   RowLayout L = to_rows("logsumexp", x, dims);
   Tensor flat = Tensor::empty({L.outer}, x.options());
