@@ -160,6 +160,13 @@ Tensor pad(const Tensor& x, const Shape& pads, double value = 0.0);
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 // Rows of weight [V, D] picked by int64 ids of any shape -> [*ids.shape, D]. Backward scatter-adds rows.
 Tensor embedding(const Tensor& ids, const Tensor& weight);
+// torch.gather: index int64 of x's rank, index.size(d) <= x.size(d) for d != dim -> index's shape,
+// out[p] = x[p with dim replaced by index[p]]. A gather from the flattened x (index_select), so backward
+// scatter-adds.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+// torch.scatter_add (not in place): x + src's values added at the places gather would read, repeats summed;
+// src holds at least index's shape (its first index.size(d) along each d are used). d out/d src is gather.
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 // Built from index_select and masked_fill, so their gradients are those ops':
 // x with the order of each of `dims` reversed (torch.flip).
 Tensor flip(const Tensor& x, const Shape& dims);

@@ -161,6 +161,12 @@ inline const std::vector<OpCase>& op_cases() {
   {"var",                [] { return TL{X({3, 4})}; }, [](const TL& in) { return var(in[0], {1}); }},
   {"var all, correction 0", [] { return TL{X({2, 3})}; }, [](const TL& in) { return var(in[0], {}, 0.0); }},
   {"std keepdim",        [] { return TL{X({3, 4})}; }, [](const TL& in) { return hcgrad::std(in[0], {0}, 1.0, true); }},
+  {"gather",             [] { return TL{X({3, 4})}; },
+                         [](const TL& in) { return gather(in[0], 1, ids({0, 3, 1, 1, 2, 0}, {3, 2})); }},
+  {"scatter_add",        [] { return TL{X({3, 4}), X({2, 3})}; },
+                         [](const TL& in) { return scatter_add(in[0], 0, ids({2, 0, 2, 1, 2, 0}, {2, 3}), in[1]); }},
+  {"scatter_add, src larger", [] { return TL{X({3, 4}), X({2, 4})}; },
+                         [](const TL& in) { return scatter_add(in[0], 1, ids({3, 3, 0, 1}, {2, 2}), in[1]); }},
   // ---- shape ops written with other ops ----
   {"flip",               [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return flip(in[0], {0, -1}); }},
   {"tril",               [] { return TL{X({3, 4})}; }, [](const TL& in) { return tril(in[0], -1); }},

@@ -375,6 +375,22 @@ TEST_CASE("maximum and minimum: values, NaN, and a tie's gradient split in halve
   CHECK(values(maximum(tensor({1, 2}, {2, 1}), tensor({0, 3, 1.5}, {3}))) == std::vector<double>{1, 3, 1.5, 2, 3, 2});
 }
 
+TEST_CASE("gather and scatter_add as torch, with repeated indices and the refusals") {
+  const Tensor x = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
+  const Tensor rows = from_vector(std::vector<int64_t>{2, 0, 1, 1}, {2, 2});
+  CHECK(values(gather(x, 1, rows)) == std::vector<double>{3, 1, 5, 5});  // torch.gather(x, 1, rows)
+  CHECK(values(gather(x, 0, from_vector(std::vector<int64_t>{1, 0, 1}, {1, 3}))) == std::vector<double>{4, 2, 6});
+  const Tensor src = tensor({10, 20, 30, 40, 50, 60}, {2, 3});
+  // torch.zeros(2, 3).scatter_add(1, rows, src): row 0 gets 20 at 0 and 10 at 2; row 1 gets 40 + 50 at 1
+  CHECK(values(scatter_add(zeros({2, 3}), 1, rows, src)) == std::vector<double>{20, 0, 10, 0, 90, 0});
+  CHECK(values(scatter_add(x, 1, rows, src)) == std::vector<double>{21, 2, 13, 4, 95, 6});
+  CHECK_THROWS_WITH_AS(gather(x, 1, from_vector(std::vector<int64_t>{3}, {1, 1})),
+                       doctest::Contains("index 3 out of range for dim 1 of size 3"), IndexError);
+  CHECK_THROWS_WITH_AS(gather(x, 1, from_vector(std::vector<int64_t>{0, 0}, {2})), doctest::Contains("2 dims"),
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(scatter_add(x, 1, rows, tensor({1}, {1, 1})), doctest::Contains("larger than src"), ShapeError);
+}
+
 TEST_CASE("var, std and argmin as torch: corrections, dims, keepdim") {
   const Tensor x = tensor({1, 2, 3, 4, 6, 8}, {2, 3}, {.dtype = DType::Float64});
   CHECK(close(var(x, {1}), {2}, {1.0, 4.0}, 1e-15));

@@ -61,6 +61,76 @@ Tensor embedding(const Tensor& ids, const Tensor& weight) {
   });
 }
 
+// ---- gather and scatter_add: places in the flattened x ----
+
+namespace {
+const OpName kScatterAdd{"scatter_add"};
+
+// For every element p of index (row-major), the offset in row-major x of p with dim replaced by index[p];
+// int64 [index.numel()] on x's device. Checks what torch checks.
+Tensor flat_places(const char* op, const Shape& x_shape, int64_t dim, const Tensor& index) {
+  const int64_t rank = static_cast<int64_t>(x_shape.size());
+  HC_CHECK(index.dtype() == DType::Int64, DTypeError, op, ": index must be int64, got ", index.dtype());
+  HC_CHECK(index.dim() == rank, ShapeError, op, ": index ", index.shape(), " must have the ", rank,
+           " dims of the input ", x_shape);
+  for (int64_t k = 0; k < rank; ++k)
+    HC_CHECK(k == dim || index.shape()[k] <= x_shape[k], ShapeError, op, ": index ", index.shape(),
+             " is larger than the input ", x_shape, " in dim ", k);
+  const Tensor host = as_contiguous(index).to(Device::cpu());
+  const int64_t* values = host.data<int64_t>();
+  std::vector<int64_t> places(static_cast<size_t>(host.numel()));
+  std::vector<int64_t> position(static_cast<size_t>(rank), 0);  // p, counted row-major over index's shape
+  const Strides strides = contiguous_strides(x_shape);
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    HC_CHECK(values[i] >= 0 && values[i] < x_shape[dim], IndexError, op, ": index ", values[i],
+             " out of range for dim ", dim, " of size ", x_shape[dim]);
+    int64_t place = 0;
+    for (int64_t k = 0; k < rank; ++k) place += (k == dim ? values[i] : position[k]) * strides[k];
+    places[i] = place;
+    for (int64_t k = rank - 1; k >= 0 && ++position[k] == index.shape()[k]; --k) position[k] = 0;
+  }
+  return from_vector(places, {host.numel()}).to(index.device());
+}
+}  // namespace
+
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  check_same_device("gather", x, index);
+  const int64_t d = normalize_dim("gather", dim, x.shape());
+  const Tensor places = flat_places("gather", x.shape(), d, index);
+  return index_select(x.reshape({x.numel()}), 0, places).reshape(index.shape());
+}
+
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  check_floating("scatter_add", x);
+  check_same_dtype("scatter_add", x, src);
+  check_same_device("scatter_add", x, index);
+  check_same_device("scatter_add", x, src);
+  const int64_t d = normalize_dim("scatter_add", dim, x.shape());
+  const Tensor places = flat_places("scatter_add", x.shape(), d, index);
+  HC_CHECK(src.dim() == index.dim(), ShapeError, "scatter_add: src ", src.shape(), " and index ", index.shape(),
+           " must have the same number of dims");
+  Tensor used = src.detach();  // the first index.size(k) of src along every k
+  for (int64_t k = 0; k < src.dim(); ++k) {
+    HC_CHECK(index.shape()[k] <= src.shape()[k], ShapeError, "scatter_add: index ", index.shape(),
+             " is larger than src ", src.shape(), " in dim ", k);
+    used = used.narrow(k, 0, index.shape()[k]);
+  }
+  Tensor flat = x.detach().reshape({x.numel()}).clone();
+  HC_KERNEL(index_add, flat, flat, 0, places, as_contiguous(used).reshape({places.numel()}));
+  return record(kScatterAdd, flat.reshape(x.shape()), {x, src},
+                [places, index_shape = index.shape(), src_shape = src.shape()](const Tensor& g, const Needs& need) {
+                  Tensor grad_src;
+                  if (need[1]) {  // the gradient at the places each src value went to; zeros for unused src
+                    grad_src = zeros(src_shape, g.options());
+                    Tensor window = grad_src;
+                    for (size_t k = 0; k < index_shape.size(); ++k)
+                      window = window.narrow(static_cast<int64_t>(k), 0, index_shape[k]);
+                    window.copy_(index_select(g.reshape({g.numel()}), 0, places).reshape(index_shape));
+                  }
+                  return TensorList{need[0] ? g : Tensor(), grad_src};
+                });
+}
+
 // ---- written with other ops ----
 
 Tensor flip(const Tensor& x, const Shape& dims) {
