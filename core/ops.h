@@ -196,6 +196,11 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 // Normalises over the trailing `normalized_shape` dims; weight and bias have that shape (or are undefined).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
+// torch's group_norm: x [N, C, *] in num_groups groups of C / num_groups channels, each group of each sample
+// normalised over its channels and positions (layer_norm over [N, groups, the rest], whose kernels it runs),
+// then weight [C] and bias [C] (either may be undefined) per channel.
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = {}, const Tensor& bias = {},
+                  double eps = 1e-5);
 // x / sqrt(mean(x^2) + eps) * weight. eps defaults to the dtype's machine epsilon, as torch.rms_norm.
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                 std::optional<double> eps = std::nullopt);

@@ -70,6 +70,20 @@ LayerNorm::LayerNorm(int64_t d, NormOptions options) : dim(d), eps(options.eps) 
 
 Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, {dim}, weight, bias, eps); }
 
+GroupNorm::GroupNorm(int64_t groups, int64_t channels, NormOptions options)
+    : num_groups(groups), num_channels(channels), eps(options.eps) {
+  check_positive("GroupNorm", "num_groups", groups);
+  check_positive("GroupNorm", "num_channels", channels);
+  HC_CHECK(channels % groups == 0, Error, "GroupNorm: ", channels, " channels cannot be split into ", groups,
+           " groups");
+  if (options.affine) {
+    weight = register_parameter("weight", ones({channels}, {.dtype = options.dtype}));
+    bias = register_parameter("bias", zeros({channels}, {.dtype = options.dtype}));
+  }
+}
+
+Tensor GroupNorm::forward(const Tensor& x) const { return group_norm(x, num_groups, weight, bias, eps); }
+
 RMSNorm::RMSNorm(int64_t d, NormOptions options) : dim(d), eps(options.eps) {
   check_positive("RMSNorm", "dim", d);
   if (options.affine) weight = register_parameter("weight", ones({d}, {.dtype = options.dtype}));

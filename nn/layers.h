@@ -64,6 +64,17 @@ class LayerNorm : public Module {
   Tensor weight, bias;
 };
 
+// torch.nn.GroupNorm(num_groups, num_channels): over x [N, C, *]; weight and bias [C] (PyTorch's names).
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, NormOptions options = {});
+  Tensor forward(const Tensor& x) const;
+
+  int64_t num_groups, num_channels;
+  double eps;
+  Tensor weight, bias;
+};
+
 class RMSNorm : public Module {
  public:
   // eps defaults to the dtype's machine epsilon, as torch.nn.RMSNorm(eps=None).

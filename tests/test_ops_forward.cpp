@@ -375,6 +375,29 @@ TEST_CASE("maximum and minimum: values, NaN, and a tie's gradient split in halve
   CHECK(values(maximum(tensor({1, 2}, {2, 1}), tensor({0, 3, 1.5}, {3}))) == std::vector<double>{1, 3, 1.5, 2, 3, 2});
 }
 
+TEST_CASE("group_norm normalises each group of channels and positions, then scales per channel") {
+  const Tensor x = randn({2, 4, 3}, {.dtype = DType::Float64});
+  const Tensor weight = tensor({1, 2, 3, 4}, {4}, {.dtype = DType::Float64});
+  const Tensor bias = tensor({0, 0.5, 0, -1}, {4}, {.dtype = DType::Float64});
+  const std::vector<double> got = values(group_norm(x, 2, weight, bias, 1e-5)), xv = values(x);
+  for (int n = 0; n < 2; ++n)
+    for (int g = 0; g < 2; ++g) {  // group g: channels 2g, 2g + 1, 6 values at n·12 + g·6
+      const int first = n * 12 + g * 6;
+      double mean = 0, var = 0;
+      for (int i = 0; i < 6; ++i) mean += xv[first + i] / 6;
+      for (int i = 0; i < 6; ++i) var += (xv[first + i] - mean) * (xv[first + i] - mean) / 6;  // population
+      for (int i = 0; i < 6; ++i) {
+        const int channel = 2 * g + i / 3;
+        const double want = (xv[first + i] - mean) / std::sqrt(var + 1e-5) * values(weight)[channel] + values(bias)[channel];
+        CHECK(got[first + i] == doctest::Approx(want).epsilon(1e-12));
+      }
+    }
+  CHECK_THROWS_WITH_AS(group_norm(x, 3), doctest::Contains("4 channels cannot be split into 3 groups"), ShapeError);
+  nn::GroupNorm norm(2, 4);
+  CHECK(norm.named_parameters().size() == 2);  // "weight" and "bias", as torch.nn.GroupNorm
+  CHECK(values(norm.forward(x.to(DType::Float32))).size() == 24);
+}
+
 TEST_CASE("gather and scatter_add as torch, with repeated indices and the refusals") {
   const Tensor x = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
   const Tensor rows = from_vector(std::vector<int64_t>{2, 0, 1, 1}, {2, 2});

@@ -85,4 +85,22 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
                 });
 }
 
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
+  HC_CHECK(x.dim() >= 2, ShapeError, "group_norm: expected x [N, C, *], got shape ", x.shape());
+  const int64_t N = x.shape()[0], C = x.shape()[1];
+  HC_CHECK(num_groups > 0 && C % num_groups == 0, ShapeError, "group_norm: ", C, " channels cannot be split into ",
+           num_groups, " groups");
+  int64_t group_size = C / num_groups;  // the values normalised together: channels x positions
+  for (int64_t k = 2; k < x.dim(); ++k) group_size *= x.shape()[k];
+  Tensor y = layer_norm(x.reshape({N, num_groups, group_size}), {group_size}, {}, {}, eps).reshape(x.shape());
+  Shape per_channel(static_cast<size_t>(x.dim() - 1), 1);  // [C, 1, ..., 1]: broadcast over the positions
+  per_channel[0] = C;
+  for (const Tensor* p : {&weight, &bias}) {
+    if (!p->defined()) continue;
+    HC_CHECK(p->shape() == Shape{C}, ShapeError, "group_norm: weight and bias must be [", C, "], got ", p->shape());
+    y = p == &weight ? y * p->reshape(per_channel) : y + p->reshape(per_channel);
+  }
+  return y;
+}
+
 }  // namespace hcgrad
