@@ -4,6 +4,7 @@
 // Differentiable ops record themselves for autograd; comparisons, argmax and index creation do not.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -209,6 +210,28 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 // projection). Computed as the mHC paper does: the GEMM first, the division by the norm on its small result
 // (core/ops/scaled_rms_norm_matmul.cpp).
 Tensor scaled_rms_norm_matmul(const Tensor& x, const Tensor& gamma, const Tensor& weight);
+
+// ---- convolution and pooling, written with index_select and matmul (core/ops/conv.cpp) ----
+// torch.nn.functional's conv2d: x [N, C, H, W], weight [O, C / groups, kh, kw], bias [O] or undefined ->
+// [N, O, out_h, out_w], out = (H + 2 padding - dilation (kh - 1) - 1) / stride + 1 (and the same for W).
+struct Conv2dOptions {
+  std::array<int64_t, 2> stride = {1, 1};
+  std::array<int64_t, 2> padding = {0, 0};  // zeros on both sides
+  std::array<int64_t, 2> dilation = {1, 1};
+  int64_t groups = 1;
+};
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Conv2dOptions options = {});
+// conv1d: x [N, C, L], weight [O, C / groups, k]: conv2d on a height of 1.
+struct Conv1dOptions {
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+};
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Conv1dOptions options = {});
+// Square windows over x [N, C, H, W]; stride defaults to the kernel size, padding (at most half the kernel)
+// is -inf for max and zeros, counted in the mean, for avg (torch's count_include_pad).
+Tensor max_pool2d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride = std::nullopt,
+                  int64_t padding = 0);
+Tensor avg_pool2d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride = std::nullopt,
+                  int64_t padding = 0);
 
 // ---- Sinkhorn-Knopp, for mHC's residual-mixing matrix (core/ops/sinkhorn.cpp) ----
 // Linear: exp(logits - column max), then `iters` times: divide every column by its sum, then every row.

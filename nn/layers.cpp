@@ -40,6 +40,65 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, LinearOptions options)
   }
 }
 
+namespace {
+// A convolution's weight shape [out, in / groups, kernel...] after checking the sizes, and the bound of torch's
+// initial draw U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in / groups * kernel area.
+struct ConvShape {
+  Shape weight;
+  double bound;
+};
+ConvShape conv_shape(const char* name, int64_t in, int64_t out, const Shape& kernel, const ConvOptions& o) {
+  check_positive(name, "in_channels", in);
+  check_positive(name, "out_channels", out);
+  check_positive(name, "groups", o.groups);
+  HC_CHECK(in % o.groups == 0 && out % o.groups == 0, Error, name, ": in_channels ", in, " and out_channels ", out,
+           " must be divisible by groups ", o.groups);
+  ConvShape result{{out, in / o.groups}, 0};
+  int64_t fan_in = in / o.groups;
+  for (const int64_t k : kernel) {
+    check_positive(name, "kernel_size", k);
+    result.weight.push_back(k);
+    fan_in *= k;
+  }
+  result.bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  return result;
+}
+}  // namespace
+
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel_size, Generator& gen, ConvOptions o) : options(o) {
+  const ConvShape shape = conv_shape("Conv2d", in, out, {kernel_size, kernel_size}, o);
+  weight = register_parameter("weight", empty(shape.weight, {.dtype = o.dtype}));
+  uniform_(weight, -shape.bound, shape.bound, gen);
+  if (o.bias) {
+    bias = register_parameter("bias", empty({out}, {.dtype = o.dtype}));
+    uniform_(bias, -shape.bound, shape.bound, gen);
+  }
+}
+
+Tensor Conv2d::forward(const Tensor& x) const {
+  return conv2d(x, weight, bias,
+                {.stride = {options.stride, options.stride}, .padding = {options.padding, options.padding},
+                 .dilation = {options.dilation, options.dilation}, .groups = options.groups});
+}
+
+Conv1d::Conv1d(int64_t in, int64_t out, int64_t kernel_size, Generator& gen, ConvOptions o) : options(o) {
+  const ConvShape shape = conv_shape("Conv1d", in, out, {kernel_size}, o);
+  weight = register_parameter("weight", empty(shape.weight, {.dtype = o.dtype}));
+  uniform_(weight, -shape.bound, shape.bound, gen);
+  if (o.bias) {
+    bias = register_parameter("bias", empty({out}, {.dtype = o.dtype}));
+    uniform_(bias, -shape.bound, shape.bound, gen);
+  }
+}
+
+Tensor Conv1d::forward(const Tensor& x) const {
+  return conv1d(x, weight, bias,
+                {.stride = options.stride, .padding = options.padding, .dilation = options.dilation,
+                 .groups = options.groups});
+}
+
+Tensor MaxPool2d::forward(const Tensor& x) const { return max_pool2d(x, kernel_size, stride, padding); }
+
 Tensor Linear::forward(const Tensor& x) const {
   HC_CHECK(x.dim() >= 1 && x.shape().back() == in_features, ShapeError, "Linear: input of shape ", x.shape(),
            " does not end in in_features = ", in_features, " (weight ", weight.shape(), ")");

@@ -4,9 +4,14 @@
 //   Embedding  y = weight[ids]        weight [num_embeddings, dim]
 //   LayerNorm  (x - mean) / std * w + b over the last dim, weight/bias [dim]
 //   RMSNorm    x / rms(x) * w over the last dim, weight [dim]
+//   GroupNorm  layer norm over each group of channels and positions, weight/bias [channels]
+//   Conv2d     conv2d(x, weight, bias)  weight [out, in / groups, k, k], bias [out]; Conv1d likewise
+//   MaxPool2d  the maximum of each window
 //   Dropout    zeroes a fraction p of the inputs in training, scales the rest by 1/(1-p); identity in eval
 // Initialisation follows PyTorch's defaults; GPT re-initialises as GPT-2 does (nn/gpt.cpp).
 #pragma once
+
+#include <optional>
 
 #include "hcgrad/core/random.h"
 #include "hcgrad/nn/module.h"
@@ -31,6 +36,42 @@ class Linear : public Module {
   int64_t in_features, out_features;
   Tensor weight;  // [out, in]
   Tensor bias;    // [out], or undefined without bias
+};
+
+// torch.nn.Conv2d / Conv1d: weight [out, in / groups, kh, kw] ([out, in / groups, k]) and bias [out] (PyTorch's
+// names and layouts, so their safetensors load), both ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in =
+// in / groups * kernel area, as torch initialises them.
+struct ConvOptions {
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  bool bias = true;
+  DType dtype = DType::Float32;
+};
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Generator& gen, ConvOptions options = {});
+  Tensor forward(const Tensor& x) const;  // [N, in, H, W] -> [N, out, H', W']
+
+  ConvOptions options;
+  Tensor weight, bias;
+};
+class Conv1d : public Module {
+ public:
+  Conv1d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Generator& gen, ConvOptions options = {});
+  Tensor forward(const Tensor& x) const;  // [N, in, L] -> [N, out, L']
+
+  ConvOptions options;
+  Tensor weight, bias;
+};
+// torch.nn.MaxPool2d(kernel_size, stride = kernel_size, padding = 0); no parameters.
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(int64_t kernel_size, std::optional<int64_t> stride = std::nullopt, int64_t padding = 0)
+      : kernel_size(kernel_size), stride(stride), padding(padding) {}
+  Tensor forward(const Tensor& x) const;
+
+  int64_t kernel_size;
+  std::optional<int64_t> stride;
+  int64_t padding;
 };
 
 struct EmbeddingOptions {

@@ -375,6 +375,65 @@ TEST_CASE("maximum and minimum: values, NaN, and a tie's gradient split in halve
   CHECK(values(maximum(tensor({1, 2}, {2, 1}), tensor({0, 3, 1.5}, {3}))) == std::vector<double>{1, 3, 1.5, 2, 3, 2});
 }
 
+TEST_CASE("conv2d equals the direct sum with stride, padding, dilation and groups, and so do conv1d and the pools") {
+  const Tensor x = randn({2, 4, 6, 5}, {.dtype = DType::Float64}), w = randn({6, 2, 3, 2}, {.dtype = DType::Float64});
+  const Tensor b = randn({6}, {.dtype = DType::Float64});
+  const Conv2dOptions o{.stride = {2, 1}, .padding = {1, 2}, .dilation = {2, 1}, .groups = 2};
+  const Tensor y = conv2d(x, w, b, o);
+  const int64_t out_h = (6 + 2 - 2 * 2 - 1) / 2 + 1, out_w = (5 + 4 - 1 - 1) / 1 + 1;
+  REQUIRE(y.shape() == Shape{2, 6, out_h, out_w});
+  const std::vector<double> xv = values(x), wv = values(w), bv = values(b), yv = values(y);
+  for (int n = 0; n < 2; ++n)
+    for (int oc = 0; oc < 6; ++oc)
+      for (int i = 0; i < out_h; ++i)
+        for (int j = 0; j < out_w; ++j) {
+          double sum = bv[oc];
+          const int group = oc / 3;
+          for (int c = 0; c < 2; ++c)
+            for (int a = 0; a < 3; ++a)
+              for (int e = 0; e < 2; ++e) {
+                const int row = i * 2 + a * 2 - 1, col = j + e - 2;
+                if (row < 0 || row >= 6 || col < 0 || col >= 5) continue;  // zero padding
+                sum += xv[((n * 4 + group * 2 + c) * 6 + row) * 5 + col] * wv[((oc * 2 + c) * 3 + a) * 2 + e];
+              }
+          CHECK(yv[((n * 6 + oc) * out_h + i) * out_w + j] == doctest::Approx(sum).epsilon(1e-12));
+        }
+  CHECK_THROWS_WITH_AS(conv2d(x, w, b), doctest::Contains("do not fit"), ShapeError);  // 4 channels, weight for 2
+  CHECK_THROWS_WITH_AS(conv2d(x, randn({1, 4, 9, 1}, {.dtype = DType::Float64})), doctest::Contains("does not fit"),
+                       ShapeError);
+  // conv1d is conv2d on a height of 1
+  const Tensor s = randn({1, 2, 7}, {.dtype = DType::Float64}), k = randn({3, 2, 3}, {.dtype = DType::Float64});
+  CHECK(close(conv1d(s, k, {}, {.padding = 1}), {1, 3, 7},
+              values(conv2d(s.unsqueeze(2), k.unsqueeze(2), {}, {.padding = {0, 1}})), 1e-14));
+  // pools: torch.nn.functional.max_pool2d / avg_pool2d on 1..16 in a 4x4 image
+  std::vector<double> ramp(16);
+  for (int i = 0; i < 16; ++i) ramp[i] = i + 1;
+  const Tensor image = from_vector(ramp, {1, 1, 4, 4});
+  CHECK(values(max_pool2d(image, 2)) == std::vector<double>{6, 8, 14, 16});
+  CHECK(values(avg_pool2d(image, 2)) == std::vector<double>{3.5, 5.5, 11.5, 13.5});
+  CHECK(values(max_pool2d(image, 3, 2, 1)) == std::vector<double>{6, 8, 14, 16});
+  CHECK(close(avg_pool2d(image, 3, 2, 1), {1, 1, 2, 2}, {14.0 / 9, 30.0 / 9, 57.0 / 9, 99.0 / 9}, 1e-6));
+  CHECK_THROWS_WITH_AS(max_pool2d(image, 2, 2, 2), doctest::Contains("at most half the kernel"), Error);
+}
+
+TEST_CASE("nn::Conv2d, Conv1d and MaxPool2d: torch's parameter names, shapes and bounds") {
+  Generator gen(3);
+  nn::Conv2d conv(4, 6, 3, gen, {.padding = 1, .groups = 2});
+  const auto params = conv.named_parameters();
+  REQUIRE(params.size() == 2);
+  CHECK(params[0].first == "weight");
+  CHECK(params[1].first == "bias");
+  CHECK(conv.weight.shape() == Shape{6, 2, 3, 3});
+  CHECK(conv.bias.shape() == Shape{6});
+  for (double v : values(conv.weight)) CHECK(std::abs(v) <= 1 / std::sqrt(18.0));  // fan_in 2·3·3
+  CHECK(conv.forward(zeros({1, 4, 5, 5})).shape() == Shape{1, 6, 5, 5});
+  nn::Conv1d line(3, 2, 2, gen, {.stride = 2, .bias = false});
+  CHECK(line.named_parameters().size() == 1);
+  CHECK(line.forward(zeros({2, 3, 8})).shape() == Shape{2, 2, 4});
+  CHECK(nn::MaxPool2d(2).forward(zeros({1, 1, 4, 6})).shape() == Shape{1, 1, 2, 3});
+  CHECK_THROWS_WITH_AS(nn::Conv2d(4, 6, 3, gen, {.groups = 4}), doctest::Contains("divisible by groups"), Error);
+}
+
 TEST_CASE("group_norm normalises each group of channels and positions, then scales per channel") {
   const Tensor x = randn({2, 4, 3}, {.dtype = DType::Float64});
   const Tensor weight = tensor({1, 2, 3, 4}, {4}, {.dtype = DType::Float64});
