@@ -1,0 +1,120 @@
+// cnn_digits: a small convolutional network on the 8x8 handwritten digits, the image-model counterpart of
+// vit_digits (the same data, split and augmentation: examples/vit_digits/digits.h).
+//
+//   cnn_digits [--epochs 30] [--data data/digits.csv.gz] [--seed 1] [--threads N]
+//
+// The model, PyTorch's layers one for one:
+//   [N, 1, 8, 8] -> Conv2d(1, 32, 3, padding 1) -> ReLU -> Conv2d(32, 32, 3, padding 1) -> ReLU -> MaxPool2d(2)
+//   -> Conv2d(32, 64, 3, padding 1) -> ReLU -> MaxPool2d(2) -> [N, 64·2·2] -> Linear(256, 10) -> logits [N, 10]
+// trained with AdamW, warm-up and cosine decay, on images shifted by up to a pixel.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "digits.h"
+#include "hcgrad/hcgrad.h"
+
+using namespace hcgrad;
+
+namespace {
+
+struct Options {
+  std::string data = "data/digits.csv.gz";
+  int64_t epochs = 30, batch = 64;
+  double lr = 2e-3, weight_decay = 0.01;
+  uint64_t seed = 1;
+  int threads = 0;
+};
+
+class DigitsCNN : public nn::Module {
+ public:
+  explicit DigitsCNN(Generator& gen)
+      : conv1(register_module("conv1", std::make_shared<nn::Conv2d>(1, 32, 3, gen, nn::ConvOptions{.padding = 1}))),
+        conv2(register_module("conv2", std::make_shared<nn::Conv2d>(32, 32, 3, gen, nn::ConvOptions{.padding = 1}))),
+        conv3(register_module("conv3", std::make_shared<nn::Conv2d>(32, 64, 3, gen, nn::ConvOptions{.padding = 1}))),
+        head(register_module("head", std::make_shared<nn::Linear>(64 * 2 * 2, 10, gen))) {}
+
+  Tensor forward(const Tensor& images) const {  // [N, 1, 8, 8] -> [N, 10]
+    Tensor x = relu(conv1->forward(images));
+    x = max_pool2d(relu(conv2->forward(x)), 2);  // [N, 32, 4, 4]
+    x = max_pool2d(relu(conv3->forward(x)), 2);  // [N, 64, 2, 2]
+    return head->forward(x.flatten(1));
+  }
+
+  std::shared_ptr<nn::Conv2d> conv1, conv2, conv3;
+  std::shared_ptr<nn::Linear> head;
+};
+
+double accuracy(const DigitsCNN& model, const vit::Digits& data) {
+  autograd::NoGradGuard no_grad;
+  const std::vector<int64_t> predicted = argmax(model.forward(data.images), 1).to_vector<int64_t>();
+  const std::vector<int64_t> labels = data.labels.to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == labels[i];
+  return static_cast<double>(correct) / static_cast<double>(labels.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cnn_digits: a small CNN on the 8x8 handwritten digits"};
+  Options o;
+  app.add_option("--data", o.data, "digits.csv.gz (or the CSV unpacked)")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "passes over the training images")->capture_default_str();
+  app.add_option("--batch", o.batch, "images per step")->capture_default_str();
+  app.add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
+  app.add_option("--seed", o.seed, "split, initialisation and batch order")->capture_default_str();
+  app.add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    HC_CHECK(o.epochs > 0 && o.batch > 0 && o.lr > 0, Error, "cnn_digits: --epochs, --batch and --lr must be positive");
+    if (o.threads > 0) set_num_threads(o.threads);
+    // 1. Data: 20% held out, as vit_digits.
+    const vit::DigitsSplit data = vit::split_digits(vit::load_digits(o.data), 0.2, o.seed);
+
+    // 2. Model and optimizer.
+    Generator init(o.seed);
+    DigitsCNN model(init);
+    std::vector<Tensor> decay, no_decay;  // weight decay on the conv kernels and the head's matrix only
+    for (const Tensor& p : model.parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+    nn::AdamW optimizer({{.params = decay, .weight_decay = o.weight_decay}, {.params = no_decay, .weight_decay = 0.0}},
+                        {.lr = o.lr, .weight_decay = o.weight_decay});
+    const int64_t steps_per_epoch = (data.train.size() + o.batch - 1) / o.batch;
+    const nn::CosineSchedule schedule{.max_lr = o.lr, .min_lr = o.lr / 20, .warmup_steps = steps_per_epoch,
+                                      .total_steps = o.epochs * steps_per_epoch};
+    std::printf("cnn_digits: %lld training and %lld test images, %.0fk parameters, %d threads\n",
+                (long long)data.train.size(), (long long)data.test.size(), model.num_parameters() / 1e3,
+                num_threads());
+
+    // 3. Training: shuffled batches of shifted images.
+    Generator order_gen(o.seed + 1), shift_gen(o.seed + 2);
+    const auto start = std::chrono::steady_clock::now();
+    int64_t step = 0;
+    for (int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
+      const std::vector<int64_t> order = vit::shuffled_indices(data.train.size(), order_gen);
+      for (int64_t first = 0; first < data.train.size(); first += o.batch, ++step) {
+        const int64_t count = std::min(o.batch, data.train.size() - first);
+        const vit::Digits batch =
+            vit::take(data.train, std::vector<int64_t>(order.begin() + first, order.begin() + first + count));
+        optimizer.set_lr(schedule(step));
+        Tensor loss = cross_entropy(model.forward(vit::shift_images(batch.images, shift_gen)), batch.labels);
+        HC_CHECK(std::isfinite(loss.item()), Error, "cnn_digits: the loss is ", loss.item(), " at step ", step + 1,
+                 "; try a lower --lr");
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+      }
+      if (epoch % 5 == 0 || epoch == o.epochs)
+        std::printf("  epoch %3lld  test accuracy %.2f%%  (%.0f s)\n", (long long)epoch, 100 * accuracy(model, data.test),
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::fflush(stdout);
+    }
+    std::printf("cnn_digits: test accuracy %.2f%%\n", 100 * accuracy(model, data.test));
+  } catch (const Error& e) {
+    std::fprintf(stderr, "cnn_digits: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
