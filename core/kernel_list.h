@@ -28,9 +28,20 @@ void sum_rows(const Tensor& out, const Tensor& rows);
 // values[i] = max (or min) of row i, indices[i] = its first position in the row (int64). NaN wins.
 void max_rows(const Tensor& values, const Tensor& indices, const Tensor& rows, bool take_max);
 void logsumexp_rows(const Tensor& out, const Tensor& rows);
+void prod_rows(const Tensor& out, const Tensor& rows);
+// grad_rows [outer, inner] = grad_out[r] * (the product of row r without element i), from prefix and suffix
+// products: exact with zeros in the row, where grad_out * out / x would divide by zero.
+void prod_rows_backward(const Tensor& grad_rows, const Tensor& rows, const Tensor& grad_out);
 // out[j] = sum_i cols[i, j] for cols contiguous [outer, inner], out contiguous [inner]: a sum over the
 // leading dims (a bias gradient), read in place instead of transposed into rows first.
 void sum_columns(const Tensor& out, const Tensor& cols);
+
+// ---- scans and sorts (core/cpu/scan.cpp); rows, out: contiguous [outer, n], along each row ----
+// out[r, i] = rows[r, 0] + ... + rows[r, i]; reverse: rows[r, i] + ... + rows[r, n - 1] (cumsum's backward).
+void cumsum_rows(const Tensor& out, const Tensor& rows, bool reverse);
+// indices [outer, n] (int64): the positions of each row's values in ascending (descending) order, stable
+// (equal values keep their order); NaN sorts above every number, as in PyTorch.
+void sort_rows(const Tensor& indices, const Tensor& rows, bool descending);
 
 // ---- matmul (core/cpu/matmul.cpp) ----
 // out [B..., n, m] contiguous = a [B..., n, k] @ b [B..., k, m] (+ bias on every row, when defined);

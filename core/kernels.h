@@ -18,7 +18,7 @@
 #include "hcgrad/core/unary_ops.h"
 
 namespace hcgrad {
-enum class BinaryOp { Add, Sub, Mul, Div };
+enum class BinaryOp { Add, Sub, Mul, Div, Pow };  // Pow: a^b elementwise, a tensor exponent
 enum class CompareOp { Eq, Ne, Lt, Le, Gt, Ge };
 }  // namespace hcgrad
 

@@ -7,10 +7,12 @@
 #include <array>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hcgrad/core/adam_update.h"
 #include "hcgrad/core/hc_step.h"
+#include "hcgrad/core/random.h"
 #include "hcgrad/core/tensor.h"
 
 namespace hcgrad {
@@ -48,6 +50,7 @@ Tensor cos(const Tensor& x);
 Tensor log1p(const Tensor& x);  // log(1 + x), exact for small x
 Tensor expm1(const Tensor& x);  // e^x - 1, exact for small x
 Tensor pow(const Tensor& x, double exponent);
+Tensor pow(const Tensor& a, const Tensor& b);  // a^b elementwise, broadcast; NaN for a < 0 and b not whole
 // Limits x to [min, max]; either bound may be absent. The gradient passes where min <= x <= max.
 Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
 
@@ -74,6 +77,7 @@ Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 Tensor max(const Tensor& x, const Shape& dims = {}, bool keepdim = false);  // gradient to the first maximum
 Tensor min(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor prod(const Tensor& x, const Shape& dims = {}, bool keepdim = false);  // gradient exact with zeros
 Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim = false);  // log(sum(exp(x))), stable
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);          // int64, no gradient
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);          // the first minimum's index
@@ -84,6 +88,17 @@ Tensor var(const Tensor& x, const Shape& dims = {}, double correction = 1.0, boo
 Tensor std(const Tensor& x, const Shape& dims = {}, double correction = 1.0, bool keepdim = false);
 // Sums a broadcast gradient back down to `shape` (the reverse of expand).
 Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---- scans and sorts along one dim (core/ops/scan.cpp) ----
+// The running sum along dim: out[.., i, ..] = x[.., 0, ..] + ... + x[.., i, ..] (torch.cumsum).
+Tensor cumsum(const Tensor& x, int64_t dim);
+// The positions that sort x along dim (int64, no gradient): stable, NaN above every number (torch.argsort
+// with stable=True).
+Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
+// {values, indices} as torch.sort(stable=True): values = gather(x, dim, indices), differentiable.
+std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descending = false);
+// {values, indices} of the k largest (smallest) along dim, in that order; ties keep their order.
+std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
 
 // ---- linear algebra (core/ops/matmul.cpp) ----
 // [..., n, k] @ [..., k, m] -> [..., n, m], batch dims broadcast; 1-d operands act as a row / column.
@@ -138,6 +153,22 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // backward writes the gradient of qkv in one pass.
 Tensor scaled_dot_product_attention(const Tensor& qkv, int64_t heads, bool causal = true,
                                     std::optional<double> scale = std::nullopt);
+
+// torch.nn.functional.scaled_dot_product_attention's full form: q [..., Tq, E], k [..., Tk, E], v [..., Tk, Ev]
+// (leading dims broadcast) -> [..., Tq, Ev], with an optional mask and dropout on the attention weights:
+//   P = softmax(q k^T * scale + M),  M = the additive mask, or 0 / -inf from a bool mask (true: may attend),
+//       or the causal mask (key j <= query i); a row that may attend to nothing gets weights 0, not NaN
+//   out = dropout(P, dropout_p) v
+// It forms the [..., Tq, Tk] weights (matmul, softmax, matmul: their gradients are those ops'); with no mask
+// and no dropout on [B, H, T, hd] heads it is the fused kernel above instead.
+struct AttentionOptions {
+  Tensor attn_mask = {};           // bool or q's dtype, broadcastable to [..., Tq, Tk]; undefined: none
+  double dropout_p = 0.0;          // in [0, 1): each weight zeroed with this probability, the rest scaled up
+  Generator* generator = nullptr;  // draws the dropout mask (default_generator() when null)
+  bool is_causal = false;          // PyTorch's default; not together with attn_mask
+  std::optional<double> scale = {};  // default 1 / sqrt(E)
+};
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options);
 
 // ---- joining and splitting (core/ops/join.cpp) ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);

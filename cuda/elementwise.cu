@@ -103,6 +103,7 @@ void binary_typed(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor&
     case BinaryOp::Sub: launch_map<T, T, T>("sub", out, [] __device__(T u, T v) -> T { return u - v; }, a, b); break;
     case BinaryOp::Mul: launch_map<T, T, T>("mul", out, [] __device__(T u, T v) -> T { return u * v; }, a, b); break;
     case BinaryOp::Div: launch_map<T, T, T>("div", out, [] __device__(T u, T v) -> T { return u / v; }, a, b); break;
+    case BinaryOp::Pow: launch_map<T, T, T>("pow", out, [] __device__(T u, T v) -> T { return ::pow(u, v); }, a, b); break;
   }
 }
 

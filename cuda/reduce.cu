@@ -96,7 +96,57 @@ __global__ void sum_columns_kernel(T* out, const T* cols, int64_t outer, int64_t
   }
 }
 
+// One thread per row, multiplying in order (the CPU loop's order, so both give the same bits): a product
+// is rarely taken over long rows, and a tree would reorder the roundings.
+template <class T>
+__global__ void prod_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < outer; r += int64_t(gridDim.x) * blockDim.x) {
+    T p = 1;
+    for (int64_t i = 0; i < inner; ++i) p *= rows[r * inner + i];
+    out[r] = p;
+  }
+}
+
+// grad[i] = grad_out * (x[0] ... x[i-1]) * (x[i+1] ... x[n-1]): suffix products first, then the prefix.
+template <class T>
+__global__ void prod_rows_backward_kernel(T* grad_rows, const T* rows, const T* grad_out, int64_t outer,
+                                          int64_t inner) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < outer; r += int64_t(gridDim.x) * blockDim.x) {
+    const T* row = rows + r * inner;
+    T* grad = grad_rows + r * inner;
+    T suffix = 1;
+    for (int64_t i = inner - 1; i >= 0; --i) {
+      grad[i] = suffix;
+      suffix *= row[i];
+    }
+    T prefix = grad_out[r];
+    for (int64_t i = 0; i < inner; ++i) {
+      grad[i] *= prefix;
+      prefix *= row[i];
+    }
+  }
+}
+
 }  // namespace
+
+void prod_rows(const Tensor& out, const Tensor& rows) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  if (outer == 0) return;
+  dispatch_floating("prod", rows.dtype(), [&]<class T>() {
+    prod_rows_kernel<T><<<blocks_for(outer), kThreads, 0, stream_for(out)>>>(ptr<T>(out), ptr<T>(rows), outer, inner);
+    HC_CUDA_LAUNCH_CHECK("prod");
+  });
+}
+
+void prod_rows_backward(const Tensor& grad_rows, const Tensor& rows, const Tensor& grad_out) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  if (outer == 0 || inner == 0) return;
+  dispatch_floating("prod_backward", rows.dtype(), [&]<class T>() {
+    prod_rows_backward_kernel<T><<<blocks_for(outer), kThreads, 0, stream_for(grad_rows)>>>(
+        ptr<T>(grad_rows), ptr<T>(rows), ptr<T>(grad_out), outer, inner);
+    HC_CUDA_LAUNCH_CHECK("prod_backward");
+  });
+}
 
 void sum_columns(const Tensor& out, const Tensor& cols) {
   const int64_t outer = cols.shape()[0], inner = cols.shape()[1];

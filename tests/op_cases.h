@@ -167,6 +167,27 @@ inline const std::vector<OpCase>& op_cases() {
                          [](const TL& in) { return scatter_add(in[0], 0, ids({2, 0, 2, 1, 2, 0}, {2, 3}), in[1]); }},
   {"scatter_add, src larger", [] { return TL{X({3, 4}), X({2, 4})}; },
                          [](const TL& in) { return scatter_add(in[0], 1, ids({3, 3, 0, 1}, {2, 2}), in[1]); }},
+  {"pow tensor exponent", [] { return TL{P({2, 3}), X({3})}; }, [](const TL& in) { return pow(in[0], in[1]); }},
+  {"pow tensor, base transposed", [] { return TL{leaf({2, 3}, 0.5, 2.0).detach().t().detach().requires_grad_(), X({3, 1})}; },
+                         [](const TL& in) { return pow(in[0], in[1]); }},
+  {"prod",               [] { return TL{X({3, 4})}; }, [](const TL& in) { return prod(in[0], {1}); }},
+  {"prod all, transposed", [] { return TL{Xt(2, 3)}; }, [](const TL& in) { return prod(in[0]); }},
+  {"prod keepdim",       [] { return TL{X({2, 3, 2})}; }, [](const TL& in) { return prod(in[0], {0, 2}, true); }},
+  {"cumsum",             [] { return TL{X({3, 4})}; }, [](const TL& in) { return cumsum(in[0], 1); }},
+  {"cumsum transposed",  [] { return TL{Xt(3, 4)}; }, [](const TL& in) { return cumsum(in[0], 0); }},
+  {"sort values",        [] { return TL{X({3, 5})}; }, [](const TL& in) { return sort(in[0], 1).first; }},
+  {"sort descending, dim 0", [] { return TL{Xt(4, 2)}; }, [](const TL& in) { return sort(in[0], 0, true).first; }},
+  {"topk values",        [] { return TL{X({2, 6})}; }, [](const TL& in) { return topk(in[0], 3).first; }},
+  {"topk smallest, dim 0", [] { return TL{X({5, 2})}; }, [](const TL& in) { return topk(in[0], 2, 0, false).first; }},
+  {"attention with a bool mask", [] { return TL{X({2, 3, 4}), X({2, 5, 4}), X({2, 5, 3})}; },
+                         [](const TL& in) {
+                           const Tensor mask = ne(ids({1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0}, {3, 5}), ids({0}));
+                           return scaled_dot_product_attention(in[0], in[1], in[2], {.attn_mask = mask});
+                         }},
+  {"attention with an additive mask", [] { return TL{X({1, 2, 3, 4}), X({1, 2, 3, 4}), X({1, 2, 3, 4}), X({3, 3})}; },
+                         [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.attn_mask = in[3]}); }},
+  {"attention causal, Tq != Tk", [] { return TL{X({2, 2, 4}), X({2, 3, 4}), X({2, 3, 2})}; },
+                         [](const TL& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.is_causal = true, .scale = 0.7}); }},
   // ---- shape ops written with other ops ----
   {"flip",               [] { return TL{X({2, 3, 4})}; }, [](const TL& in) { return flip(in[0], {0, -1}); }},
   {"tril",               [] { return TL{X({3, 4})}; }, [](const TL& in) { return tril(in[0], -1); }},

@@ -78,7 +78,7 @@ std::vector<std::string> op_name_problems(const SourceTree& tree, const std::vec
   const std::vector<Row> rows = catalogue_rows(tree.text("docs/ops.md"));
   if (rows.empty()) problem("docs/ops.md: no catalogue table between <!-- op-files --> and <!-- end -->");
 
-  const std::regex declaration(R"(\n(?:Tensor|void|std::vector<Tensor>)\s+(\w+)\()");
+  const std::regex declaration(R"(\n(?:Tensor|void|std::vector<Tensor>|std::pair<Tensor, Tensor>)\s+(\w+)\()");
   std::set<std::string> declared_ops;
   for (const std::string& op : matches(tree.text("core/ops.h"), declaration))
     if (op.rfind("check_", 0) != 0) declared_ops.insert(op);  // check_*: shared argument checks, not ops

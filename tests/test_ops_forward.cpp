@@ -1,5 +1,6 @@
 // Forward values of every op, against expectations computed independently in the test (plain loops in
 // double, or values worked out by hand). Gradients are checked in test_gradcheck.cpp.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -699,4 +700,103 @@ TEST_CASE("sinkhorn gives the same bits on 1 and 4 threads, forward and backward
   set_num_threads(4);
   CHECK(run() == one_thread);
   set_num_threads(0);
+}
+
+TEST_CASE("prod: values and a gradient exact with one zero, two zeros, or none") {
+  const TensorOptions f64{.dtype = DType::Float64};
+  const Tensor x = tensor({1, 2, 3, 0, 4, 5, 0, 7, 0}, {3, 3}, f64).requires_grad_();
+  const Tensor p = prod(x, {1});
+  CHECK(close(p, {3}, {6, 0, 0}, 0));
+  p.sum().backward();
+  // Row 0: the others' products; row 1: only the zero's place sees 4 * 5; row 2: two zeros, all 0.
+  CHECK(values(x.grad()) == std::vector<double>{6, 3, 2, 20, 0, 0, 0, 0, 0});
+  CHECK(prod(tensor({1, 2, 3, 4}, {2, 2}, f64)).item() == 24);
+  CHECK(close(prod(tensor({1, 2, 3, 4}, {2, 2}, f64), {0}, true), {1, 2}, {3, 8}, 0));
+  CHECK(prod(Tensor::empty({0}, f64)).item() == 1);  // the empty product, as torch
+}
+
+TEST_CASE("cumsum: along any dim, a 0-d input, and the reversed running sum as its gradient") {
+  const Tensor x = tensor({1, 2, 3, 4}, {4}, {.dtype = DType::Float64}).requires_grad_();
+  CHECK(close(cumsum(x, 0), {4}, {1, 3, 6, 10}, 0));
+  cumsum(x, -1).sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{4, 3, 2, 1});
+  CHECK(close(cumsum(tensor({1, 2, 3, 4}, {2, 2}), 0), {2, 2}, {1, 2, 4, 6}, 0));
+  CHECK(close(cumsum(tensor({1, 2, 3, 4}, {2, 2}).t(), 1), {2, 2}, {1, 4, 2, 6}, 0));
+  CHECK(close(cumsum(scalar_tensor(5.0), 0), {}, {5}, 0));
+  CHECK_THROWS_AS(cumsum(x, 1), IndexError);
+}
+
+TEST_CASE("sort, argsort and topk: stable, NaN above every number, values differentiable") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor x = tensor({3, nan, 1, 3, 2}, {5}, {.dtype = DType::Float64});
+  const auto [up, up_at] = sort(x);
+  CHECK(values(up_at) == std::vector<double>{2, 4, 0, 3, 1});
+  CHECK(values(up.narrow(0, 0, 4)) == std::vector<double>{1, 2, 3, 3});
+  CHECK(std::isnan(values(up)[4]));
+  CHECK(values(argsort(x, 0, /*descending=*/true)) == std::vector<double>{1, 0, 3, 4, 2});  // ties keep order
+  // Along dim 0 of a matrix.
+  CHECK(values(sort(tensor({4, 1, 2, 3}, {2, 2}), 0).first) == std::vector<double>{2, 1, 4, 3});
+  const Tensor y = tensor({1, 5, 2, 5}, {4}, {.dtype = DType::Float64}).requires_grad_();
+  const auto [top, top_at] = topk(y, 2);
+  CHECK(values(top) == std::vector<double>{5, 5});
+  CHECK(values(top_at) == std::vector<double>{1, 3});
+  (top * tensor({1, 2}, {2}, {.dtype = DType::Float64})).sum().backward();
+  CHECK(values(y.grad()) == std::vector<double>{0, 1, 0, 2});  // each value's gradient goes where it came from
+  CHECK(values(topk(y, 2, 0, /*largest=*/false).second) == std::vector<double>{0, 2});
+  CHECK(topk(y, 0).first.numel() == 0);
+  CHECK_THROWS_AS(topk(y, 5), ShapeError);
+  CHECK_THROWS_AS(topk(y, -1), ShapeError);
+}
+
+TEST_CASE("pow with a tensor exponent: values, broadcasting, and PyTorch's gradients at 0") {
+  const TensorOptions f64{.dtype = DType::Float64};
+  const Tensor a = tensor({2, -2, 0, 0, 4}, {5}, f64).requires_grad_();
+  const Tensor b = tensor({3, 2, 0, 2, 0.5}, {5}, f64).requires_grad_();
+  const Tensor y = pow(a, b);
+  CHECK(close(y, {5}, {8, 4, 1, 0, 2}, 1e-15));
+  y.sum().backward();
+  // d/da = b a^(b-1), 0 where b = 0; d/db = a^b log a, 0 where a = 0 and b >= 0; log(-2) is NaN, as torch.
+  const std::vector<double> da = values(a.grad()), db = values(b.grad());
+  CHECK(close(a.grad().narrow(0, 0, 4), {4}, {12, -4, 0, 0}, 1e-14));
+  CHECK(da[4] == doctest::Approx(0.25));
+  CHECK(db[0] == doctest::Approx(8 * std::log(2.0)));
+  CHECK(std::isnan(db[1]));
+  CHECK(db[2] == 0);
+  CHECK(db[3] == 0);
+  CHECK(close(pow(tensor({2, 3}, {2, 1}), tensor({0, 1, 2}, {3})), {2, 3}, {1, 2, 4, 1, 3, 9}, 1e-6));
+  CHECK_THROWS_AS(pow(tensor({2}, {1}), tensor({2}, {1}, f64)), DTypeError);
+}
+
+TEST_CASE("scaled_dot_product_attention with a mask or dropout: the fused kernel's values where they meet") {
+  Generator gen(5);
+  const TensorOptions f64{.dtype = DType::Float64};
+  const Tensor q = randn({1, 2, 4, 3}, f64, gen), k = randn({1, 2, 4, 3}, f64, gen), v = randn({1, 2, 4, 3}, f64, gen);
+  const Tensor everywhere = ge(ones({4, 4}, f64), zeros({}, f64));  // bool, all true
+  const Tensor causal_mask = le(arange(4, f64).unsqueeze(0), arange(4, f64).unsqueeze(1));
+  CHECK(relative_error(scaled_dot_product_attention(q, k, v, {.attn_mask = everywhere}),
+                       scaled_dot_product_attention(q, k, v, /*causal=*/false)) < 1e-14);
+  CHECK(relative_error(scaled_dot_product_attention(q, k, v, {.attn_mask = causal_mask}),
+                       scaled_dot_product_attention(q, k, v, /*causal=*/true)) < 1e-14);
+  // An additive mask of 0 / -inf is the bool mask.
+  const Tensor additive = where(causal_mask, zeros({}, f64), scalar_tensor(-INFINITY, f64));
+  CHECK(relative_error(scaled_dot_product_attention(q, k, v, {.attn_mask = additive}),
+                       scaled_dot_product_attention(q, k, v, /*causal=*/true)) < 1e-14);
+  // A query allowed no key gets zeros, and no NaN reaches the gradients.
+  const Tensor qg = q.clone().requires_grad_(), kg = k.clone().requires_grad_();
+  const Tensor first_row_blind = ne(arange(4, f64).unsqueeze(1), zeros({}, f64)).expand({4, 4});
+  const Tensor out = scaled_dot_product_attention(qg, kg, v, {.attn_mask = first_row_blind});
+  CHECK(values(abs(out.narrow(2, 0, 1)).sum()) == std::vector<double>{0});
+  out.sum().backward();
+  for (double g : values(qg.grad())) CHECK(std::isfinite(g));
+  for (double g : values(kg.grad())) CHECK(std::isfinite(g));
+  // Dropout zeroes weights and scales the rest by 1 / (1 - p): with v = 1 each output is in [0, 1 / (1 - p)].
+  Generator drop(9);
+  const Tensor dropped = scaled_dot_product_attention(q, k, ones({1, 2, 4, 1}, f64), {.dropout_p = 0.5, .generator = &drop});
+  const std::vector<double> d = values(dropped);
+  CHECK(std::any_of(d.begin(), d.end(), [](double x) { return std::abs(x - 1) > 1e-9; }));
+  for (double x : d) CHECK((x >= -1e-12 && x <= 2 + 1e-12));
+  CHECK_THROWS_AS(scaled_dot_product_attention(q, k, v, {.attn_mask = everywhere, .is_causal = true}), Error);
+  CHECK_THROWS_AS(scaled_dot_product_attention(q, k, v, {.dropout_p = 1.0}), Error);
+  CHECK_THROWS_AS(scaled_dot_product_attention(q, k, v, {.attn_mask = ones({4, 4})}), DTypeError);
+  CHECK_THROWS_AS(scaled_dot_product_attention(q, k.narrow(3, 0, 2), v, {.attn_mask = everywhere}), ShapeError);
 }

@@ -137,6 +137,7 @@ void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
       case BinaryOp::Sub: map_kernel<T, T, T>(out, [](T u, T v) { return u - v; }, a, b); break;
       case BinaryOp::Mul: map_kernel<T, T, T>(out, [](T u, T v) { return u * v; }, a, b); break;
       case BinaryOp::Div: map_kernel<T, T, T>(out, [](T u, T v) { return u / v; }, a, b); break;
+      case BinaryOp::Pow: map_kernel<T, T, T>(out, [](T u, T v) { return std::pow(u, v); }, a, b); break;
     }
   });
 }

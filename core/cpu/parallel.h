@@ -33,6 +33,14 @@ inline int64_t grain_for(int64_t work_per_iteration) {
   return std::max<int64_t>(1, kGrain / std::max<int64_t>(1, work_per_iteration));
 }
 
+// f(row) for each of `outer` rows of `inner` elements, in parallel when there is enough work.
+template <class F>
+void for_each_row(int64_t outer, int64_t inner, const F& f) {
+  parallel_for(0, outer, grain_for(inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) f(r);
+  });
+}
+
 // partial(begin, end) -> T over fixed blocks of [0, n), summed in block order (deterministic).
 template <class T, class F>
 T blocked_sum(int64_t n, int64_t block, const F& partial) {

@@ -25,14 +25,6 @@ T row_sum(const T* p, int64_t n) {
   return blocked_sum<T>(n, kGrain, [p](int64_t b, int64_t e) { return ConstVector<T>(p + b, e - b).sum(); });
 }
 
-// Calls f(row) for each row, in parallel when there is enough work.
-template <class F>
-void for_each_row(int64_t outer, int64_t inner, const F& f) {
-  parallel_for(0, outer, grain_for(inner), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) f(r);
-  });
-}
-
 }  // namespace
 
 void sum_rows(const Tensor& out, const Tensor& rows) {
@@ -105,6 +97,43 @@ void logsumexp_rows(const Tensor& out, const Tensor& rows) {
       T s = 0;
       for (int64_t i = 0; i < inner; ++i) s += std::exp(row[i] - m);
       y[r] = m + std::log(s);
+    });
+  });
+}
+
+void prod_rows(const Tensor& out, const Tensor& rows) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  dispatch_floating("prod", rows.dtype(), [&]<class T>() {
+    const T* x = rows.data<T>();
+    T* y = out.data<T>();
+    for_each_row(outer, inner, [&](int64_t r) {
+      T p = 1;
+      for (int64_t i = 0; i < inner; ++i) p *= x[r * inner + i];  // in order: the same bits as the GPU's loop
+      y[r] = p;
+    });
+  });
+}
+
+// Two passes per row: the suffix products x[i+1] ... x[n-1] into grad, then the prefix products times them.
+void prod_rows_backward(const Tensor& grad_rows, const Tensor& rows, const Tensor& grad_out) {
+  const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
+  dispatch_floating("prod_backward", rows.dtype(), [&]<class T>() {
+    const T* x = rows.data<T>();
+    const T* g = grad_out.data<T>();
+    T* dx = grad_rows.data<T>();
+    for_each_row(outer, inner, [&](int64_t r) {
+      const T* row = x + r * inner;
+      T* grad = dx + r * inner;
+      T suffix = 1;
+      for (int64_t i = inner - 1; i >= 0; --i) {
+        grad[i] = suffix;
+        suffix *= row[i];
+      }
+      T prefix = g[r];
+      for (int64_t i = 0; i < inner; ++i) {
+        grad[i] *= prefix;
+        prefix *= row[i];
+      }
     });
   });
 }

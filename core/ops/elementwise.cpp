@@ -131,6 +131,27 @@ Tensor pow(const Tensor& x, double exponent) {
   });
 }
 
+// a^b with a tensor exponent (broadcast like any binary op).
+//   d/da = b a^(b-1) (0 where b == 0),   d/db = a^b log(a), taken as 0 where a == 0 and b >= 0 (as PyTorch: the limit of
+//   a^b log a as a -> 0+, where log(0) = -inf would give 0 * -inf = NaN)
+Tensor pow(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(BinaryOp::Pow, "pow", a, b);
+  return record(kPow, out, {a, b},
+                [a = save(a, kPow), b = save(b, kPow), y = save(out, kPow)](const Tensor& g, const Needs& need) {
+                  const Tensor av = a.get(), bv = b.get();
+                  Tensor grad_a, grad_b;
+                  if (need[0]) {  // 0 where b == 0 (a^0 is constant), where b a^(b-1) would give 0 * inf at a == 0
+                    const Tensor zero = zeros({}, g.options());
+                    grad_a = where(eq(bv, zero), zero, g * bv * pow(av, bv - 1.0));
+                  }
+                  if (need[1]) {
+                    const Tensor zero = zeros({}, g.options()), t = g * y.get() * log(av);
+                    grad_b = where(eq(av, zero), where(ge(bv, zero), zero, t), t);
+                  }
+                  return TensorList{grad_a, grad_b};
+                });
+}
+
 Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max) {
   check_floating("clamp", x);
   const double lo = min.value_or(-std::numeric_limits<double>::infinity());

@@ -17,6 +17,7 @@ const OpName kMean{"mean"};
 const OpName kMax{"max"};
 const OpName kMin{"min"};
 const OpName kLogsumexp{"logsumexp"};
+const OpName kProd{"prod"};
 
 struct RowLayout {
   Tensor rows;        // contiguous [outer, inner]
@@ -120,6 +121,17 @@ Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
 }
 
 namespace {
+// A gradient laid out as rows [outer, inner] (kept dims, then reduced dims), viewed back in the input's dim
+// order: the inverse of to_rows' permutation.
+Tensor from_rows(const Tensor& grad_rows, const Shape& permutation, const Shape& shape) {
+  Shape permuted_shape(permutation.size()), inverse(permutation.size());
+  for (size_t k = 0; k < permutation.size(); ++k) {
+    permuted_shape[k] = shape[permutation[k]];
+    inverse[permutation[k]] = static_cast<int64_t>(k);
+  }
+  return grad_rows.reshape(permuted_shape).permute(inverse);
+}
+
 // max and min: the gradient goes to the position the forward picked (the first extremum).
 Tensor extremum(const OpName& op, const Tensor& x, const Shape& dims, bool keepdim, bool take_max) {
   RowLayout L = to_rows(op.c_str(), x, dims);
@@ -137,13 +149,7 @@ Tensor extremum(const OpName& op, const Tensor& x, const Shape& dims, bool keepd
     const Tensor positions = arange(inner, {.dtype = DType::Int64, .device = g.device()}).unsqueeze(0);
     const Tensor picked = eq(positions, indices.unsqueeze(1));  // [outer, inner]
     Tensor grad_rows = where(picked, g.detach().reshape({outer, 1}), zeros({}, g.options()));
-    Shape permuted_shape(permutation.size()), inverse(permutation.size());
-    for (size_t k = 0; k < permutation.size(); ++k) {
-      permuted_shape[k] = shape[permutation[k]];
-      inverse[permutation[k]] = static_cast<int64_t>(k);
-    }
-    Tensor permuted = grad_rows.reshape(permuted_shape);
-    return TensorList{permuted.permute(inverse)};
+    return TensorList{from_rows(grad_rows, permutation, shape)};
   });
 }
 }  // namespace
@@ -163,6 +169,23 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
   check_floating("argmin", x);
   return argmax(neg(x.detach()), dim, keepdim);  // the first maximum of -x is the first minimum of x
+}
+
+// d prod / dx_i = the product of the other elements: a kernel of prefix and suffix products, so zeros in the
+// input give the right gradient (PyTorch's prod_backward, without its division when there are none).
+Tensor prod(const Tensor& x, const Shape& dims, bool keepdim) {
+  RowLayout L = to_rows(kProd.c_str(), x, dims);
+  Tensor flat = Tensor::empty({L.outer}, x.options());
+  HC_KERNEL(prod_rows, flat, flat, L.rows);
+  return record(kProd, shaped(flat, L, keepdim), {x},
+                [x = save(x, kProd), dims, permutation = L.permutation, outer = L.outer](const Tensor& g,
+                                                                                         const Needs&) {
+                  const Tensor xv = x.get();
+                  const RowLayout rows = to_rows(kProd.c_str(), xv, dims);
+                  Tensor grad_rows = Tensor::empty(rows.rows.shape(), g.options());
+                  HC_KERNEL(prod_rows_backward, grad_rows, grad_rows, rows.rows, as_contiguous(g.detach()).reshape({outer}));
+                  return TensorList{from_rows(grad_rows, permutation, xv.shape())};
+                });
 }
 
 // var and std, written with mean, sum and sqrt (their gradients are those ops').

@@ -9,7 +9,9 @@
 //   D_i = sum_d dout[i,d] out[i,d],  dv = P^T dout,  dP = dout v^T,  dS = P * (dP - D),
 //   dq = scale * dS k,  dk = scale * dS^T q
 #include <cmath>
+#include <limits>
 
+#include "hcgrad/core/creation.h"
 #include "hcgrad/core/ops/op.h"
 
 namespace hcgrad {
@@ -115,6 +117,57 @@ Tensor scaled_dot_product_attention(const Tensor& qkv, int64_t heads, bool causa
                             part_of_packed(p, heads, 1), part_of_packed(p, heads, 2), o.get(), lse, causal, s);
                   return TensorList{grad};
                 });
+}
+
+// The explicit form, written with recorded ops (see core/ops.h for the formula).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+  const char* op = kAttention.c_str();
+  const Tensor& mask = options.attn_mask;
+  HC_CHECK(!(mask.defined() && options.is_causal), Error, op,
+           ": give attn_mask or is_causal, not both (as PyTorch); put the causal mask into attn_mask");
+  HC_CHECK(options.dropout_p >= 0 && options.dropout_p < 1, Error, op, ": dropout_p must be in [0, 1), got ",
+           options.dropout_p);
+  const bool fused_shapes = q.dim() == 4 && k.shape() == q.shape() && v.shape() == q.shape();
+  if (!mask.defined() && options.dropout_p == 0 && fused_shapes)
+    return scaled_dot_product_attention(q, k, v, options.is_causal, options.scale);
+
+  check_floating(op, q);
+  check_same_dtype(op, q, k);
+  check_same_dtype(op, q, v);
+  check_same_device(op, q, k);
+  check_same_device(op, q, v);
+  HC_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2 && k.shape().back() == q.shape().back() &&
+               v.shape()[v.dim() - 2] == k.shape()[k.dim() - 2],
+           ShapeError, op, ": expected q [..., Tq, E], k [..., Tk, E], v [..., Tk, Ev], got ", q.shape(), ", ",
+           k.shape(), " and ", v.shape());
+  const int64_t Tq = q.shape()[q.dim() - 2], Tk = k.shape()[k.dim() - 2];
+  const double s = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.shape().back())));
+  const double inf = std::numeric_limits<double>::infinity();
+  Tensor scores = matmul(q, k.transpose(-2, -1)) * s;  // [..., Tq, Tk]
+  const Tensor minus_inf = scalar_tensor(-inf, q.options());
+  if (options.is_causal) {  // key j may be seen from query i when j <= i (top-left aligned when Tq != Tk)
+    const TensorOptions positions{.dtype = q.dtype(), .device = q.device()};
+    scores = where(le(arange(Tk, positions).unsqueeze(0), arange(Tq, positions).unsqueeze(1)), scores, minus_inf);
+  } else if (mask.defined() && mask.dtype() == DType::Bool) {
+    check_same_device(op, q, mask);
+    scores = where(mask, scores, minus_inf);
+  } else if (mask.defined()) {
+    HC_CHECK(mask.dtype() == q.dtype(), DTypeError, op, ": attn_mask must be bool or q's dtype ", q.dtype(), ", got ",
+             mask.dtype());
+    check_same_device(op, q, mask);
+    scores = scores + mask;
+  }
+  // Rows with nothing to attend to (all -inf) would give 0/0: they get weights 0, and no NaN reaches the
+  // gradient either, since their scores are replaced before the softmax.
+  const Tensor blocked = eq(max(scores.detach(), {-1}, /*keepdim=*/true), minus_inf);
+  const Tensor zero = zeros({}, q.options());
+  Tensor weights = where(blocked, zero, softmax(where(blocked, zero, scores), -1));
+  if (options.dropout_p > 0) {
+    Generator& gen = options.generator ? *options.generator : default_generator();
+    const Tensor keep = ge(rand(weights.shape(), weights.options(), gen), scalar_tensor(options.dropout_p, q.options()));
+    weights = weights * (keep.to(q.dtype()) * (1.0 / (1.0 - options.dropout_p)));
+  }
+  return matmul(weights, v);
 }
 
 }  // namespace hcgrad

@@ -74,9 +74,10 @@ TEST_CASE("emulated CUDA: binary ops on broadcast and transposed operands, compa
     CAPTURE(dtype);
     const Tensor a = random({40, 30}, dtype).t();                     // [30, 40], transposed memory
     const Tensor b = random({40}, dtype, 0.5, 2).expand({30, 40});   // stride 0 on dim 0
-    for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
+    for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow}) {
+      const Tensor base = op == BinaryOp::Pow ? abs(a) : a;  // a negative base to a fractional power is NaN
       Tensor c = Tensor::empty({30, 40}, a.options()), e = Tensor::empty({30, 40}, a.options());
-      compare({c}, {e}, [&] { cpu::binary(op, c, a, b); }, [&] { gpu::binary(op, e, a, b); }, tolerance(dtype));
+      compare({c}, {e}, [&] { cpu::binary(op, c, base, b); }, [&] { gpu::binary(op, e, base, b); }, tolerance(dtype));
     }
     Tensor c = Tensor::empty({30, 40}, a.options()), e = Tensor::empty({30, 40}, a.options());
     compare({c}, {e}, [&] { cpu::add_scaled(c, a, b, -0.7); }, [&] { gpu::add_scaled(e, a, b, -0.7); },
@@ -142,6 +143,42 @@ TEST_CASE("emulated CUDA: row reductions, including NaN, ties and rows of -inf")
     gpu::logsumexp_rows(e, x);
     CHECK(std::isnan(values(e)[1]));
     CHECK(values(e)[2] == -INFINITY);
+  }
+}
+
+TEST_CASE("emulated CUDA: prod_rows and its backward, with zeros in the rows") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    Tensor x = random({9, 13}, dtype, 0.5, 1.5).contiguous();
+    x.narrow(0, 1, 1).narrow(1, 4, 1).fill_(0.0);  // one zero in row 1
+    x.narrow(0, 2, 1).narrow(1, 0, 2).fill_(0.0);  // two in row 2
+    Tensor c = Tensor::empty({9}, x.options()), e = Tensor::empty({9}, x.options());
+    compare({c}, {e}, [&] { cpu::prod_rows(c, x); }, [&] { gpu::prod_rows(e, x); }, 0);  // the same order
+    const Tensor g = random({9}, dtype);
+    Tensor dc = Tensor::empty(x.shape(), x.options()), de = Tensor::empty(x.shape(), x.options());
+    compare({dc}, {de}, [&] { cpu::prod_rows_backward(dc, x, g); }, [&] { gpu::prod_rows_backward(de, x, g); }, 0);
+    CHECK(values(dc.narrow(0, 1, 1).narrow(1, 0, 1)) == std::vector<double>{0});  // beside the zero
+    CHECK(values(dc.narrow(0, 1, 1).narrow(1, 4, 1))[0] != 0);                    // at the zero
+  }
+}
+
+TEST_CASE("emulated CUDA: cumsum_rows both ways, sort_rows with ties and NaN") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    const Tensor x = random({6, 37}, dtype).contiguous();
+    Tensor c = Tensor::empty(x.shape(), x.options()), e = Tensor::empty(x.shape(), x.options());
+    for (bool reverse : {false, true})
+      compare({c}, {e}, [&] { cpu::cumsum_rows(c, x, reverse); }, [&] { gpu::cumsum_rows(e, x, reverse); }, 0);
+    // Rounded to a few values, so rows have many ties; NaN in one row.
+    Tensor r = (random({5, 40}, DType::Float64, 0, 4).to(DType::Int64).to(dtype)).contiguous();
+    r.narrow(0, 3, 1).narrow(1, 5, 3).fill_(NAN);
+    for (bool descending : {false, true}) {
+      CAPTURE(descending);
+      Tensor ci = Tensor::empty(r.shape(), {.dtype = DType::Int64}), ei = Tensor::empty(r.shape(), {.dtype = DType::Int64});
+      cpu::sort_rows(ci, r, descending);
+      gpu::sort_rows(ei, r, descending);
+      CHECK(values(ei) == values(ci));
+    }
   }
 }
 
