@@ -41,38 +41,37 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, LinearOptions options)
 }
 
 namespace {
-// A convolution's weight shape [out, in / groups, kernel...] after checking the sizes, and the bound of torch's
-// initial draw U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in / groups * kernel area.
-struct ConvShape {
-  Shape weight;
-  double bound;
+// A convolution's weight [out, in / groups, *kernel] and bias [out] (undefined without one), both uniform in
+// ±1/√fan_in, fan_in = (in / groups)·Π kernel: torch's init for Conv1d and Conv2d.
+struct ConvParameters {
+  Tensor weight, bias;
 };
-ConvShape conv_shape(const char* name, int64_t in, int64_t out, const Shape& kernel, const ConvOptions& o) {
+ConvParameters conv_parameters(const char* name, int64_t in, int64_t out, const Shape& kernel, const ConvOptions& o,
+                               Generator& gen) {
   check_positive(name, "in_channels", in);
   check_positive(name, "out_channels", out);
   check_positive(name, "groups", o.groups);
   HC_CHECK(in % o.groups == 0 && out % o.groups == 0, Error, name, ": in_channels ", in, " and out_channels ", out,
            " must be divisible by groups ", o.groups);
-  ConvShape result{{out, in / o.groups}, 0};
+  Shape shape{out, in / o.groups};
   int64_t fan_in = in / o.groups;
   for (const int64_t k : kernel) {
     check_positive(name, "kernel_size", k);
-    result.weight.push_back(k);
+    shape.push_back(k);
     fan_in *= k;
   }
-  result.bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  return result;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  ConvParameters p{empty(shape, {.dtype = o.dtype}), o.bias ? empty({out}, {.dtype = o.dtype}) : Tensor()};
+  uniform_(p.weight, -bound, bound, gen);
+  if (o.bias) uniform_(p.bias, -bound, bound, gen);
+  return p;
 }
 }  // namespace
 
 Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel_size, Generator& gen, ConvOptions o) : options(o) {
-  const ConvShape shape = conv_shape("Conv2d", in, out, {kernel_size, kernel_size}, o);
-  weight = register_parameter("weight", empty(shape.weight, {.dtype = o.dtype}));
-  uniform_(weight, -shape.bound, shape.bound, gen);
-  if (o.bias) {
-    bias = register_parameter("bias", empty({out}, {.dtype = o.dtype}));
-    uniform_(bias, -shape.bound, shape.bound, gen);
-  }
+  const ConvParameters p = conv_parameters("Conv2d", in, out, {kernel_size, kernel_size}, o, gen);
+  weight = register_parameter("weight", p.weight);
+  if (p.bias.defined()) bias = register_parameter("bias", p.bias);
 }
 
 Tensor Conv2d::forward(const Tensor& x) const {
@@ -82,13 +81,9 @@ Tensor Conv2d::forward(const Tensor& x) const {
 }
 
 Conv1d::Conv1d(int64_t in, int64_t out, int64_t kernel_size, Generator& gen, ConvOptions o) : options(o) {
-  const ConvShape shape = conv_shape("Conv1d", in, out, {kernel_size}, o);
-  weight = register_parameter("weight", empty(shape.weight, {.dtype = o.dtype}));
-  uniform_(weight, -shape.bound, shape.bound, gen);
-  if (o.bias) {
-    bias = register_parameter("bias", empty({out}, {.dtype = o.dtype}));
-    uniform_(bias, -shape.bound, shape.bound, gen);
-  }
+  const ConvParameters p = conv_parameters("Conv1d", in, out, {kernel_size}, o, gen);
+  weight = register_parameter("weight", p.weight);
+  if (p.bias.defined()) bias = register_parameter("bias", p.bias);
 }
 
 Tensor Conv1d::forward(const Tensor& x) const {

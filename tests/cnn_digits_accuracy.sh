@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# cnn_digits end to end: the small CNN (Conv2d, MaxPool2d) must reach >= 97% test accuracy on the 8x8 digits.
+# cnn_digits end to end: the small CNN (Conv2d, MaxPool2d, its residual blocks joined by channel-first
+# hyper-connections, the default) must reach >= 97% test accuracy on the 8x8 digits.
 # Skipped (exit 77) when data/digits.csv.gz is missing: bash tools/run.sh test fetches it.
 #   bash tests/cnn_digits_accuracy.sh path/to/cnn_digits path/to/digits.csv.gz
 set -uo pipefail

@@ -1,6 +1,7 @@
 // Safetensors checkpoints (nn/checkpoint.h): exact round trips, the byte layout as an independent reader
 // sees it, a file from the reference Python library, every refusal the reader promises, copy_into's all-or-
-// nothing checks, and atomic saves that never lose the previous file.
+// nothing checks, atomic saves that never lose the previous file, and a PyTorch state_dict of Conv2d, Conv1d and
+// GroupNorm loaded into nn's layers.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -641,4 +642,75 @@ TEST_CASE("checkpoint: a file with the checksum of earlier versions (fnv1a64:, n
   Bytes flipped = read_bytes(fixture_path("legacy_checksum.safetensors"));
   flipped.back() ^= 1;
   CHECK(contains(parse_refusal(flipped), "checksum mismatch"));
+}
+
+namespace {
+
+// The layers of tools/make_conv_layers_fixture.py, registered under the torch module's attribute names so that
+// named_parameters() reads as its state_dict ("conv2d.weight", "norm.bias", ...).
+struct ConvLayers : Module {
+  std::shared_ptr<Conv2d> conv2d, conv2d_grouped;
+  std::shared_ptr<Conv1d> conv1d;
+  std::shared_ptr<GroupNorm> norm;
+  explicit ConvLayers(Generator& gen) {
+    conv2d = register_module("conv2d", std::make_shared<Conv2d>(2, 4, 3, gen, ConvOptions{.padding = 1}));
+    conv2d_grouped = register_module(
+        "conv2d_grouped",
+        std::make_shared<Conv2d>(4, 6, 3, gen, ConvOptions{.stride = 2, .dilation = 2, .groups = 2, .bias = false}));
+    conv1d = register_module("conv1d", std::make_shared<Conv1d>(2, 3, 3, gen));
+    norm = register_module("norm", std::make_shared<GroupNorm>(2, 4));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("checkpoint: torch's Conv2d, Conv1d and GroupNorm state_dict loads into nn layers, outputs as torch's") {
+  // conv_layers.safetensors: torch.nn's state_dict (safetensors.torch.save_file) plus input.<layer> and
+  // output.<layer>, torch's output of each layer on that input.
+  const std::string path = fixture_path("conv_layers.safetensors");
+  const Safetensors file = load_safetensors(path);
+  CHECK_FALSE(file.checksum_verified);
+  CHECK(file.metadata == Metadata{{"made_by", "tools/make_conv_layers_fixture.py"}});
+
+  Generator gen(5);
+  ConvLayers layers(gen);
+  const NamedTensors params = layers.named_parameters();
+  std::vector<std::string> names;
+  for (const auto& [name, p] : params) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"conv2d.weight", "conv2d.bias", "conv2d_grouped.weight", "conv1d.weight",
+                                          "conv1d.bias", "norm.weight", "norm.bias"});
+  // Every tensor of the file is a parameter or one of the inputs / outputs.
+  for (const auto& [name, t] : file.tensors) {
+    CAPTURE(name);
+    CHECK((name.starts_with("input.") || name.starts_with("output.") ||
+           std::find(names.begin(), names.end(), name) != names.end()));
+  }
+  for (const auto& [name, p] : params) {
+    CAPTURE(name);
+    REQUIRE(file.find(name) != nullptr);
+    CHECK(file.find(name)->shape() == p.shape());  // torch's layouts: [out, in / groups, k(, k)], [C]
+    CHECK(values(*file.find(name)) != values(p));  // not already equal by chance of init
+  }
+  copy_into(file, params, path, /*allow_extra=*/true);  // the inputs and outputs are the extra tensors
+  for (const auto& [name, p] : params) {
+    CAPTURE(name);
+    CHECK(values(p) == values(*file.find(name)));
+  }
+
+  hcgrad::autograd::NoGradGuard no_grad;
+  auto check_layer = [&](const std::string& layer, const Tensor& got) {
+    CAPTURE(layer);
+    REQUIRE(file.find("output." + layer) != nullptr);
+    const Tensor& expected = *file.find("output." + layer);
+    CHECK(got.shape() == expected.shape());
+    CHECK(max_abs_diff(values(got), values(expected)) <= 1e-5);
+  };
+  auto input = [&](const std::string& layer) {
+    REQUIRE(file.find("input." + layer) != nullptr);
+    return *file.find("input." + layer);
+  };
+  check_layer("conv2d", layers.conv2d->forward(input("conv2d")));                          // [2, 4, 5, 5]
+  check_layer("conv2d_grouped", layers.conv2d_grouped->forward(input("conv2d_grouped")));  // [1, 6, 2, 1]
+  check_layer("conv1d", layers.conv1d->forward(input("conv1d")));                          // [2, 3, 4]
+  check_layer("norm", layers.norm->forward(input("norm")));                                // [2, 4, 3, 3]
 }

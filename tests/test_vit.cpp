@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "digits.h"
 #include "helpers.h"
@@ -58,6 +59,37 @@ TEST_CASE("vit: logits have one row per image for every connection, and the bloc
   CHECK_THROWS_WITH_AS(vit::ViT(bad, 1), doctest::Contains("connection must be residual, hc, mhc, mhc-identity"), Error);
   bad.connection = "frac";
   CHECK_THROWS_WITH_AS(vit::ViT(bad, 1), doctest::Contains("mhc-paper-identity, got 'frac'"), Error);
+}
+
+TEST_CASE("vit: as vit.py, one head as wide as the model has no output Linear and mean pooling no class token") {
+  auto names_of = [](const vit::ViT& model) {
+    std::set<std::string> names;
+    for (const auto& [name, p] : model.named_parameters()) names.insert(name);
+    return names;
+  };
+  const Tensor images = rand({3, 1, 8, 8});
+  vit::ViT standard(tiny("mhc"), 1);  // 2 heads of 8: to_out projects the merged heads [B, T, 16] to the width
+  CHECK(names_of(standard).count("layers.0.attn.to_out.weight") == 1);
+  CHECK(names_of(standard).count("cls_token") == 1);
+  CHECK(standard.positions.shape() == Shape{1, 5, 16});
+
+  vit::ViTConfig c = tiny("mhc");
+  c.heads = 1;
+  c.dim_head = 16;  // = dim: vit.py's project_out is false, to_out is nn.Identity
+  c.pool = "mean";
+  vit::ViT model(c, 1);
+  CHECK(model.layer_list[0]->attn->out == nullptr);
+  const std::set<std::string> names = names_of(model);
+  CHECK(names.count("layers.0.attn.to_out.weight") == 0);
+  CHECK(names.count("layers.1.attn.to_out.bias") == 0);
+  CHECK(names.count("cls_token") == 0);
+  CHECK(model.positions.shape() == Shape{1, 4, 16});  // the 4 patches only
+  CHECK(model.forward(images).shape() == Shape{3, 10});
+  CHECK(c.describe().ends_with(", mean pool"));
+  // Their values against vit.py's: tools/refcheck's vit_s4_mean_pool_no_out_proj (tests/fixtures/connections).
+
+  c.pool = "max";
+  CHECK_THROWS_WITH_AS(vit::ViT(c, 1), doctest::Contains("pool must be cls or mean, got 'max'"), Error);
 }
 
 TEST_CASE("vit: a few AdamW steps fit a tiny labelled set (the gradient reaches every part of the model)") {

@@ -14,6 +14,7 @@ case can be re-created without the file.
 Usage (from the repository root, with the virtualenv of tools/requirements-fixtures.txt):
     tools/.venv/bin/python tools/make_connection_fixtures.py            # write tests/fixtures/connections/
     tools/.venv/bin/python tools/make_connection_fixtures.py --verify   # re-check the written files
+    tools/.venv/bin/python tools/make_connection_fixtures.py --only vit.json   # write one file of FILES
 """
 
 import argparse
@@ -33,6 +34,7 @@ import hyper_connections.hyper_connections_channel_first as cf_mod
 import hyper_connections.hyper_connections_with_multi_branch_inputs as mb_mod
 import hyper_connections.hyper_connections_with_multi_input_streams as mi_mod
 import hyper_connections.residuals as res_mod
+import hyper_connections.vit as vit_mod
 
 # The reference this generator was written against (pinned also in tools/requirements-fixtures.txt): another
 # version may change a module's behaviour, so it is refused rather than silently recorded.
@@ -497,6 +499,56 @@ def residual_update_cases():
         ]
 
 
+# ----------------------------------------------------------------------------------------------------------
+# the library's example ViT (vit.py) with mHC v2 connections, end to end
+
+def set_home_streams(model, num_streams):
+    """Gives every mHC of the ViT the home stream hcgrad's examples/vit_digits picks: connection c (attention of
+    layer l is c = 2l, its feed-forward 2l + 1) reads stream c mod S at init. vit.py passes no layer_index, so the
+    library draws the home stream with Python's random; it lives only in static_alpha's pre column (one-hot
+    row at init), so rewriting that column before perturbing is the library's init for layer_index = c."""
+    homes = []
+    with torch.no_grad():
+        for layer, (attn, ff) in enumerate(model.transformer.layers):
+            for c, hc in ((2 * layer, attn), (2 * layer + 1, ff)):
+                pre = hc.static_alpha[:, :hc.num_input_views * hc.num_fracs]   # [S·F, V·F]
+                pre.zero_()
+                pre[c % num_streams] = 1.0
+                homes.append(c % num_streams)
+    return homes
+
+
+def vit_case(name, S, *, heads, dim_head, pool="cls", note=""):
+    config = dict(image_size=8, patch_size=4, num_classes=10, dim=16, depth=2, heads=heads, mlp_dim=32, pool=pool,
+                  channels=1, dim_head=dim_head, dropout=0.0, emb_dropout=0.0, num_residual_streams=S,
+                  mhc_kwargs={"num_dynamic_alpha_proposals": 1})
+    torch.manual_seed(0)
+    model = vit_mod.ViT(**config)
+    homes = set_home_streams(model, S)
+    perturb(model)
+    model.eval()
+    img = det((B, config["channels"], 8, 8), 1)
+    with torch.no_grad():
+        logits = model(img)
+    return make_case(name, "vit",
+                     f"vit.py ViT, 8x8 images in 2x2 patches of 4x4, dim 16, depth 2, {heads} heads of {dim_head}, "
+                     f"MLP 32, pool {pool}, {S} streams, mHC v2 (1 proposal, 20 Sinkhorn iterations); home stream "
+                     f"of connection c (2l attention, 2l+1 feed-forward) = c mod S, every param perturbed, eval "
+                     f"mode{note}",
+                     {**config, "home_streams": homes}, {"img": img}, state_json(model), {"logits": logits},
+                     tolerance=TOL_FORWARD)  # not the mHC cases' 1e-4: at the logits a change of 0.01 in one
+                                             # weight moves them by about that much, and hcgrad agrees to ~1e-6
+
+
+def vit_cases():
+    return [
+        vit_case("vit_s2", 2, heads=2, dim_head=8),
+        vit_case("vit_s4_mean_pool_no_out_proj", 4, heads=1, dim_head=16, pool="mean",
+                 note="; heads = 1 and dim_head = dim, so Attention.to_out is the identity (no params); pool mean, "
+                      "so cls_token is (0, 16) and pos_embedding (4, 16)"),
+    ]
+
+
 FILES = {
     "primitives.json": primitive_cases,
     "hc.json": hc_cases,
@@ -506,6 +558,7 @@ FILES = {
     "mhc_v2.json": mhc_v2_cases,
     "gates.json": gate_cases,
     "residual_updates.json": residual_update_cases,
+    "vit.json": vit_cases,
 }
 
 
@@ -516,9 +569,11 @@ def meta():
                           "rule": "|got - ref| <= tol + tol*|ref|; each case states its own tol"}}
 
 
-def generate():
+def generate(only=None):
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for file_name, build in FILES.items():
+        if only and file_name not in only:
+            continue
         doc = {"meta": meta(), "cases": build()}
         path = OUT_DIR / file_name
         path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
@@ -565,6 +620,27 @@ def np_hc_f1(case):
     return {"branch_input": mixed[:, 0], "residuals_after_width": mixed[:, 1:], "out": out}
 
 
+def np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def np_mhc_step(p, xs, branch, iters, variant="v2", prefix=""):
+    """One mHC v2 step, F=1, V=1, on xs (B, N, S, D) with params p[prefix + name]; branch maps u (B, N, D) to y."""
+    S = xs.shape[-2]
+    normed = np_rmsnorm(xs, p[prefix + "norm.gamma"])
+    scale = np.concatenate([p[prefix + "pre_branch_scale"], np.repeat(p[prefix + "residual_scale"], S)])  # (1+S,)
+    logits = p[prefix + "static_alpha"] + scale * np.einsum("bnsd,pdc->pbnsc", normed, p[prefix + "dynamic_alpha_fn"])
+    h_pre = np_sigmoid(logits[..., 0])                                                       # (P, B, N, S)
+    h_res = np_sinkhorn(logits[..., 1:], iters, variant)                                     # (P, B, N, S, S)
+    h_pre, h_res = h_pre.mean(0), h_res.mean(0)
+    beta_logit = (p[prefix + "static_beta"].reshape(S)
+                  + p[prefix + "h_post_scale"] * (normed @ p[prefix + "dynamic_beta_fn"].reshape(-1)))
+    beta = 2 * np_sigmoid(beta_logit)                                                        # (B, N, S)
+    u = np.einsum("bns,bnsd->bnd", h_pre, xs)
+    r = np.einsum("bnst,bnsd->bntd", h_res, xs)
+    return u, r, r + beta[..., None] * branch(u)[:, :, None]
+
+
 def np_mhc_f1(case):
     """mHC clean form for F=1, V=1 (spec b.8 / b.9): sigmoid pre weights, Sinkhorn H_res, 2*sigmoid post."""
     S = case["config"]["num_residual_streams"]
@@ -575,21 +651,52 @@ def np_mhc_f1(case):
         xs = np.moveaxis(x.reshape(-1, S, *x.shape[1:]), 1, -2)  # (B*S, N, D) -> (B, N, S, D)
     else:
         xs = x                                                 # (B, N, S, D)
-    normed = np_rmsnorm(xs, p["norm.gamma"])
-    scale = np.concatenate([p["pre_branch_scale"], np.repeat(p["residual_scale"], S)])       # (1+S,)
-    logits = p["static_alpha"] + scale * np.einsum("bnsd,pdc->pbnsc", normed, p["dynamic_alpha_fn"])
-    h_pre = 1 / (1 + np.exp(-logits[..., 0]))                                                # (P, B, N, S)
-    h_res = np_sinkhorn(logits[..., 1:], case["config"]["sinkhorn_iters"], "log" if
-                        case["config"]["log_domain_sinkhorn"] else "v2")                     # (P, B, N, S, S)
-    h_pre, h_res = h_pre.mean(0), h_res.mean(0)
-    beta_logit = p["static_beta"].reshape(S) + p["h_post_scale"] * (normed @ p["dynamic_beta_fn"].reshape(-1))
-    beta = 2 / (1 + np.exp(-beta_logit))                                                     # (B, N, S)
-    u = np.einsum("bns,bnsd->bnd", h_pre, xs)
-    r = np.einsum("bnst,bnsd->bntd", h_res, xs)
-    out = r + beta[..., None] * y[:, :, None]
+    u, r, out = np_mhc_step(p, xs, lambda _: y, case["config"]["sinkhorn_iters"],
+                            "log" if case["config"]["log_domain_sinkhorn"] else "v2")
     if case["kind"] == "mhc_v1":                               # back to the L1 layout (B*S, N, D)
         r, out = (np.moveaxis(t, -2, 1).reshape(x.shape) for t in (r, out))
     return {"branch_input": u, "residuals_after_width": r, "out": out}
+
+
+def np_layernorm(x, weight, bias, eps=1e-5):
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps) * weight + bias
+
+
+def np_vit(case):
+    """vit.py's forward written out: patches, embedding, S streams through 2·depth mHC v2 steps around
+    pre-norm attention / feed-forward, sum over the streams, LayerNorm, cls row or token mean, head."""
+    cfg = case["config"]
+    p = {k: arr(v) for k, v in case["params"].items()}
+    linear = lambda x, name: x @ p[name + ".weight"].T + p.get(name + ".bias", 0)
+    norm = lambda x, name: np_layernorm(x, p[name + ".weight"], p[name + ".bias"])
+    img = arr(case["inputs"]["img"])                            # (B, C, H, W)
+    b, c, g, ps = img.shape[0], img.shape[1], img.shape[2] // cfg["patch_size"], cfg["patch_size"]
+    patches = img.reshape(b, c, g, ps, g, ps).transpose(0, 2, 4, 3, 5, 1).reshape(b, g * g, ps * ps * c)
+    x = norm(linear(norm(patches, "to_patch_embedding.1"), "to_patch_embedding.2"), "to_patch_embedding.3")
+    x = np.concatenate([np.broadcast_to(p["cls_token"], (b, *p["cls_token"].shape)), x], axis=1)
+    x = x + p["pos_embedding"][: x.shape[1]]
+    heads, dh = cfg["heads"], cfg["dim_head"]
+
+    def attention(u, pre):
+        q, k, v = np.split(norm(u, pre + "norm") @ p[pre + "to_qkv.weight"].T, 3, axis=-1)
+        q, k, v = (t.reshape(*t.shape[:2], heads, dh).transpose(0, 2, 1, 3) for t in (q, k, v))
+        dots = q @ k.transpose(0, 1, 3, 2) * dh ** -0.5
+        attn = np.exp(dots - dots.max(-1, keepdims=True))
+        out = (attn / attn.sum(-1, keepdims=True) @ v).transpose(0, 2, 1, 3).reshape(*u.shape[:2], heads * dh)
+        return linear(out, pre + "to_out.0") if pre + "to_out.0.weight" in p else out
+
+    def feed_forward(u, pre):
+        h = linear(norm(u, pre + "net.0"), pre + "net.1")
+        return linear(0.5 * h * (1 + np.vectorize(math.erf)(h / math.sqrt(2))), pre + "net.4")
+
+    xs = np.repeat(x[:, :, None], cfg["num_residual_streams"], axis=2)   # (B, T, S, D)
+    for layer in range(cfg["depth"]):
+        for block, branch in ((0, attention), (1, feed_forward)):
+            pre = f"transformer.layers.{layer}.{block}."
+            xs = np_mhc_step(p, xs, lambda u: branch(u, pre + "branch."), 20, prefix=pre)[2]
+    x = norm(xs.sum(2), "transformer.norm")
+    return {"logits": linear(x.mean(1) if cfg["pool"] == "mean" else x[:, 0], "mlp_head")}
 
 
 def max_err(got, ref_tensor):
@@ -640,6 +747,8 @@ def verify():
         c = docs[name]
         ref = np_mhc_f1(c)
         errors[name] = max(max_err(ref[k], c["outputs"][k]) for k in ref)
+    for name in ("vit_s2", "vit_s4_mean_pool_no_out_proj"):
+        errors[name] = max_err(np_vit(docs[name])["logits"], docs[name]["outputs"]["logits"])
     for name, err in errors.items():
         print(f"  numpy re-derivation {name}: max abs error {err:.3g}")
     worst = max(errors.values())
@@ -650,8 +759,10 @@ def verify():
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verify", action="store_true", help="re-check the written files instead of generating")
+    parser.add_argument("--only", nargs="+", choices=sorted(FILES), metavar="FILE",
+                        help="write only these files (names as in FILES, e.g. vit.json)")
     args = parser.parse_args()
     if args.verify:
         verify()
     else:
-        generate()
+        generate(args.only)

@@ -11,6 +11,9 @@ reference library, compares it with the fixture's tensors and recomputes hcgrad'
 fixture is also written a second time with hcgrad's checksum in its metadata (resaved_with_checksum.safetensors):
 the reference writer lays it out its own way, and hcgrad must still verify it.
 
+tools/make_conv_layers_fixture.py, beside this one, writes conv_layers.safetensors the way PyTorch users share
+weights: torch.nn Conv2d / Conv1d / GroupNorm state_dicts (with torch's outputs), which hcgrad's nn layers load.
+
 Set-up (tools/.venv is ignored by git):
     python3 -m venv tools/.venv && tools/.venv/bin/pip install safetensors numpy
 """

@@ -73,24 +73,26 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv1dO
   return y.squeeze(2);
 }
 
-Tensor max_pool2d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding) {
-  check_floating("max_pool2d", x);
-  HC_CHECK(padding * 2 <= kernel_size, Error, "max_pool2d: padding ", padding, " must be at most half the kernel ",
+namespace {
+// A pooling op's windows: square, the stride defaulting to the kernel, padding at most half of it (as torch).
+Windows pool_windows(const char* op, const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride,
+                     int64_t padding, double pad_value) {
+  check_floating(op, x);
+  HC_CHECK(padding * 2 <= kernel_size, Error, op, ": padding ", padding, " must be at most half the kernel ",
            kernel_size, " (as torch)");
   const int64_t s = stride.value_or(kernel_size);
-  const Windows w = windows("max_pool2d", x, kernel_size, kernel_size,
-                            {.stride = {s, s}, .padding = {padding, padding}}, -INFINITY);
+  return windows(op, x, kernel_size, kernel_size, {.stride = {s, s}, .padding = {padding, padding}}, pad_value);
+}
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding) {
+  const Windows w = pool_windows("max_pool2d", x, kernel_size, stride, padding, -INFINITY);
   return max(w.rows, {3}).reshape({x.shape()[0], x.shape()[1], w.out_h, w.out_w});
 }
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel_size, std::optional<int64_t> stride, int64_t padding) {
-  check_floating("avg_pool2d", x);
-  HC_CHECK(padding * 2 <= kernel_size, Error, "avg_pool2d: padding ", padding, " must be at most half the kernel ",
-           kernel_size, " (as torch)");
-  const int64_t s = stride.value_or(kernel_size);
   // count_include_pad, torch's default: the zeros of the padding count in the mean
-  const Windows w = windows("avg_pool2d", x, kernel_size, kernel_size,
-                            {.stride = {s, s}, .padding = {padding, padding}}, 0.0);
+  const Windows w = pool_windows("avg_pool2d", x, kernel_size, stride, padding, 0.0);
   return mean(w.rows, {3}).reshape({x.shape()[0], x.shape()[1], w.out_h, w.out_w});
 }
 

@@ -6,11 +6,15 @@
 //     -> [cls; patches] + positions                  a learned class token, learned positions [B, n + 1, D]
 //     -> expand to S streams -> depth x (attention block, MLP block), each inside its connection
 //     -> reduce (sum of the streams) -> LayerNorm -> the class token's row -> Linear   logits [B, classes]
+// With pool = "mean" (vit.py's other pool) there is no class token: positions [1, n, D], and the head reads
+// the mean over the n tokens instead of the class token's row.
 //
 // The blocks are pre-norm: Attention = LayerNorm -> q, k, v (no bias) -> softmax(q kᵀ / √d_head) v -> Linear;
-// FeedForward = LayerNorm -> Linear -> GELU (exact, as vit.py's nn.GELU) -> Linear. A difference from vit.py, on
-// purpose: each connection's home stream is its layer index mod S instead of Python's random choice, so a run
-// is reproducible from its seed.
+// FeedForward = LayerNorm -> Linear -> GELU (exact, as vit.py's nn.GELU) -> Linear. As in vit.py, Attention has
+// no output Linear when heads == 1 and dim_head == dim (the merged heads are already [B, T, D]). A difference
+// from vit.py, on purpose: each connection's home stream is its layer index mod S instead of Python's random
+// choice, so a run is reproducible from its seed. vit.py's dropouts are left out (its defaults are 0).
+// tools/refcheck runs this model on the library's own ViT (tests/fixtures/connections/vit.json).
 #pragma once
 
 #include "hcgrad/nn/hyper_connections_factory.h"
@@ -28,6 +32,7 @@ struct ViTConfig {
   int64_t dim = 64, depth = 4, heads = 4, dim_head = 16, mlp_dim = 128;
   std::string connection = "mhc";  // residual, hc, mhc, mhc-identity, mhc-paper or mhc-paper-identity
   int64_t streams = 4;             // for every connection but residual
+  std::string pool = "cls";        // cls (the class token's row) or mean (the mean over the patch tokens)
   std::string describe() const;
 };
 
@@ -38,7 +43,7 @@ class Attention : public Module {
 
   int64_t heads, dim_head;
   std::shared_ptr<LayerNorm> norm;
-  std::shared_ptr<Linear> qkv, out;
+  std::shared_ptr<Linear> qkv, out;  // out is null when heads == 1 and dim_head == dim (vit.py's project_out)
 };
 
 class FeedForward : public Module {
@@ -70,7 +75,7 @@ class ViT : public Module {
   ViTConfig config;
   std::shared_ptr<LayerNorm> patch_norm_in, patch_norm_out, final_norm;
   std::shared_ptr<Linear> patch_proj, head;
-  Tensor cls_token, positions;  // [1, 1, D], [1, n + 1, D]
+  Tensor cls_token, positions;  // [1, 1, D], [1, n + 1, D]; pool mean: no cls_token, positions [1, n, D]
   std::shared_ptr<ModuleList> layers;  // of Layer
   std::vector<std::shared_ptr<Layer>> layer_list;  // the same layers, typed
   std::shared_ptr<Transform> expand_stream, reduce_stream;

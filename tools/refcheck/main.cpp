@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   add_mhc_runners(runners);
   add_stream_runners(runners);
   add_module_runners(runners);
+  add_vit_runners(runners);
 
   int passed = 0, failed = 0, skipped = 0;
   for (int a = 1; a < argc; ++a) {

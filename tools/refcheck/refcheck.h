@@ -66,6 +66,7 @@ void add_hc_runners(RunnerTable& table);       // runners_hc.cpp: rmsnorm, sinkh
 void add_mhc_runners(RunnerTable& table);      // runners_mhc.cpp: mhc_v1, mhc_v2, mhc_v2_pipeline
 void add_stream_runners(RunnerTable& table);   // runners_streams.cpp: expand/reduce helpers, gates, residual updates
 void add_module_runners(RunnerTable& table);   // runners_modules.cpp: channel-first, multi-branch, multi-input HC
+void add_vit_runners(RunnerTable& table);      // runners_vit.cpp: the library's ViT (examples/vit_digits' model)
 
 // Runs a connection with the width()/add_residual(width, y) API on an `hc`-like case: branch_input,
 // residuals_after_width, beta (when the case has it) and out; then branch_input and out through split() (the
