@@ -13,6 +13,8 @@
 #                                    (installs gnuplot-nox; any tinylm compare flag may follow)
 #   bash tools/run.sh vit [flags]    vit_digits: a small ViT with and without mHC on the 8x8 digits (fetches
 #                                    python3-sklearn's digits.csv.gz into data/)
+#   bash tools/run.sh cnn [flags]    cnn_digits: a small CNN whose residual blocks join through channel-first
+#                                    hyper-connections, on the same digits (--connection residual for the plain one)
 #   bash tools/run.sh install [prefix] the library, its headers and its CMake package into prefix (default
 #                                    ~/.local), for find_package(hcgrad) in your own project
 #   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
@@ -117,6 +119,11 @@ case "$job" in
     release_build vit_digits
     fetch_digits
     build/examples/vit_digits --data data/digits.csv.gz "${@:2}"
+    ;;
+  cnn)
+    release_build cnn_digits
+    fetch_digits
+    build/examples/cnn_digits --data data/digits.csv.gz "${@:2}"
     ;;
   install)
     release_build hcgrad
