@@ -31,11 +31,13 @@ namespace hcgrad::cpu {
 #if HCGRAD_WITH_CUDA
 namespace hcgrad::cuda {
 #include "hcgrad/core/kernel_list.h"
+void synchronize();  // cuda/runtime.h: the profiler waits for a GPU kernel inside its scope
 }  // namespace hcgrad::cuda
-#define HC_KERNEL(name, on, ...)                                                                       \
-  ::hcgrad::profile::timed_kernel(#name, [&] {                                                         \
-    return (on).device().is_cuda() ? ::hcgrad::cuda::name(__VA_ARGS__) : ::hcgrad::cpu::name(__VA_ARGS__); \
-  })
+#define HC_KERNEL(name, on, ...)                                                                           \
+  ::hcgrad::profile::timed_kernel(                                                                         \
+      #name,                                                                                               \
+      [&] { return (on).device().is_cuda() ? ::hcgrad::cuda::name(__VA_ARGS__) : ::hcgrad::cpu::name(__VA_ARGS__); }, \
+      (on).device().is_cuda() ? &::hcgrad::cuda::synchronize : nullptr)
 #else
 #define HC_KERNEL(name, on, ...) \
   ::hcgrad::profile::timed_kernel(#name, [&] { return ::hcgrad::cpu::name(__VA_ARGS__); })

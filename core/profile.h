@@ -6,7 +6,8 @@
 //   std::cout << profile::report(steps);   // ms per step by category, then the heaviest scopes
 //
 // What is timed, on the thread that calls the ops (the kernels' own oneTBB workers run inside a scope):
-//   * every kernel call, through HC_KERNEL (core/kernels.h), named after the kernel;
+//   * every kernel call, through HC_KERNEL (core/kernels.h), named after the kernel (on a GPU, until the GPU
+//     has finished it: see timed_kernel);
 //   * every backward node (FunctionNode::apply, autograd/engine.cpp), named after its op;
 //   * the CPU allocator (core/cpu_allocator.cpp);
 //   * regions, which claim everything inside them for one category: the connection modules
@@ -84,12 +85,17 @@ struct RegionTag {
 };
 RegionTag current_region();
 
-// Runs a kernel call inside a Scope named after it: HC_KERNEL's helper.
+// Runs a kernel call inside a Scope named after it: HC_KERNEL's helper. A GPU kernel only queues work, so
+// when profiling, `wait` (the CUDA backend's synchronize, for a kernel on a GPU) is called inside the scope:
+// the scope then holds the kernel's GPU time, instead of the next op that happens to wait for the GPU. The
+// GPU then runs each kernel alone, without the host queueing ahead, so a profiled GPU run is slower than an
+// unprofiled one, but each op's share is its own.
 template <class Call>
-decltype(auto) timed_kernel(const char* name, Call&& call) {
+void timed_kernel(const char* name, Call&& call, void (*wait)() = nullptr) {
   if (!detail::enabled) return call();
   Scope scope(name, kernel_category(name));
-  return call();
+  call();
+  if (wait) wait();
 }
 
 }  // namespace hcgrad::profile

@@ -49,15 +49,19 @@ Cache& cache() {
   return *instance;
 }
 
-// cudaFree of every cached block of one device (the caller holds the lock and has set the device).
+// cudaFree of every cached block of one device (the caller holds the lock and has set the device); the first
+// failure is thrown after every block has been tried (a sticky error of an earlier kernel fails them all).
 void free_cached(DeviceCache& dev) {
+  cudaError_t first_error = cudaSuccess;
   for (auto& [size, blocks] : dev.free_blocks)
     for (void* block : blocks) {
-      cudaFree(block);
+      const cudaError_t status = cudaFree(block);
+      if (status != cudaSuccess && first_error == cudaSuccess) first_error = status;
       dev.stats.cached -= size;
       dev.stats.reserved -= size;
     }
   dev.free_blocks.clear();
+  HC_CUDA_CHECK("empty_cache", first_error);
 }
 
 double mib(size_t bytes) { return static_cast<double>(bytes) / double(1 << 20); }
@@ -115,7 +119,7 @@ MemoryStats memory_stats(int device) {
 }
 
 void empty_cache() {
-  for (int d = 0; d < device_count(); ++d) {
+  for (int d : used_devices()) {  // not the GPUs this process never touched (see synchronize)
     HC_CUDA_CHECK("empty_cache", cudaStreamSynchronize(stream_for(d)));  // no kernel may still use a block
     std::lock_guard<std::mutex> lock(cache().mutex);
     free_cached(cache().of(d));

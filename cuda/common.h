@@ -4,13 +4,31 @@
 
 #include <cuda_runtime.h>
 
+#include <vector>
+
 #include "hcgrad/core/error.h"
 #include "hcgrad/core/tensor.h"
+#include "hcgrad/cuda/index_fault.h"
 
 namespace hcgrad::cuda {
 
 // Throws a DeviceError: "<op>: CUDA error: <CUDA's message> (<call>, cuda/<file>:<line>)".
 [[noreturn]] void throw_error(const char* op, cudaError_t status, const char* call, const char* file, int line);
+
+// After a kernel launch (HC_CUDA_LAUNCH_CHECK): throws for a bad launch configuration and, in the
+// HCGRAD_CUDA_SYNC=1 mode, waits for the kernel and throws for a fault while it ran, naming its op.
+void check_launch(const char* op, const char* file, int line);
+// HCGRAD_CUDA_SYNC set (and not 0): every kernel is waited for and checked as it is launched. Slow; for finding
+// the kernel behind an error (like CUDA_LAUNCH_BLOCKING=1, which also works).
+bool sync_after_launch();
+// The devices this process has used (has a stream on), in order.
+std::vector<int> used_devices();
+
+// Where the kernels record an index out of range (cuda/index_fault.h): one record for the process, in mapped
+// host memory, as a pointer the kernels can write through.
+IndexFault* index_fault();
+// Throws the IndexError for a recorded fault, and clears the record; call after waiting for the GPU.
+void check_index_fault();
 
 // Makes GPU `device` current for this thread (a no-op when it already is) and returns its stream. Every
 // kernel, copy and cuBLAS call of hcgrad goes on this one stream per device, so they run in the order they
@@ -35,6 +53,6 @@ T* ptr(const Tensor& t) {
     if (hc_status_ != cudaSuccess) ::hcgrad::cuda::throw_error(op, hc_status_, #call, __FILE__, __LINE__); \
   } while (0)
 
-// After a kernel<<<...>>> launch: a bad launch configuration (or a fault of an earlier kernel, since
-// kernels run asynchronously) is reported here, naming the op.
-#define HC_CUDA_LAUNCH_CHECK(op) HC_CUDA_CHECK(op, cudaGetLastError())
+// After a kernel<<<...>>> launch: a bad launch configuration is reported here, naming the op; a fault while
+// the kernel runs is reported by a later CUDA call, or here with HCGRAD_CUDA_SYNC=1 (cuda/runtime.cpp).
+#define HC_CUDA_LAUNCH_CHECK(op) ::hcgrad::cuda::check_launch(op, __FILE__, __LINE__)

@@ -1,6 +1,7 @@
 // Gathering and scatter-adding rows on the GPU (embedding forward and backward, index_select). Tensors
-// are split around `dim` into [outer, size, inner]; the indices are contiguous int64, already range-checked
-// by the op. One thread per element moved.
+// are split around `dim` into [outer, size, inner]; the indices are contiguous int64. One thread per element
+// moved. The op does not check GPU indices on the host (that would wait for the GPU): the kernels do, and
+// record a bad one for the host to report (cuda/index_fault.h), reading or writing nothing for it (out gets 0).
 //
 // index_add sums colliding rows with atomicAdd, so the order of the additions (and the last bits of a
 // float sum) may change from run to run, as PyTorch's index_add_ on CUDA. The CPU kernel is deterministic.
@@ -15,22 +16,33 @@ namespace {
 // out[o, i, c] = x[o, index[i], c]; out is [outer, n, inner], x is [outer, size, inner].
 template <class T>
 __global__ void index_select_kernel(T* out, const T* x, const int64_t* index, int64_t outer, int64_t size, int64_t n,
-                                    int64_t inner) {
+                                    int64_t inner, IndexFault* fault) {
   const int64_t total = outer * n * inner;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % inner, i = (e / inner) % n, o = e / (inner * n);
-    out[e] = x[(o * size + index[i]) * inner + c];
+    const int64_t j = index[i];
+    if (j < 0 || j >= size) {
+      record_index_fault(fault, IndexFaultKernel::IndexSelect, j, size);
+      out[e] = T(0);
+      continue;
+    }
+    out[e] = x[(o * size + j) * inner + c];
   }
 }
 
 // out[o, index[i], c] += src[o, i, c]; src is [outer, n, inner], out is [outer, size, inner].
 template <class T>
 __global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int64_t outer, int64_t size, int64_t n,
-                                 int64_t inner) {
+                                 int64_t inner, IndexFault* fault) {
   const int64_t total = outer * n * inner;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % inner, i = (e / inner) % n, o = e / (inner * n);
-    atomicAdd(out + (o * size + index[i]) * inner + c, src[e]);
+    const int64_t j = index[i];
+    if (j < 0 || j >= size) {
+      record_index_fault(fault, IndexFaultKernel::IndexAdd, j, size);
+      continue;
+    }
+    atomicAdd(out + (o * size + j) * inner + c, src[e]);
   }
 }
 
@@ -42,7 +54,7 @@ void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor&
   if (total == 0) return;
   dispatch_all("index_select", x.dtype(), [&]<class T>() {
     index_select_kernel<T><<<blocks_for(total), kThreads, 0, stream_for(out)>>>(
-        ptr<T>(out), ptr<T>(x), ptr<int64_t>(index), in.outer, in.size, n, in.inner);
+        ptr<T>(out), ptr<T>(x), ptr<int64_t>(index), in.outer, in.size, n, in.inner, index_fault());
     HC_CUDA_LAUNCH_CHECK("index_select");
   });
 }
@@ -53,7 +65,7 @@ void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor
   if (total == 0) return;
   dispatch_floating("index_add", out.dtype(), [&]<class T>() {
     index_add_kernel<T><<<blocks_for(total), kThreads, 0, stream_for(out)>>>(
-        ptr<T>(out), ptr<T>(src), ptr<int64_t>(index), dst.outer, dst.size, n, dst.inner);
+        ptr<T>(out), ptr<T>(src), ptr<int64_t>(index), dst.outer, dst.size, n, dst.inner, index_fault());
     HC_CUDA_LAUNCH_CHECK("index_add");
   });
 }

@@ -2,6 +2,7 @@
 // reductions. Included by cuda/*.cu only.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cfloat>
 #include <cstdint>
@@ -31,6 +32,10 @@ struct StridedIndex {
   int64_t strides[N][kMaxDims] = {};
 
   __device__ void offsets(int64_t linear, int64_t (&out)[N]) const {
+    if (ndim == 1) {  // contiguous or evenly strided operands coalesce to one dim: no 64-bit divide at all
+      for (int k = 0; k < N; ++k) out[k] = linear * strides[k][0];
+      return;
+    }
     for (int k = 0; k < N; ++k) out[k] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
       const int64_t size = sizes[d];
@@ -121,6 +126,61 @@ __device__ MaxAndSumExp<T> block_max_and_sum_exp(const T* row, int64_t n) {
   T s = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp(row[i] - m);
   return {m, block_sum(s)};
+}
+
+// ---- indices checked on the GPU (cuda/index_fault.h) ----
+// Records the first bad index of the process; the caller skips the access it would have made.
+__device__ inline void record_index_fault(IndexFault* fault, IndexFaultKernel kernel, int64_t index, int64_t limit) {
+  if (atomicCAS(&fault->recorded, 0, 1) == 0) {
+    fault->kernel = kernel;
+    fault->index = index;
+    fault->limit = limit;
+  }
+}
+
+// ---- column sums of tall matrices, in two deterministic passes ----
+// A sum down the rows of a [N, D] matrix (a bias gradient: N = B·T tokens, D channels) has D-way parallelism
+// only, too little when D is small or N large. So the rows are cut into chunks of chunk_rows_for(N) rows,
+// fixed by N alone: pass 1 gives each (32-column tile, chunk) pair a block of 32 columns × 8 row groups
+// (neighbouring threads read neighbouring columns) and writes the chunk's sums to its own row of partials
+// [chunks, D]; pass 2 (add_chunks_kernel) adds each column's chunks in chunk order. The same bits on every run
+// and every GPU, whatever the scheduling.
+constexpr int kColumnTile = 32, kRowGroups = 8;
+
+inline int64_t chunk_rows_for(int64_t rows) {
+  constexpr int64_t kChunkRows = 256, kMaxChunks = 65535;  // a chunk per grid row: gridDim.y <= 65535
+  return std::max<int64_t>(kChunkRows, (rows + kMaxChunks - 1) / kMaxChunks);
+}
+inline int64_t chunks_for(int64_t rows) {
+  const int64_t chunk = chunk_rows_for(rows);
+  return std::max<int64_t>(1, (rows + chunk - 1) / chunk);
+}
+inline dim3 column_chunk_grid(int64_t rows, int64_t columns) {
+  return dim3(static_cast<unsigned>((columns + kColumnTile - 1) / kColumnTile), static_cast<unsigned>(chunks_for(rows)));
+}
+
+// Pass 1's last step: the 8 row groups' sums of the block's columns, added in row-group order; thread
+// (x, 0) gets column x's chunk sum. Every thread of the block calls it.
+template <class T>
+__device__ T add_row_groups(T v) {
+  __shared__ T groups[kRowGroups][kColumnTile];
+  __syncthreads();  // a previous call may still be reading the scratch
+  groups[threadIdx.y][threadIdx.x] = v;
+  __syncthreads();
+  T s = 0;
+  if (threadIdx.y == 0)
+    for (int k = 0; k < kRowGroups; ++k) s += groups[k][threadIdx.x];
+  return s;
+}
+
+// Pass 2: out[d] = (out[d] if accumulate, else 0) + sum over c of partials[c, d], c in order.
+template <class T>
+__global__ void add_chunks_kernel(T* out, const T* partials, int64_t chunks, int64_t columns, bool accumulate) {
+  for (int64_t d = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; d < columns; d += int64_t(gridDim.x) * blockDim.x) {
+    T s = 0;
+    for (int64_t c = 0; c < chunks; ++c) s += partials[c * columns + d];
+    out[d] = accumulate ? out[d] + s : s;
+  }
 }
 
 // Blocks for a kernel that gives one block to each row (rows beyond the grid are taken in turn).

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -22,7 +23,7 @@ namespace hcgrad::cuda {
 
 namespace {
 
-bool tf32_allowed = false;
+std::atomic<bool> tf32_allowed{false};
 
 void check_cublas(cublasStatus_t status, const char* call, int line) {
   if (status != CUBLAS_STATUS_SUCCESS)
@@ -31,12 +32,19 @@ void check_cublas(cublasStatus_t status, const char* call, int line) {
 }
 #define HC_CUBLAS_CHECK(call) check_cublas((call), #call, __LINE__)
 
-// One handle per device, bound to the device's stream; its math mode follows set_allow_tf32.
-cublasHandle_t handle_for(const Tensor& t) {
+// One handle per device, bound to the device's stream; its math mode follows set_allow_tf32. The handle is
+// shared by every host thread, so the lock is held from setting the math mode until the GEMMs are queued: a
+// set_allow_tf32 in another thread cannot change the mode under a GEMM of this one.
+struct LockedHandle {
+  std::unique_lock<std::mutex> lock;
+  cublasHandle_t handle;
+};
+
+LockedHandle handle_for(const Tensor& t) {
   static std::mutex mutex;
   static std::vector<cublasHandle_t> handles;
   cudaStream_t stream = stream_for(t);  // also makes the device current
-  std::lock_guard<std::mutex> lock(mutex);
+  std::unique_lock<std::mutex> lock(mutex);
   if (handles.empty()) handles.resize(static_cast<size_t>(device_count()), nullptr);
   cublasHandle_t& handle = handles[static_cast<size_t>(t.device().index)];
   if (!handle) {
@@ -44,7 +52,7 @@ cublasHandle_t handle_for(const Tensor& t) {
     HC_CUBLAS_CHECK(cublasSetStream(handle, stream));
   }
   HC_CUBLAS_CHECK(cublasSetMathMode(handle, tf32_allowed ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-  return handle;
+  return {std::move(lock), handle};
 }
 
 // How cuBLAS reads one [rows, cols] row-major operand in place: `transpose` when the memory is column-major
@@ -121,8 +129,9 @@ void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
   }
   Tensor a = a_in, b = b_in;
   Operand op_a = operand_of(a), op_b = operand_of(b);
-  if (!op_a.usable) a = dense_copy(a), op_a = operand_of(a);
-  if (!op_b.usable) b = dense_copy(b), op_b = operand_of(b);
+  // A leading dimension past int (a view of rows 2^31 apart) is copied too: dense, its ld is k or m.
+  if (!op_a.usable || op_a.ld > kIntMax) a = dense_copy(a), op_a = operand_of(a);
+  if (!op_b.usable || op_b.ld > kIntMax) b = dense_copy(b), op_b = operand_of(b);
 
   // Batch dims: coalesce a's and b's strides over out's batch shape; the last run is cuBLAS's batch.
   Shape batch(out.shape().begin(), out.shape().end() - 2);
@@ -132,7 +141,8 @@ void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
   coalesce_dims<3>(batch, strides);
   const int64_t inner = batch.back(), outer = numel(batch) / std::max<int64_t>(inner, 1);
   const int64_t a_step = strides[0].back(), b_step = strides[1].back(), c_step = strides[2].back();
-  cublasHandle_t handle = handle_for(out);
+  const LockedHandle locked = handle_for(out);
+  cublasHandle_t handle = locked.handle;
 
   dispatch_floating("matmul", out.dtype(), [&]<class T>() {
     const T* a_data = static_cast<const T*>(a.raw_data());
@@ -148,8 +158,13 @@ void gemm_into(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
         b_off += index * strides[1][d];
         c_off += index * strides[2][d];
       }
-      gemm_batched<T>(handle, op_b.op, op_a.op, int(m), int(n), int(k), b_data + b_off, op_b.ld, b_step,
-                      a_data + a_off, op_a.ld, a_step, c_data + c_off, c_step, int(inner));
+      // cuBLAS counts the batch in an int: more than that many matrices go in several calls.
+      for (int64_t first = 0; first < inner; first += kIntMax) {
+        const int64_t count = std::min(inner - first, kIntMax);
+        gemm_batched<T>(handle, op_b.op, op_a.op, int(m), int(n), int(k), b_data + b_off + first * b_step, op_b.ld,
+                        b_step, a_data + a_off + first * a_step, op_a.ld, a_step, c_data + c_off + first * c_step,
+                        c_step, int(count));
+      }
     }
   });
 }

@@ -8,6 +8,7 @@
 // Row kernels give one block to each row; the weight/bias gradients are a column kernel that sums each
 // column over the rows in a fixed order (deterministic, no atomics).
 #include <cmath>
+#include <utility>
 
 #include "hcgrad/core/dispatch.h"
 #include "hcgrad/core/kernels.h"
@@ -70,34 +71,27 @@ __global__ void norm_backward_kernel(T* dx, const T* dy, const T* x, const T* w,
   }
 }
 
-// dw[d] += sum_r dy[r, d] * xhat[r, d], db[d] += sum_r dy[r, d]. Block (32, 8): 32 columns side by side
-// (coalesced reads), 8 row groups, whose partial sums are added in shared memory in a fixed order.
-constexpr int kColumns = 32, kRowGroups = 8;
-
+// dw[d] += sum_r dy[r, d] * xhat[r, d], db[d] += sum_r dy[r, d]: column sums over the N rows, in the two
+// deterministic passes of cuda/launch.cuh. This is pass 1: the chunk blockIdx.y of rows for the 32 columns
+// of tile blockIdx.x, into partial_w and partial_b [chunks, D] (either may be null: not wanted).
 template <bool kCenter, class T>
-__global__ void norm_param_grads_kernel(T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
-                                        int64_t N, int64_t D) {
-  __shared__ T partial_w[kRowGroups][kColumns];
-  __shared__ T partial_b[kRowGroups][kColumns];
-  const int64_t d = blockIdx.x * int64_t(kColumns) + threadIdx.x;
+__global__ void norm_param_grads_kernel(T* partial_w, T* partial_b, const T* dy, const T* x, const T* mean,
+                                        const T* rstd, int64_t N, int64_t D, int64_t chunk_rows) {
+  const int64_t d = blockIdx.x * int64_t(kColumnTile) + threadIdx.x;
+  const int64_t begin = blockIdx.y * chunk_rows, end = begin + chunk_rows < N ? begin + chunk_rows : N;
   T sum_w = 0, sum_b = 0;
   if (d < D)
-    for (int64_t r = threadIdx.y; r < N; r += kRowGroups) {
+    for (int64_t r = begin + threadIdx.y; r < end; r += kRowGroups) {
       const T g = dy[r * D + d];
       const T m = kCenter ? mean[r] : T(0);
       sum_w += g * (x[r * D + d] - m) * rstd[r];
       sum_b += g;
     }
-  partial_w[threadIdx.y][threadIdx.x] = sum_w;
-  partial_b[threadIdx.y][threadIdx.x] = sum_b;
-  __syncthreads();
+  sum_w = add_row_groups(sum_w);
+  sum_b = add_row_groups(sum_b);
   if (threadIdx.y == 0 && d < D) {
-    for (int k = 1; k < kRowGroups; ++k) {
-      sum_w += partial_w[k][threadIdx.x];
-      sum_b += partial_b[k][threadIdx.x];
-    }
-    if (dw) dw[d] += sum_w;
-    if (db) db[d] += sum_b;
+    if (partial_w) partial_w[blockIdx.y * D + d] = sum_w;
+    if (partial_b) partial_b[blockIdx.y * D + d] = sum_b;
   }
 }
 
@@ -129,12 +123,19 @@ void norm_backward(const char* op, const Tensor& grad_x, const Tensor& grad_weig
       HC_CUDA_LAUNCH_CHECK(op);
     }
     if (grad_weight.defined() || grad_bias.defined()) {
-      const dim3 block(kColumns, kRowGroups);
-      const unsigned blocks = static_cast<unsigned>((D + kColumns - 1) / kColumns);
-      norm_param_grads_kernel<kCenter, T><<<blocks, block, 0, stream>>>(
-          grad_weight.defined() ? ptr<T>(grad_weight) : nullptr, grad_bias.defined() ? ptr<T>(grad_bias) : nullptr,
-          ptr<T>(grad_y), ptr<T>(x), mean_or_null, ptr<T>(rstd), N, D);
+      const int64_t chunks = chunks_for(N);
+      const Tensor partial_w = grad_weight.defined() ? Tensor::empty({chunks, D}, x.options()) : Tensor();
+      const Tensor partial_b = grad_bias.defined() ? Tensor::empty({chunks, D}, x.options()) : Tensor();
+      norm_param_grads_kernel<kCenter, T><<<column_chunk_grid(N, D), dim3(kColumnTile, kRowGroups), 0, stream>>>(
+          partial_w.defined() ? ptr<T>(partial_w) : nullptr, partial_b.defined() ? ptr<T>(partial_b) : nullptr, ptr<T>(grad_y), ptr<T>(x), mean_or_null,
+          ptr<T>(rstd), N, D, chunk_rows_for(N));
       HC_CUDA_LAUNCH_CHECK(op);
+      for (const auto& [grad, partial] : {std::pair{grad_weight, partial_w}, std::pair{grad_bias, partial_b}}) {
+        if (!grad.defined()) continue;
+        add_chunks_kernel<T><<<blocks_for(D), kThreads, 0, stream>>>(ptr<T>(grad), ptr<T>(partial), chunks, D,
+                                                                      /*accumulate=*/true);
+        HC_CUDA_LAUNCH_CHECK(op);
+      }
     }
   });
 }

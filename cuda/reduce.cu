@@ -86,13 +86,32 @@ __global__ void logsumexp_rows_kernel(T* out, const T* rows, int64_t outer, int6
   }
 }
 
-// One thread per column, down the rows in order: neighbouring threads read neighbouring addresses.
+// Pass 1 of the column sums (cuda/launch.cuh): the chunk blockIdx.y of rows, columns of tile blockIdx.x.
 template <class T>
-__global__ void sum_columns_kernel(T* out, const T* cols, int64_t outer, int64_t inner) {
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < inner; j += int64_t(gridDim.x) * blockDim.x) {
+__global__ void sum_column_chunks_kernel(T* partials, const T* cols, int64_t outer, int64_t inner, int64_t chunk_rows) {
+  const int64_t j = blockIdx.x * int64_t(kColumnTile) + threadIdx.x;
+  const int64_t begin = blockIdx.y * chunk_rows, end = begin + chunk_rows < outer ? begin + chunk_rows : outer;
+  T s = 0;
+  if (j < inner)
+    for (int64_t r = begin + threadIdx.y; r < end; r += kRowGroups) s += cols[r * inner + j];
+  s = add_row_groups(s);
+  if (threadIdx.y == 0 && j < inner) partials[blockIdx.y * inner + j] = s;
+}
+
+// Long rows, few of them (a whole-tensor sum: outer = 1): each row is cut into chunks of kRowChunk elements,
+// one block per (row, chunk), the chunks' sums into partials [outer, chunks]; sum_rows_kernel then adds each
+// row's chunks. One block per row would leave every SM but one idle.
+constexpr int64_t kRowChunk = 16384;
+
+template <class T>
+__global__ void sum_row_chunks_kernel(T* partials, const T* rows, int64_t outer, int64_t inner, int64_t chunks) {
+  for (int64_t b = blockIdx.x; b < outer * chunks; b += gridDim.x) {
+    const int64_t r = b / chunks, c = b % chunks;
+    const int64_t begin = c * kRowChunk, end = begin + kRowChunk < inner ? begin + kRowChunk : inner;
     T s = 0;
-    for (int64_t i = 0; i < outer; ++i) s += cols[i * inner + j];
-    out[j] = s;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += rows[r * inner + i];
+    s = block_sum(s);
+    if (threadIdx.x == 0) partials[b] = s;
   }
 }
 
@@ -151,10 +170,15 @@ void prod_rows_backward(const Tensor& grad_rows, const Tensor& rows, const Tenso
 void sum_columns(const Tensor& out, const Tensor& cols) {
   const int64_t outer = cols.shape()[0], inner = cols.shape()[1];
   if (inner == 0) return;
+  const int64_t chunks = chunks_for(outer);
+  const Tensor partials = Tensor::empty({chunks, inner}, out.options());
   dispatch_floating("sum", cols.dtype(), [&]<class T>() {
-    const int threads = 256;
-    const int blocks = static_cast<int>(std::min<int64_t>((inner + threads - 1) / threads, 4096));
-    sum_columns_kernel<T><<<blocks, threads, 0, stream_for(out)>>>(ptr<T>(out), ptr<T>(cols), outer, inner);
+    cudaStream_t stream = stream_for(out);
+    sum_column_chunks_kernel<T><<<column_chunk_grid(outer, inner), dim3(kColumnTile, kRowGroups), 0, stream>>>(
+        ptr<T>(partials), ptr<T>(cols), outer, inner, chunk_rows_for(outer));
+    HC_CUDA_LAUNCH_CHECK("sum");
+    add_chunks_kernel<T><<<blocks_for(inner), kThreads, 0, stream>>>(ptr<T>(out), ptr<T>(partials), chunks, inner,
+                                                                      false);
     HC_CUDA_LAUNCH_CHECK("sum");
   });
 }
@@ -163,8 +187,19 @@ void sum_rows(const Tensor& out, const Tensor& rows) {
   const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
   if (outer == 0) return;
   dispatch_floating("sum", rows.dtype(), [&]<class T>() {
-    sum_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream_for(out)>>>(ptr<T>(out), ptr<T>(rows),
-                                                                                          outer, inner);
+    cudaStream_t stream = stream_for(out);
+    if (outer < 128 && inner > 4 * kRowChunk) {  // few long rows: split each, then add the pieces
+      const int64_t chunks = (inner + kRowChunk - 1) / kRowChunk;
+      const Tensor partials = Tensor::empty({outer, chunks}, out.options());
+      sum_row_chunks_kernel<T><<<blocks_for_rows(outer * chunks), kThreads, 0, stream>>>(ptr<T>(partials), ptr<T>(rows),
+                                                                                     outer, inner, chunks);
+      HC_CUDA_LAUNCH_CHECK("sum");
+      sum_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(chunks), 0, stream>>>(ptr<T>(out),
+                                                                                        ptr<T>(partials), outer, chunks);
+    } else {
+      sum_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream>>>(ptr<T>(out), ptr<T>(rows),
+                                                                                        outer, inner);
+    }
     HC_CUDA_LAUNCH_CHECK("sum");
   });
 }

@@ -20,8 +20,9 @@
 #   bash tools/run.sh demo           the MLP demo: tensors, autograd and SGD on a spiral
 #   bash tools/run.sh bench          the GEMM benchmark (hcgrad matmul against plain Eigen)
 #   bash tools/run.sh gpu-test       only the GPU suite (each case skips, saying why, without a GPU)
-#   bash tools/run.sh gpu-bench [steps] tinylm's GPU benchmark config (6 layers, d 384, 6 heads, ctx 256,
-#                                    batch 64) on cuda:0: tokens/s
+#   bash tools/run.sh gpu-bench [steps] each GPU kernel family's µs and GB/s (bench_gpu_kernels), then tinylm's
+#                                    GPU benchmark config (6 layers, d 384, 6 heads, ctx 256, batch 64) on cuda:0:
+#                                    tokens/s
 #
 # The CUDA backend is built whenever nvcc is found (CMake option HCGRAD_CUDA); the sanitizer build is CPU only.
 # Builds go to build/ (Release: -O3 and this machine's vector ISA) and build-asan/.
@@ -163,8 +164,10 @@ case "$job" in
     ctest --test-dir build --output-on-failure -R "^gpu"
     ;;
   gpu-bench)
-    # hcgrad, then PyTorch eager on the same model and GPU (when tools/.venv has torch and hyper-connections).
-    release_build tinylm
+    # Each kernel family's time and bandwidth, then the model: hcgrad, then PyTorch eager on the same model and
+    # GPU (when tools/.venv has torch and hyper-connections).
+    release_build tinylm bench_gpu_kernels
+    build/bench/bench_gpu_kernels
     config=(--layers 6 --dim 384 --heads 6 --ctx 256 --batch 64)
     build/examples/tinylm train --device cuda "${config[@]}" --steps "${2:-300}" --eval-every 100000 \
       --sample-tokens 0 --out "runs/gpu-bench-$(date +%Y%m%d-%H%M%S)"

@@ -10,13 +10,15 @@ namespace {
 const OpName kIndexSelect{"index_select"};
 const OpName kEmbedding{"embedding"};
 
-// Checks that `index` holds int64 values in [0, size); returns it contiguous and flat.
+// Checks that `index` holds int64 values in [0, size); returns it contiguous and flat. GPU indices are checked
+// by the GPU kernels instead (cuda/index_fault.h): reading them here would make the host wait for every
+// kernel queued before them, and a bad one is still reported, at the next wait for the GPU.
 Tensor checked_index(const char* op, const Tensor& index, int64_t size, const char* what, const Shape& shape) {
   HC_CHECK(index.dtype() == DType::Int64, DTypeError, op, ": indices must be int64, got ", index.dtype(),
            " for shape ", index.shape());
   Tensor flat = as_contiguous(index);
-  const Tensor host = flat.to(Device::cpu());  // GPU indices are checked from a copy
-  const int64_t* p = host.data<int64_t>();
+  if (flat.device().is_cuda()) return as_strided(flat, {flat.numel()}, {1}, flat.offset());
+  const int64_t* p = flat.data<int64_t>();
   for (int64_t i = 0; i < flat.numel(); ++i)
     HC_CHECK(p[i] >= 0 && p[i] < size, IndexError, op, ": index ", p[i], " out of range for ", what, " ", shape,
              " (valid: 0..", size - 1, ")");

@@ -139,3 +139,10 @@ T atomicAdd(T* address, T value) {
   *address = old + value;
   return old;
 }
+
+inline int atomicCAS(int* address, int compare, int value) {
+  std::lock_guard<std::mutex> lock(atomic_mutex());
+  const int old = *address;
+  if (old == compare) *address = value;
+  return old;
+}

@@ -7,6 +7,7 @@
 #include "helpers.h"
 
 #include "hcgrad/core/kernels.h"
+#include "hcgrad/cuda/common.h"  // the emulation's stand-in: index_fault()
 
 namespace hcgrad::emulated_cuda {
 #include "hcgrad/core/kernel_list.h"
@@ -16,6 +17,8 @@ namespace {
 
 using namespace hctest;
 namespace gpu = hcgrad::emulated_cuda;
+using hcgrad::cuda::IndexFault;
+using hcgrad::cuda::IndexFaultKernel;
 
 double tolerance(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
 
@@ -212,6 +215,35 @@ TEST_CASE("emulated CUDA: index_select and index_add along a middle dim, repeate
   }
 }
 
+// GPU indices are checked by the kernels (cuda/index_fault.h): a bad one is recorded, its access skipped.
+TEST_CASE("emulated CUDA: an index or a target out of range is recorded, not followed") {
+  IndexFault& fault = *gpu::index_fault();
+  fault = IndexFault();
+  const Tensor x = random({5, 3}, DType::Float32);
+  Tensor out = Tensor::empty({2, 3}, x.options());
+  gpu::index_select(out, x, 0, from_vector<int64_t>({1, 7}));
+  CHECK(fault.recorded == 1);
+  CHECK(fault.kernel == IndexFaultKernel::IndexSelect);
+  CHECK(fault.index == 7);
+  CHECK(fault.limit == 5);
+  CHECK(values(out.narrow(0, 1, 1)) == std::vector<double>{0, 0, 0});
+  CHECK(values(out.narrow(0, 0, 1)) == values(x.narrow(0, 1, 1)));
+  fault = IndexFault();
+  Tensor sums = zeros({5, 3}, x.options());
+  gpu::index_add(sums, 0, from_vector<int64_t>({-1, 2}), out);
+  CHECK(fault.kernel == IndexFaultKernel::IndexAdd);
+  CHECK(fault.index == -1);
+  fault = IndexFault();
+  const Tensor logits = random({3, 4}, DType::Float64);
+  Tensor losses = Tensor::empty({3}, logits.options()), lse = Tensor::empty({3}, logits.options());
+  gpu::cross_entropy_forward(losses, lse, logits, from_vector<int64_t>({0, 4, -100}), -100);
+  CHECK(fault.kernel == IndexFaultKernel::CrossEntropy);
+  CHECK(fault.index == 4);
+  CHECK(std::isnan(values(losses)[1]));
+  CHECK(values(losses)[2] == 0);
+  fault = IndexFault();
+}
+
 TEST_CASE("emulated CUDA: cross_entropy forward and backward with an ignored target") {
   for (DType dtype : kFloatTypes) {
     CAPTURE(dtype);
@@ -233,7 +265,8 @@ TEST_CASE("emulated CUDA: layer_norm and rms_norm, forward and backward, with an
     for (bool affine : {true, false}) {
       CAPTURE(dtype);
       CAPTURE(affine);
-      const int64_t N = 19, D = 70;
+      // N over three chunks of 256 rows for the parameters' gradients, D over three tiles of 32 columns.
+      const int64_t N = affine ? 531 : 19, D = 70;
       const Tensor x = random({N, D}, dtype, -3, 3), g = random({N, D}, dtype);
       const Tensor w = affine ? random({D}, dtype) : Tensor(), b = affine ? random({D}, dtype) : Tensor();
       Tensor yc = Tensor::empty({N, D}, x.options()), ye = Tensor::empty({N, D}, x.options());
@@ -441,12 +474,24 @@ TEST_CASE("emulated CUDA: hc_width_forward, hc_depth_forward and hc_step_backwar
 
 }  // namespace
 
-TEST_CASE("emulated CUDA: sum_columns and scaled_rms_norm_matmul, forward and backward") {
+TEST_CASE("emulated CUDA: sum_columns, sum_rows of long rows, and scaled_rms_norm_matmul on GEMMs") {
   for (DType dtype : kFloatTypes) {
     CAPTURE(dtype);
-    const Tensor cols = random({300, 7}, dtype);
-    Tensor sc = Tensor::empty({7}, cols.options()), se = Tensor::empty({7}, cols.options());
-    compare({sc}, {se}, [&] { cpu::sum_columns(sc, cols); }, [&] { gpu::sum_columns(se, cols); }, tolerance(dtype));
+    // Tall and skinny (a bias or scale gradient: many chunks of 256 rows, a few columns), chunks not filled,
+    // more than one tile of 32 columns, one row.
+    for (const Shape& shape : {Shape{3000, 5}, Shape{300, 7}, Shape{257, 70}, Shape{1, 3}}) {
+      CAPTURE(shape);
+      const Tensor cols = random(shape, dtype);
+      Tensor sc = Tensor::empty({shape[1]}, cols.options()), se = Tensor::empty({shape[1]}, cols.options());
+      compare({sc}, {se}, [&] { cpu::sum_columns(sc, cols); }, [&] { gpu::sum_columns(se, cols); }, tolerance(dtype));
+      Tensor again = Tensor::empty({shape[1]}, cols.options());  // deterministic: the same bits twice
+      gpu::sum_columns(again, cols);
+      CHECK(values(again) == values(se));
+    }
+    // Few long rows: each row split into chunks of 16384, the pieces added by row.
+    const Tensor long_rows = random({2, 70001}, dtype);
+    Tensor lc = Tensor::empty({2}, long_rows.options()), le = Tensor::empty({2}, long_rows.options());
+    compare({lc}, {le}, [&] { cpu::sum_rows(lc, long_rows); }, [&] { gpu::sum_rows(le, long_rows); }, tolerance(dtype));
 
     const int64_t R = 301, K = 37, M = 6;
     Tensor x = random({R, K}, dtype);

@@ -4,9 +4,18 @@
 
 #include "hcgrad/core/error.h"
 #include "hcgrad/core/tensor.h"
+#include "hcgrad/cuda/index_fault.h"
 #include "cuda_emulation.h"
 
 namespace hcgrad::emulated_cuda {
+
+using cuda::IndexFault;
+using cuda::IndexFaultKernel;
+// The emulated kernels' fault record: ordinary memory, read by the tests directly.
+inline IndexFault* index_fault() {
+  static IndexFault record;
+  return &record;
+}
 
 inline cudaStream_t stream_for(const Tensor&) { return 0; }
 inline cudaStream_t stream_for(int) { return 0; }
