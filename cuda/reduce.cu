@@ -42,15 +42,19 @@ __device__ bool beats(const Best<T>& b, const Best<T>& a, bool take_max) {
   return take_max ? b.value > a.value : b.value < a.value;
 }
 
+// One block per segment: segment s is chunk s % chunks of row s / chunks (positions [c·chunk, (c+1)·chunk)),
+// its best value and position into values[s], indices[s]. With one chunk per row, a segment is a row.
 template <class T>
 __global__ void max_rows_kernel(T* values, int64_t* indices, const T* rows, int64_t outer, int64_t inner,
-                                bool take_max) {
+                                bool take_max, int64_t chunks, int64_t chunk) {
   __shared__ T best_value[1024];
   __shared__ int64_t best_index[1024];
-  for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+  for (int64_t segment = blockIdx.x; segment < outer * chunks; segment += gridDim.x) {
+    const int64_t r = segment / chunks, begin = segment % chunks * chunk;
+    const int64_t end = begin + chunk < inner ? begin + chunk : inner;
     const T* row = rows + r * inner;
     Best<T> best{T(0), -1};
-    for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) {
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
       const Best<T> candidate{row[i], i};
       if (beats(candidate, best, take_max)) best = candidate;
     }
@@ -70,9 +74,24 @@ __global__ void max_rows_kernel(T* values, int64_t* indices, const T* rows, int6
       __syncthreads();
     }
     if (threadIdx.x == 0) {
-      values[r] = best_value[0];
-      indices[r] = best_index[0];
+      values[segment] = best_value[0];
+      indices[segment] = best_index[0];
     }
+  }
+}
+
+// The rows' chunks in order, one thread per row: the same winner as one pass over the row.
+template <class T>
+__global__ void combine_max_chunks_kernel(T* values, int64_t* indices, const T* chunk_values,
+                                          const int64_t* chunk_indices, int64_t outer, int64_t chunks, bool take_max) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < outer; r += int64_t(gridDim.x) * blockDim.x) {
+    Best<T> best{T(0), -1};
+    for (int64_t c = 0; c < chunks; ++c) {
+      const Best<T> candidate{chunk_values[r * chunks + c], chunk_indices[r * chunks + c]};
+      if (beats(candidate, best, take_max)) best = candidate;
+    }
+    values[r] = best.value;
+    indices[r] = best.index;
   }
 }
 
@@ -83,6 +102,40 @@ __global__ void logsumexp_rows_kernel(T* out, const T* rows, int64_t outer, int6
   for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
     const auto [m, s] = block_max_and_sum_exp(rows + r * inner, inner);
     if (threadIdx.x == 0) out[r] = isfinite(m) ? m + log(s) : m;
+  }
+}
+
+// A chunk's max m and sum of exp(x - m) (0 when m is not finite: it alone decides the row's result then).
+template <class T>
+__global__ void logsumexp_chunks_kernel(T* chunk_max, T* chunk_sum, const T* rows, int64_t outer, int64_t inner,
+                                        int64_t chunks, int64_t chunk) {
+  for (int64_t segment = blockIdx.x; segment < outer * chunks; segment += gridDim.x) {
+    const int64_t r = segment / chunks, begin = segment % chunks * chunk;
+    const int64_t end = begin + chunk < inner ? begin + chunk : inner;
+    const auto [m, s] = block_max_and_sum_exp(rows + r * inner + begin, end - begin);
+    if (threadIdx.x == 0) {
+      chunk_max[segment] = m;
+      chunk_sum[segment] = isfinite(m) ? s : T(0);
+    }
+  }
+}
+
+// logsumexp of a row from its chunks: M = the max of the chunks' maxima (NaN wins); M itself when it is not
+// finite, else M + log(sum_c s_c exp(m_c - M)).
+template <class T>
+__global__ void combine_logsumexp_chunks_kernel(T* out, const T* chunk_max, const T* chunk_sum, int64_t outer,
+                                                int64_t chunks) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < outer; r += int64_t(gridDim.x) * blockDim.x) {
+    T m = -INFINITY;
+    for (int64_t c = 0; c < chunks; ++c) m = max_nan(m, chunk_max[r * chunks + c]);
+    if (!isfinite(m)) {
+      out[r] = m;
+      continue;
+    }
+    T s = 0;
+    for (int64_t c = 0; c < chunks; ++c)
+      if (isfinite(chunk_max[r * chunks + c])) s += chunk_sum[r * chunks + c] * exp(chunk_max[r * chunks + c] - m);
+    out[r] = m + log(s);
   }
 }
 
@@ -102,6 +155,10 @@ __global__ void sum_column_chunks_kernel(T* partials, const T* cols, int64_t out
 // one block per (row, chunk), the chunks' sums into partials [outer, chunks]; sum_rows_kernel then adds each
 // row's chunks. One block per row would leave every SM but one idle.
 constexpr int64_t kRowChunk = 16384;
+
+// Few long rows are split into chunks of kRowChunk, one block each, and the chunks combined per row: sum_rows,
+// max_rows and logsumexp_rows.
+bool split_rows(int64_t outer, int64_t inner) { return outer < 128 && inner > 4 * kRowChunk; }
 
 template <class T>
 __global__ void sum_row_chunks_kernel(T* partials, const T* rows, int64_t outer, int64_t inner, int64_t chunks) {
@@ -188,7 +245,7 @@ void sum_rows(const Tensor& out, const Tensor& rows) {
   if (outer == 0) return;
   dispatch_floating("sum", rows.dtype(), [&]<class T>() {
     cudaStream_t stream = stream_for(out);
-    if (outer < 128 && inner > 4 * kRowChunk) {  // few long rows: split each, then add the pieces
+    if (split_rows(outer, inner)) {  // few long rows: split each, then add the pieces
       const int64_t chunks = (inner + kRowChunk - 1) / kRowChunk;
       const Tensor partials = Tensor::empty({outer, chunks}, out.options());
       sum_row_chunks_kernel<T><<<blocks_for_rows(outer * chunks), kThreads, 0, stream>>>(ptr<T>(partials), ptr<T>(rows),
@@ -207,10 +264,25 @@ void sum_rows(const Tensor& out, const Tensor& rows) {
 void max_rows(const Tensor& values, const Tensor& indices, const Tensor& rows, bool take_max) {
   const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
   if (outer == 0) return;
-  dispatch_floating(take_max ? "max" : "min", rows.dtype(), [&]<class T>() {
-    max_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream_for(values)>>>(
-        ptr<T>(values), ptr<int64_t>(indices), ptr<T>(rows), outer, inner, take_max);
-    HC_CUDA_LAUNCH_CHECK(take_max ? "max" : "min");
+  const char* op = take_max ? "max" : "min";
+  dispatch_floating(op, rows.dtype(), [&]<class T>() {
+    cudaStream_t stream = stream_for(values);
+    if (!split_rows(outer, inner)) {
+      max_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream>>>(
+          ptr<T>(values), ptr<int64_t>(indices), ptr<T>(rows), outer, inner, take_max, 1, inner);
+      HC_CUDA_LAUNCH_CHECK(op);
+      return;
+    }
+    const int64_t chunks = (inner + kRowChunk - 1) / kRowChunk;
+    const Tensor chunk_values = Tensor::empty({outer, chunks}, values.options());
+    const Tensor chunk_indices = Tensor::empty({outer, chunks}, indices.options());
+    max_rows_kernel<T><<<blocks_for_rows(outer * chunks), kThreads, 0, stream>>>(
+        ptr<T>(chunk_values), ptr<int64_t>(chunk_indices), ptr<T>(rows), outer, inner, take_max, chunks, kRowChunk);
+    HC_CUDA_LAUNCH_CHECK(op);
+    combine_max_chunks_kernel<T><<<blocks_for(outer), kThreads, 0, stream>>>(
+        ptr<T>(values), ptr<int64_t>(indices), ptr<T>(chunk_values), ptr<int64_t>(chunk_indices), outer, chunks,
+        take_max);
+    HC_CUDA_LAUNCH_CHECK(op);
   });
 }
 
@@ -218,8 +290,21 @@ void logsumexp_rows(const Tensor& out, const Tensor& rows) {
   const int64_t outer = rows.shape()[0], inner = rows.shape()[1];
   if (outer == 0) return;
   dispatch_floating("logsumexp", rows.dtype(), [&]<class T>() {
-    logsumexp_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream_for(out)>>>(
-        ptr<T>(out), ptr<T>(rows), outer, inner);
+    cudaStream_t stream = stream_for(out);
+    if (!split_rows(outer, inner)) {
+      logsumexp_rows_kernel<T><<<blocks_for_rows(outer), threads_for_row(inner), 0, stream>>>(
+          ptr<T>(out), ptr<T>(rows), outer, inner);
+      HC_CUDA_LAUNCH_CHECK("logsumexp");
+      return;
+    }
+    const int64_t chunks = (inner + kRowChunk - 1) / kRowChunk;
+    const Tensor chunk_max = Tensor::empty({outer, chunks}, out.options());
+    const Tensor chunk_sum = Tensor::empty({outer, chunks}, out.options());
+    logsumexp_chunks_kernel<T><<<blocks_for_rows(outer * chunks), kThreads, 0, stream>>>(
+        ptr<T>(chunk_max), ptr<T>(chunk_sum), ptr<T>(rows), outer, inner, chunks, kRowChunk);
+    HC_CUDA_LAUNCH_CHECK("logsumexp");
+    combine_logsumexp_chunks_kernel<T><<<blocks_for(outer), kThreads, 0, stream>>>(
+        ptr<T>(out), ptr<T>(chunk_max), ptr<T>(chunk_sum), outer, chunks);
     HC_CUDA_LAUNCH_CHECK("logsumexp");
   });
 }

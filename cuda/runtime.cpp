@@ -1,4 +1,5 @@
 // The CUDA runtime of cuda/runtime.h and cuda/common.h: which GPUs exist, one stream per GPU, errors.
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -143,21 +144,27 @@ void synchronize() {
   check_index_fault();
 }
 
+namespace {
+std::atomic<IndexFault*> index_fault_record{nullptr};  // made by the first kernel that checks indices
+}  // namespace
+
 IndexFault* index_fault() {
   // Mapped (the GPU writes to it over the bus) and portable (every device's kernels may): with unified
-  // addressing the host pointer is also the device pointer.
+  // addressing the host pointer is also the device pointer. Made on first use, by a kernel's launch, so a
+  // process that never checks an index on a GPU (or has none) never allocates it.
   static IndexFault* record = [] {
     void* memory = nullptr;
-    stream_for(0);  // a context to allocate in
     HC_CUDA_CHECK("cuda", cudaHostAlloc(&memory, sizeof(IndexFault), cudaHostAllocMapped | cudaHostAllocPortable));
-    return new (memory) IndexFault();
+    IndexFault* made = new (memory) IndexFault();
+    index_fault_record = made;
+    return made;
   }();
   return record;
 }
 
 void check_index_fault() {
-  IndexFault* fault = index_fault();
-  if (!fault->recorded) return;
+  IndexFault* fault = index_fault_record;
+  if (!fault || !fault->recorded) return;
   const IndexFault found = *fault;
   *fault = IndexFault();
   const char* what = found.kernel == IndexFaultKernel::CrossEntropy ? "cross_entropy: target "

@@ -119,7 +119,7 @@ TEST_CASE("emulated CUDA: copy converts dtypes and walks strides, fill fills") {
 TEST_CASE("emulated CUDA: row reductions, including NaN, ties and rows of -inf") {
   for (DType dtype : kFloatTypes) {
     CAPTURE(dtype);
-    for (const Shape& shape : {Shape{7, 5}, Shape{3, 3000}, Shape{1, 1}}) {
+    for (const Shape& shape : {Shape{7, 5}, Shape{3, 3000}, Shape{1, 1}, Shape{2, 70001}}) {  // the last split in chunks
       CAPTURE(shape);
       Tensor x = random(shape, dtype).contiguous();
       Tensor c = Tensor::empty({shape[0]}, x.options()), e = Tensor::empty({shape[0]}, x.options());
@@ -146,6 +146,21 @@ TEST_CASE("emulated CUDA: row reductions, including NaN, ties and rows of -inf")
     gpu::logsumexp_rows(e, x);
     CHECK(std::isnan(values(e)[1]));
     CHECK(values(e)[2] == -INFINITY);
+    // The same in rows long enough to be split into chunks: a tie across chunks, a NaN in a later chunk than
+    // the maximum, a row of -inf.
+    Tensor long_x = zeros({3, 70001}, {.dtype = dtype});
+    long_x.narrow(0, 0, 1).narrow(1, 20000, 1).fill_(5.0);
+    long_x.narrow(0, 0, 1).narrow(1, 50000, 1).fill_(5.0);
+    long_x.narrow(0, 1, 1).narrow(1, 100, 1).fill_(5.0);
+    long_x.narrow(0, 1, 1).narrow(1, 60000, 1).fill_(NAN);
+    long_x.narrow(0, 2, 1).fill_(-INFINITY);
+    Tensor lv = Tensor::empty({3}, long_x.options()), li = Tensor::empty({3}, {.dtype = DType::Int64});
+    gpu::max_rows(lv, li, long_x, true);
+    CHECK(values(li) == std::vector<double>{20000, 60000, 0});
+    gpu::logsumexp_rows(lv, long_x);
+    CHECK(values(lv)[0] == doctest::Approx(std::log(69999.0 + 2 * std::exp(5.0))).epsilon(1e-6));
+    CHECK(std::isnan(values(lv)[1]));
+    CHECK(values(lv)[2] == -INFINITY);
   }
 }
 
@@ -260,13 +275,33 @@ TEST_CASE("emulated CUDA: cross_entropy forward and backward with an ignored tar
   }
 }
 
+// The weight and bias gradients alone (grad_x not wanted), over more rows than one chunk of 256 and more
+// columns than one tile of 32: the two-pass column sums of cuda/launch.cuh.
+TEST_CASE("emulated CUDA: layer_norm's and rms_norm's parameter gradients over several chunks of rows") {
+  for (DType dtype : kFloatTypes) {
+    CAPTURE(dtype);
+    const int64_t N = 531, D = 40;
+    const Tensor x = random({N, D}, dtype, -3, 3), g = random({N, D}, dtype), w = random({D}, dtype);
+    Tensor y = Tensor::empty({N, D}, x.options()), mean = Tensor::empty({N}, x.options());
+    Tensor rstd = Tensor::empty({N}, x.options());
+    cpu::layer_norm_forward(y, mean, rstd, x, w, Tensor(), 1e-5);
+    Tensor dwc = zeros({D}, x.options()), dwe = zeros({D}, x.options());
+    Tensor dbc = zeros({D}, x.options()), dbe = zeros({D}, x.options());
+    compare({dwc, dbc}, {dwe, dbe}, [&] { cpu::layer_norm_backward(Tensor(), dwc, dbc, g, x, w, mean, rstd); },
+            [&] { gpu::layer_norm_backward(Tensor(), dwe, dbe, g, x, w, mean, rstd); }, tolerance(dtype));
+    cpu::rms_norm_forward(y, rstd, x, w, 1e-6);
+    Tensor rc = zeros({D}, x.options()), re = zeros({D}, x.options());
+    compare({rc}, {re}, [&] { cpu::rms_norm_backward(Tensor(), rc, g, x, w, rstd); },
+            [&] { gpu::rms_norm_backward(Tensor(), re, g, x, w, rstd); }, tolerance(dtype));
+  }
+}
+
 TEST_CASE("emulated CUDA: layer_norm and rms_norm, forward and backward, with and without parameters") {
   for (DType dtype : kFloatTypes) {
     for (bool affine : {true, false}) {
       CAPTURE(dtype);
       CAPTURE(affine);
-      // N over three chunks of 256 rows for the parameters' gradients, D over three tiles of 32 columns.
-      const int64_t N = affine ? 531 : 19, D = 70;
+      const int64_t N = 19, D = 70;
       const Tensor x = random({N, D}, dtype, -3, 3), g = random({N, D}, dtype);
       const Tensor w = affine ? random({D}, dtype) : Tensor(), b = affine ? random({D}, dtype) : Tensor();
       Tensor yc = Tensor::empty({N, D}, x.options()), ye = Tensor::empty({N, D}, x.options());
