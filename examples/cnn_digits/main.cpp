@@ -87,11 +87,7 @@ class DigitsCNN : public nn::Module {
 
 double accuracy(const DigitsCNN& model, const vit::Digits& data) {
   autograd::NoGradGuard no_grad;
-  const std::vector<int64_t> predicted = argmax(model.forward(data.images), 1).to_vector<int64_t>();
-  const std::vector<int64_t> labels = data.labels.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == labels[i];
-  return static_cast<double>(correct) / static_cast<double>(labels.size());
+  return vit::fraction_correct(model.forward(data.images), data.labels);
 }
 
 }  // namespace

@@ -138,4 +138,12 @@ DigitsSplit split_digits(const Digits& all, double test_fraction, uint64_t seed)
           take(all, std::vector<int64_t>(order.begin(), order.begin() + test))};
 }
 
+double fraction_correct(const hcgrad::Tensor& logits, const hcgrad::Tensor& labels) {
+  const std::vector<int64_t> predicted = hcgrad::argmax(logits, 1).to_vector<int64_t>();
+  const std::vector<int64_t> truth = labels.to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
+  return static_cast<double>(correct) / static_cast<double>(truth.size());
+}
+
 }  // namespace vit

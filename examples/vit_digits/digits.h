@@ -36,4 +36,7 @@ Digits take(const Digits& all, const std::vector<int64_t>& rows);
 // paper). The digits were centred by the original preprocessing, so a pixel's shift keeps them readable.
 hcgrad::Tensor shift_images(const hcgrad::Tensor& images, hcgrad::Generator& gen);
 
+// The fraction of rows whose largest logit is at the label: logits [N, classes], labels int64 [N].
+double fraction_correct(const hcgrad::Tensor& logits, const hcgrad::Tensor& labels);
+
 }  // namespace vit

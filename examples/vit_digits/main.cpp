@@ -34,12 +34,9 @@ struct Options {
 double accuracy(vit::ViT& model, const vit::Digits& data) {
   autograd::NoGradGuard no_grad;
   model.eval();
-  const Tensor predicted = argmax(model.forward(data.images), 1);
-  const std::vector<int64_t> p = predicted.to_vector<int64_t>(), y = data.labels.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < p.size(); ++i) correct += p[i] == y[i];
+  const double fraction = vit::fraction_correct(model.forward(data.images), data.labels);
   model.train();
-  return static_cast<double>(correct) / static_cast<double>(p.size());
+  return fraction;
 }
 
 struct Result {
