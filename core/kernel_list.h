@@ -77,6 +77,12 @@ void softmax_backward(const Tensor& grad_x, const Tensor& y, const Tensor& grad_
 void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
 // out[..., index[i], ...] += src[..., i, ...] along dim (scatter-add; repeated indices accumulate).
 void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
+// gather's and scatter_add's places: for each element p of index (contiguous int64 of shape index_shape),
+// places[p] = the offset in a contiguous tensor of shape x_shape of p with its dim coordinate replaced by
+// index[p]. Checks index[p] in [0, x_shape[dim]): the CPU throws (naming `op`), a GPU records it
+// (cuda/index_fault.h).
+void gather_places(const char* op, const Tensor& places, const Tensor& index, const Shape& index_shape,
+                   const Shape& x_shape, int64_t dim);
 
 // ---- cross-entropy (core/cpu/loss.cpp); logits contiguous [N, C], targets contiguous int64 [N] ----
 // losses [N] = logsumexp(logits[n]) - logits[n, t] (0 where ignored); lse [N] kept for backward.

@@ -1,4 +1,5 @@
-// Gathering and scatter-adding rows on the GPU (embedding forward and backward, index_select). Tensors
+// Gathering and scatter-adding rows on the GPU (embedding forward and backward, index_select), and the
+// places of gather and scatter_add. Tensors
 // are split around `dim` into [outer, size, inner]; the indices are contiguous int64. One thread per element
 // moved. The op does not check GPU indices on the host (that would wait for the GPU): the kernels do, and
 // record a bad one for the host to report (cuda/index_fault.h), reading or writing nothing for it (out gets 0).
@@ -46,7 +47,52 @@ __global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int
   }
 }
 
+// Shapes for gather_places_kernel, by value.
+struct PlacesShape {
+  int rank = 0;
+  int64_t index_sizes[kMaxDims] = {};
+  int64_t x_strides[kMaxDims] = {};  // contiguous strides of x
+};
+
+// places[p] = sum over k of (k == dim ? index[p] : p's coordinate k) * x_strides[k]; one thread per p.
+__global__ void gather_places_kernel(int64_t* places, const int64_t* index, int64_t n, PlacesShape shape, int dim,
+                                     int64_t size, IndexFault* fault) {
+  for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < n; p += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t j = index[p];
+    if (j < 0 || j >= size) {
+      record_index_fault(fault, IndexFaultKernel::GatherPlaces, j, size);
+      places[p] = 0;  // a valid place: the gather reads, or the scatter adds to, element 0 instead
+      continue;
+    }
+    int64_t rest = p, place = 0;
+    for (int k = shape.rank - 1; k >= 0; --k) {
+      const int64_t coordinate = rest % shape.index_sizes[k];
+      rest /= shape.index_sizes[k];
+      place += (k == dim ? j : coordinate) * shape.x_strides[k];
+    }
+    places[p] = place;
+  }
+}
+
 }  // namespace
+
+void gather_places(const char* op, const Tensor& places, const Tensor& index, const Shape& index_shape,
+                   const Shape& x_shape, int64_t dim) {
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  HC_CHECK(x_shape.ndim() <= kMaxDims, ShapeError, op, ": the CUDA kernels take at most ", kMaxDims,
+           " dims, got ", x_shape);
+  PlacesShape shape;
+  shape.rank = static_cast<int>(x_shape.ndim());
+  const Strides strides = contiguous_strides(x_shape);
+  for (int k = 0; k < shape.rank; ++k) {
+    shape.index_sizes[k] = index_shape[k];
+    shape.x_strides[k] = strides[k];
+  }
+  gather_places_kernel<<<blocks_for(n), kThreads, 0, stream_for(places)>>>(
+      ptr<int64_t>(places), ptr<int64_t>(index), n, shape, static_cast<int>(dim), x_shape[dim], index_fault());
+  HC_CUDA_LAUNCH_CHECK(op);
+}
 
 void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index) {
   const DimSplit in = split_around(x.shape(), dim);

@@ -10,7 +10,7 @@
 
 namespace hcgrad::cuda {
 
-enum class IndexFaultKernel : int { None = 0, IndexSelect, IndexAdd, CrossEntropy };
+enum class IndexFaultKernel : int { None = 0, IndexSelect, IndexAdd, CrossEntropy, GatherPlaces };
 
 struct IndexFault {
   int recorded = 0;  // set to 1 (atomically) by the first kernel to find a bad index; the fields follow

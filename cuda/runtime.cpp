@@ -167,9 +167,10 @@ void check_index_fault() {
   if (!fault || !fault->recorded) return;
   const IndexFault found = *fault;
   *fault = IndexFault();
-  const char* what = found.kernel == IndexFaultKernel::CrossEntropy ? "cross_entropy: target "
-                     : found.kernel == IndexFaultKernel::IndexAdd   ? "index_add (a gather's backward): index "
-                                                                    : "index_select (index_select, embedding, gather): index ";
+  const char* what = found.kernel == IndexFaultKernel::CrossEntropy   ? "cross_entropy: target "
+                     : found.kernel == IndexFaultKernel::IndexAdd     ? "index_add (a gather's backward): index "
+                     : found.kernel == IndexFaultKernel::GatherPlaces ? "gather, scatter_add or nll_loss: index "
+                                                                      : "index_select (index_select, embedding): index ";
   throw IndexError(detail::concat(what, found.index, " out of range (valid: 0..", found.limit - 1,
                                   ") in a GPU kernel; reported at this wait for the GPU, the op that queued it ran "
                                   "earlier (HCGRAD_CUDA_SYNC=1 reports it at the op)"));

@@ -6,6 +6,7 @@
 // (lr, bias corrections) are computed in double and rounded once.
 #include "hcgrad/nn/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <numbers>
@@ -306,37 +307,52 @@ AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
 
 // ---- clip_grad_norm_ ----
 
-double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
-  HC_CHECK(max_norm >= 0, Error, "clip_grad_norm_: max_norm must be >= 0, got ", max_norm);
-  profile::Scope region("clip_grad_norm_", profile::Category::Optimizer, /*region=*/true);
-  std::vector<Tensor> grads;
-  for (const Tensor& p : params)
-    if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
-
-  double sum_of_squares = 0;  // in double even for float32 gradients: millions of small squares
-  Tensor gpu_sum;             // GPU gradients add up on their device, read back once at the end
+namespace {
+// The sum of squares of CPU gradients, in double even for float32 ones: millions of small squares.
+double host_sum_of_squares(const std::vector<Tensor>& grads) {
+  double sum_of_squares = 0;
   for (const Tensor& grad : grads) {
-    if (!grad.device().is_cpu()) {
-      autograd::NoGradGuard no_grad;
-      const Tensor g64 = grad.to(DType::Float64);
-      const Tensor squares = sum(g64 * g64);
-      gpu_sum = gpu_sum.defined() ? gpu_sum + squares.to(gpu_sum.device()) : squares;
-      continue;
-    }
     const Tensor g = grad.contiguous();
     sum_of_squares += dispatch_floating("clip_grad_norm_", g.dtype(), [&]<class T>() {
       return flat<T>(g).template cast<double>().square().sum();
     });
   }
-  if (gpu_sum.defined()) sum_of_squares += gpu_sum.item();
-  const double norm = std::sqrt(sum_of_squares);
-  if (!std::isfinite(norm)) return norm;
+  return sum_of_squares;
+}
+}  // namespace
 
-  const double clip_coef = max_norm / (norm + 1e-6);
-  if (clip_coef < 1) {
-    autograd::NoGradGuard no_grad;
-    for (Tensor& grad : grads) grad.mul_(clip_coef);
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
+  HC_CHECK(max_norm >= 0, Error, "clip_grad_norm_: max_norm must be >= 0, got ", max_norm);
+  profile::Scope region("clip_grad_norm_", profile::Category::Optimizer, /*region=*/true);
+  autograd::NoGradGuard no_grad;
+  std::vector<Tensor> grads;
+  for (const Tensor& p : params)
+    if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
+  const bool all_on_cpu =
+      std::all_of(grads.begin(), grads.end(), [](const Tensor& g) { return g.device().is_cpu(); });
+
+  if (all_on_cpu) {  // the host's own arithmetic, no tensor ops
+    const double norm = std::sqrt(host_sum_of_squares(grads));
+    const double clip_coef = max_norm / (norm + 1e-6);
+    if (std::isfinite(norm) && clip_coef < 1)
+      for (Tensor& grad : grads) grad.mul_(clip_coef);
+    return scalar_tensor(norm, {.dtype = DType::Float64});
   }
+
+  // On a GPU everything stays there: reading the norm back would make the host wait for the whole backward
+  // pass, every step. The squares add up in float64 on the first gradient's device (as torch puts the norm
+  // there), and the gradients are scaled by a 0-d factor computed on that device, 1 when the norm is below
+  // max_norm or not finite.
+  const Device home = grads.front().device();
+  Tensor sum_of_squares = zeros({}, {.dtype = DType::Float64, .device = home});
+  for (const Tensor& grad : grads) {
+    const Tensor g64 = grad.to(DType::Float64);
+    sum_of_squares = sum_of_squares + sum(g64 * g64).to(home);
+  }
+  const Tensor norm = sqrt(sum_of_squares);
+  const Tensor finite = eq(norm - norm, zeros_like(norm));  // false for inf - inf and for nan
+  const Tensor clip_coef = where(finite, clamp(max_norm / (norm + 1e-6), std::nullopt, 1.0), ones_like(norm));
+  for (Tensor& grad : grads) grad.mul_(clip_coef.to(grad.device()).to(grad.dtype()));
   return norm;
 }
 

@@ -174,10 +174,11 @@ class AdamW : public Adam {
 
 // ---- gradient clipping: torch.nn.utils.clip_grad_norm_ ----
 // The L2 norm of all gradients together (summed in double); when it exceeds max_norm every gradient is
-// scaled by max_norm / (norm + 1e-6). Returns the norm before clipping. A non-finite norm (an inf or
-// nan gradient) is returned as it is and the gradients are left alone, for the caller to report or
-// skip the step. Parameters without a gradient are ignored.
-double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
+// scaled by max_norm / (norm + 1e-6). Returns the norm before clipping, a float64 0-d tensor on the first
+// gradient's device (as torch): on a GPU nothing waits for the GPU, the norm is read (item()) only when
+// wanted. A non-finite norm (an inf or nan gradient) is returned as it is and the gradients are left alone,
+// for the caller to report or skip the step. Parameters without a gradient are ignored (none: norm 0).
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
 
 // ---- learning-rate schedule: linear warm-up, then cosine decay (nanoGPT's get_lr) ----
 // For a 0-based step:

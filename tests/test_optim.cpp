@@ -248,37 +248,37 @@ TEST_CASE("optim: clip_grad_norm_") {
     set_grad(b, {12.0});
   };
   reset();
-  CHECK(clip_grad_norm_({a, b, no_grad}, 20.0) == doctest::Approx(13.0).epsilon(1e-15));
+  CHECK(clip_grad_norm_({a, b, no_grad}, 20.0).item() == doctest::Approx(13.0).epsilon(1e-15));
   CHECK(close(a.grad(), {2}, {3.0, 4.0}, 0));  // below the maximum: untouched
   CHECK(close(b.grad(), {1}, {12.0}, 0));
   CHECK_FALSE(no_grad.grad().defined());
 
   // Above it: scaled by 10.4 / (13 + 1e-6), about 0.8, to a norm of (almost exactly) 10.4.
-  CHECK(clip_grad_norm_({a, b, no_grad}, 10.4) == doctest::Approx(13.0).epsilon(1e-15));
+  CHECK(clip_grad_norm_({a, b, no_grad}, 10.4).item() == doctest::Approx(13.0).epsilon(1e-15));
   const double scale = 10.4 / (13.0 + 1e-6);
   CHECK(close(a.grad(), {2}, {3.0 * scale, 4.0 * scale}, 1e-14));
   CHECK(close(b.grad(), {1}, {12.0 * scale}, 1e-14));
   CHECK(close(a.grad(), {2}, {2.4, 3.2}, 1e-6));
-  CHECK(clip_grad_norm_({a, b}, 100.0) == doctest::Approx(10.4).epsilon(1e-6));
+  CHECK(clip_grad_norm_({a, b}, 100.0).item() == doctest::Approx(10.4).epsilon(1e-6));
 
   // Mixed dtypes: a float32 gradient counts the same.
   Tensor f = from_vector<float>({5.0f}, {}, true);
   f.set_grad(from_vector<float>({5.0f}));
   reset();
-  CHECK(clip_grad_norm_({a, b, f}, 100.0) == doctest::Approx(std::sqrt(169.0 + 25.0)).epsilon(1e-15));
+  CHECK(clip_grad_norm_({a, b, f}, 100.0).item() == doctest::Approx(std::sqrt(169.0 + 25.0)).epsilon(1e-15));
 
   // A non-finite norm comes back as it is, and the gradients are not touched.
   const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
   set_grad(a, {inf, 1.0});
   set_grad(b, {12.0});
-  CHECK(std::isinf(clip_grad_norm_({a, b}, 1.0)));
+  CHECK(std::isinf(clip_grad_norm_({a, b}, 1.0).item()));
   CHECK(close(b.grad(), {1}, {12.0}, 0));
   CHECK(a.grad().to_vector<double>()[1] == 1.0);
   set_grad(a, {nan, 1.0});
-  CHECK(std::isnan(clip_grad_norm_({a, b}, 1.0)));
+  CHECK(std::isnan(clip_grad_norm_({a, b}, 1.0).item()));
   CHECK(close(b.grad(), {1}, {12.0}, 0));
 
-  CHECK(clip_grad_norm_({no_grad}, 1.0) == 0.0);
+  CHECK(clip_grad_norm_({no_grad}, 1.0).item() == 0.0);
   CHECK_THROWS_WITH_AS(clip_grad_norm_({a}, -1.0), doctest::Contains("clip_grad_norm_: max_norm must be >= 0"),
                        Error);
 }

@@ -143,6 +143,8 @@ TEST_CASE("tinylm: a diverging run stops with the step number and keeps the last
   nn::save_safetensors(scratch.path("run/checkpoint.safetensors"), run.file.tensors, run.file.metadata);
   tinylm::TrainOptions resume;
   resume.resume = scratch.path("run");
+  // The host reads the losses only every few steps (here at step 8, before the evaluation): the step named is
+  // still the first bad one, and the checkpoint is not rewritten.
   CHECK_THROWS_WITH_AS(tinylm::train(resume),
                        doctest::Contains("at step 6; training stopped, the last good checkpoint (step 4) is kept"),
                        Error);

@@ -1,6 +1,7 @@
 // Gather and scatter-add along one dim. The op makes x / src contiguous, so both are [outer, size, inner]
 // in memory, with `inner` the product of the dims after `dim`.
 #include <cstring>
+#include <vector>
 
 #include "hcgrad/core/kernels.h"
 #include "hcgrad/core/cpu/parallel.h"
@@ -46,6 +47,23 @@ void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor
       }
     });
   });
+}
+
+void gather_places(const char* op, const Tensor& places, const Tensor& index, const Shape& index_shape,
+                   const Shape& x_shape, int64_t dim) {
+  const int64_t rank = static_cast<int64_t>(x_shape.size());
+  const int64_t* values = index.data<int64_t>();
+  int64_t* out = places.data<int64_t>();
+  std::vector<int64_t> position(static_cast<size_t>(rank), 0);  // p, counted row-major over index_shape
+  const Strides strides = contiguous_strides(x_shape);
+  for (int64_t i = 0; i < index.numel(); ++i) {
+    HC_CHECK(values[i] >= 0 && values[i] < x_shape[dim], IndexError, op, ": index ", values[i],
+             " out of range for dim ", dim, " of size ", x_shape[dim]);
+    int64_t place = 0;
+    for (int64_t k = 0; k < rank; ++k) place += (k == dim ? values[i] : position[k]) * strides[k];
+    out[i] = place;
+    for (int64_t k = rank - 1; k >= 0 && ++position[k] == index_shape[k]; --k) position[k] = 0;
+  }
 }
 
 }  // namespace hcgrad::cpu

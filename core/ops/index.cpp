@@ -69,7 +69,7 @@ namespace {
 const OpName kScatterAdd{"scatter_add"};
 
 // For every element p of index (row-major), the offset in row-major x of p with dim replaced by index[p];
-// int64 [index.numel()] on x's device. Checks what torch checks.
+// int64 [index.numel()] on x's device (the kernel gather_places). Checks what torch checks.
 Tensor flat_places(const char* op, const Shape& x_shape, int64_t dim, const Tensor& index) {
   const int64_t rank = static_cast<int64_t>(x_shape.size());
   HC_CHECK(index.dtype() == DType::Int64, DTypeError, op, ": index must be int64, got ", index.dtype());
@@ -78,20 +78,10 @@ Tensor flat_places(const char* op, const Shape& x_shape, int64_t dim, const Tens
   for (int64_t k = 0; k < rank; ++k)
     HC_CHECK(k == dim || index.shape()[k] <= x_shape[k], ShapeError, op, ": index ", index.shape(),
              " is larger than the input ", x_shape, " in dim ", k);
-  const Tensor host = as_contiguous(index).to(Device::cpu());
-  const int64_t* values = host.data<int64_t>();
-  std::vector<int64_t> places(static_cast<size_t>(host.numel()));
-  std::vector<int64_t> position(static_cast<size_t>(rank), 0);  // p, counted row-major over index's shape
-  const Strides strides = contiguous_strides(x_shape);
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    HC_CHECK(values[i] >= 0 && values[i] < x_shape[dim], IndexError, op, ": index ", values[i],
-             " out of range for dim ", dim, " of size ", x_shape[dim]);
-    int64_t place = 0;
-    for (int64_t k = 0; k < rank; ++k) place += (k == dim ? values[i] : position[k]) * strides[k];
-    places[i] = place;
-    for (int64_t k = rank - 1; k >= 0 && ++position[k] == index.shape()[k]; --k) position[k] = 0;
-  }
-  return from_vector(places, {host.numel()}).to(index.device());
+  // Computed (and range-checked) on index's device: a GPU index is never read by the host.
+  Tensor places = Tensor::empty({index.numel()}, {.dtype = DType::Int64, .device = index.device()});
+  HC_KERNEL(gather_places, places, op, places, as_contiguous(index), index.shape(), x_shape, dim);
+  return places;
 }
 }  // namespace
 

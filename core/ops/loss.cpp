@@ -111,23 +111,22 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
   return reduced(difference * difference, reduction, static_cast<double>(input.numel()));
 }
 
-// -log_probs[n, targets[n]], picked from the flat scores with index_select (whose backward scatters the
-// gradient back to the picked places).
+// -log_probs[n, targets[n]], picked with gather (whose backward scatters the gradient back to the picked
+// places); an ignored row picks class 0, weighted 0. Everything stays on the targets' device: GPU targets are
+// range-checked by gather's kernel and counted there, never read by the host.
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, CrossEntropyOptions options) {
-  const int64_t count = count_class_targets("nll_loss", "log_probs", log_probs, targets, options.ignore_index);
-  const int64_t N = log_probs.shape()[0], C = log_probs.shape()[1];
-  const Tensor host_targets = as_contiguous(targets).to(Device::cpu());
-  std::vector<int64_t> places(static_cast<size_t>(N));
-  std::vector<double> kept(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t target = host_targets.data<int64_t>()[n];
-    const bool ignored = target == options.ignore_index;
-    places[n] = n * C + (ignored ? 0 : target);  // an ignored row picks any place, weighted 0 below
-    kept[n] = ignored ? 0.0 : 1.0;
-  }
-  const Tensor picked = index_select(log_probs.reshape({N * C}), 0, from_vector(places, {N}).to(log_probs.device()));
-  const Tensor weight = from_vector(kept, {N}).to(log_probs.dtype()).to(log_probs.device());
-  return reduced(-(picked * weight), options.reduction, static_cast<double>(count));
+  if (targets.device().is_cpu())  // the host checks CPU targets with the message naming the row
+    count_class_targets("nll_loss", "log_probs", log_probs, targets, options.ignore_index);
+  else
+    check_class_targets("nll_loss", "log_probs", log_probs, targets);
+  const Tensor ignore = scalar_tensor(static_cast<double>(options.ignore_index), targets.options());
+  const Tensor classes = where(eq(targets, ignore), zeros_like(targets), targets);
+  const Tensor picked = gather(log_probs, 1, classes.unsqueeze(1)).squeeze(1);
+  const Tensor kept = ne(targets, ignore).to(log_probs.dtype());
+  const Tensor losses = -(picked * kept);
+  if (options.reduction == Reduction::None) return losses;
+  const Tensor total = sum(losses);
+  return options.reduction == Reduction::Sum ? total : total / sum(kept);  // none kept: 0/0 = nan, as PyTorch
 }
 
 // max(x, 0) - x t + log(1 + e^-|x|) = softplus(x) - x t: stable for logits of any size.

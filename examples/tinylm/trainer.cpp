@@ -65,11 +65,11 @@ double evaluate(nn::GPT& model, const std::vector<nn::Batch>& batches, Device de
   autograd::NoGradGuard no_grad;
   model.eval();
   const size_t ranks = nn::distributed::world_size();
-  double total = 0;
+  Tensor total = zeros({}, {.dtype = DType::Float64, .device = device});  // summed on the device, read once
   for (size_t i = nn::distributed::rank(); i < batches.size(); i += ranks)
-    total += model.loss(batches[i].inputs.to(device), batches[i].targets.to(device)).item();
+    total = total + model.loss(batches[i].inputs.to(device), batches[i].targets.to(device)).to(DType::Float64);
   model.train();
-  const Tensor sum = full({}, total, {.dtype = DType::Float64});
+  const Tensor sum = total.to(Device::cpu());
   nn::distributed::all_reduce(sum);
   return sum.item() / static_cast<double>(batches.size());
 }
@@ -206,28 +206,53 @@ void print_banner(const TrainOptions& o, const nn::GPT& model, Device device, co
               o.lr / 10, num_threads(), o.out.c_str());
 }
 
-// One optimizer step on one batch: forward, backward, clip, update. Returns the loss; throws, saying which
-// checkpoint is kept, when the loss or the gradient norm is not finite (the parameters are left as they were).
-// Under mpirun each rank holds its equal share of the global batch: the gradients (during backward, in
-// buckets) and the loss are averaged over the ranks, the global batch's mean, before clipping, so every rank
-// takes the same step.
-double train_step(nn::GPT& model, nn::AdamW& optimizer, const std::vector<Tensor>& parameters,
-                  nn::distributed::GradientAverager& averager, const nn::Batch& batch, Device device, double clip,
-                  int64_t step, const std::string& kept) {
+// What a step leaves on its device: the loss and the gradient norm (undefined without clipping), 0-d tensors
+// read by the host only every few steps (read_steps): reading them at once would make every step wait for the GPU.
+struct QueuedStep {
+  int64_t step = 0;  // 0-based
+  double lr = 0;
+  Tensor loss, grad_norm;
+};
+
+// One optimizer step on one batch: forward, backward, clip, update, all queued on the device.
+// Under mpirun each rank holds its equal share of the global batch: the gradients are averaged over the ranks
+// during backward (in buckets), the global batch's mean, before clipping, so every rank takes the same step.
+QueuedStep train_step(nn::GPT& model, nn::AdamW& optimizer, const std::vector<Tensor>& parameters,
+                      nn::distributed::GradientAverager& averager, const nn::Batch& batch, Device device, double clip,
+                      int64_t step, double lr) {
   Tensor loss = model.loss(batch.inputs.to(device), batch.targets.to(device));
   optimizer.zero_grad();
   loss.backward();
   averager.finish();
-  const Tensor global_loss = full({}, loss.item(), {.dtype = DType::Float64});
-  nn::distributed::all_reduce(global_loss);
-  const double loss_value = global_loss.item() / nn::distributed::world_size();
-  const double grad_norm = clip > 0 ? nn::clip_grad_norm_(parameters, clip) : 0.0;
-  const bool loss_ok = std::isfinite(loss_value);
-  HC_CHECK(loss_ok && std::isfinite(grad_norm), Error, "train: ", loss_ok ? "the gradient norm" : "the loss", " is ",
-           loss_ok ? grad_norm : loss_value, " at step ", step + 1, "; training stopped, ", kept, ". Try a lower --lr.");
+  Tensor grad_norm = clip > 0 ? nn::clip_grad_norm_(parameters, clip) : Tensor();
   optimizer.step();
-  return loss_value;
+  return {step, lr, loss.detach(), grad_norm};
 }
+
+// The queued steps' losses (averaged over the ranks: one all-reduce for them all), read in one wait for the
+// device. Throws, saying which checkpoint is kept, at the first step whose loss or gradient norm is not
+// finite: the steps after it have run on broken weights, but nothing of them is saved, since the trainer
+// reads its queue before every evaluation and checkpoint.
+std::vector<double> read_steps(const std::vector<QueuedStep>& queued, const std::string& kept) {
+  std::vector<double> losses;
+  for (const QueuedStep& s : queued) losses.push_back(s.loss.item());
+  const Tensor global = from_vector(losses, {static_cast<int64_t>(losses.size())});
+  nn::distributed::all_reduce(global);
+  losses = global.to_vector<double>();
+  for (size_t i = 0; i < queued.size(); ++i) {
+    losses[i] /= nn::distributed::world_size();
+    const double grad_norm = queued[i].grad_norm.defined() ? queued[i].grad_norm.item() : 0.0;
+    const bool loss_ok = std::isfinite(losses[i]);
+    HC_CHECK(loss_ok && std::isfinite(grad_norm), Error, "train: ", loss_ok ? "the gradient norm" : "the loss", " is ",
+             loss_ok ? grad_norm : losses[i], " at step ", queued[i].step + 1, "; training stopped, ", kept,
+             ". Try a lower --lr.");
+  }
+  return losses;
+}
+
+// How often the host reads the queued steps' losses: a wait for the GPU every 10 steps costs little, and the
+// progress line still moves.
+constexpr int64_t kReadEvery = 10;
 
 // The losses and time since the last evaluation.
 struct Window {
@@ -439,27 +464,39 @@ TrainResult train(const TrainOptions& requested) {
   nn::distributed::GradientAverager averager(parameters, {.overlap = o.overlap});  // nothing alone
   const Clock::time_point run_start = Clock::now();
 
+  std::vector<QueuedStep> queued;  // steps whose loss the host has not read yet
   for (int64_t step = start_step; step < end_step; ++step) {
     const Clock::time_point step_start = Clock::now();
     const double lr = schedule(step);
     optimizer.set_lr(lr);
     nn::Batch batch = nn::sample_batch(run.data.train(), o.batch, o.model.context, data_gen);
     if (ranks > 1) batch = {batch.inputs.narrow(0, rank * shard, shard), batch.targets.narrow(0, rank * shard, shard)};
+    queued.push_back(train_step(model, optimizer, parameters, averager, batch, device, o.clip, step, lr));
+    const int64_t done = step + 1;
+    const bool evaluates = done % o.eval_every == 0 || done == end_step;
+    // The host reads the losses every kReadEvery steps (one wait for the GPU per read, not one per step), and
+    // before an evaluation: so a non-finite step is found before the next checkpoint could keep it.
+    const auto clock_step = [&] {
+      const double seconds = seconds_since(step_start);
+      train_seconds += seconds;
+      window.seconds += seconds;
+    };
+    if (done % kReadEvery != 0 && !evaluates) {
+      clock_step();
+      continue;
+    }
     const std::string kept = last_saved >= 0 ? detail::concat("the last good checkpoint (step ", last_saved,
                                                               ") is kept in ", checkpoint_file)
                                              : std::string("no checkpoint had been written yet");
-    const double loss = train_step(model, optimizer, parameters, averager, batch, device, o.clip, step, kept);
-
-    const double step_seconds = seconds_since(step_start);
-    train_seconds += step_seconds;
-    window.seconds += step_seconds;
-    window.loss += loss;
-    ++window.steps;
-    result.train_losses.push_back(loss);
-    const int64_t done = step + 1;
+    const std::vector<double> losses = read_steps(queued, kept);
+    clock_step();  // the wait for the queued steps included
+    for (double loss : losses) window.loss += loss;
+    window.steps += static_cast<int64_t>(losses.size());
+    result.train_losses.insert(result.train_losses.end(), losses.begin(), losses.end());
     const double eta = seconds_since(run_start) / (done - start_step) * (o.steps - done);
-    progress.step(done, o.steps, loss, lr, tokens_per_step * window.steps / window.seconds, eta);
-    if (done % o.eval_every != 0 && done != end_step) continue;
+    progress.step(done, o.steps, losses.back(), queued.back().lr, tokens_per_step * window.steps / window.seconds, eta);
+    queued.clear();
+    if (!evaluates) continue;
 
     // Evaluation and checkpoint. Only a finite model is saved: the last checkpoint is always a good one.
     const double val_loss = evaluate(model, run.val_batches, device);

@@ -230,6 +230,20 @@ TEST_CASE("emulated CUDA: index_select and index_add along a middle dim, repeate
   }
 }
 
+TEST_CASE("emulated CUDA: gather_places along every dim of a 3-d index smaller than x") {
+  const Shape x_shape{4, 5, 3};
+  Generator gen(8);
+  for (int64_t dim = 0; dim < 3; ++dim) {
+    CAPTURE(dim);
+    const Shape index_shape{3, 2, 3};
+    const Tensor index = randint(0, x_shape[dim], index_shape, {.dtype = DType::Int64}, gen);
+    Tensor c = Tensor::empty({index.numel()}, index.options()), e = Tensor::empty({index.numel()}, index.options());
+    cpu::gather_places("gather", c, index, index_shape, x_shape, dim);
+    gpu::gather_places("gather", e, index, index_shape, x_shape, dim);
+    CHECK(values(e) == values(c));
+  }
+}
+
 // GPU indices are checked by the kernels (cuda/index_fault.h): a bad one is recorded, its access skipped.
 TEST_CASE("emulated CUDA: an index or a target out of range is recorded, not followed") {
   IndexFault& fault = *gpu::index_fault();
@@ -256,6 +270,13 @@ TEST_CASE("emulated CUDA: an index or a target out of range is recorded, not fol
   CHECK(fault.index == 4);
   CHECK(std::isnan(values(losses)[1]));
   CHECK(values(losses)[2] == 0);
+  fault = IndexFault();
+  Tensor places = Tensor::empty({3}, {.dtype = DType::Int64});
+  gpu::gather_places("gather", places, from_vector<int64_t>({1, 3, 2}, {1, 3}), {1, 3}, {2, 3}, 1);
+  CHECK(fault.kernel == IndexFaultKernel::GatherPlaces);
+  CHECK(fault.index == 3);
+  CHECK(fault.limit == 3);
+  CHECK(values(places) == std::vector<double>{1, 0, 2});  // the bad one sent to place 0
   fault = IndexFault();
 }
 

@@ -64,8 +64,35 @@ TEST_CASE("gpu: out-of-range ids and targets are reported at the next wait for t
   Tensor logits = randn({2, 3}, {.device = kGpu});
   const Tensor loss = cross_entropy(logits, from_vector<int64_t>({0, 3}).to(kGpu));
   CHECK_THROWS_WITH_AS(loss.item(), doctest::Contains("target 3"), IndexError);
+  const Tensor picked = gather(logits, 1, from_vector<int64_t>({2, 5}, {2, 1}).to(kGpu));
+  CHECK_THROWS_WITH_AS(cuda::synchronize(), doctest::Contains("gather, scatter_add or nll_loss: index 5"), IndexError);
+  const Tensor nll = nll_loss(log_softmax(logits, 1), from_vector<int64_t>({-100, 7}).to(kGpu));
+  CHECK_THROWS_WITH_AS(nll.item(), doctest::Contains("index 7"), IndexError);
   // Good ids afterwards run as ever.
   CHECK(values(embedding(from_vector<int64_t>({3}).to(kGpu), weight)) == values(weight.narrow(0, 3, 1)));
+  const Tensor targets = from_vector<int64_t>({2, -100});
+  CHECK(nll_loss(log_softmax(logits, 1), targets.to(kGpu)).item() ==
+        doctest::Approx(nll_loss(log_softmax(logits.to(Device::cpu()), 1), targets).item()).epsilon(1e-6));
+}
+
+// clip_grad_norm_ keeps the norm and the clipping factor on the GPU; the values are the CPU's.
+TEST_CASE("gpu: clip_grad_norm_ clips on the GPU as on the CPU, and leaves non-finite gradients alone") {
+  HC_SKIP_WITHOUT_GPU();
+  Tensor a = zeros({2}, {.dtype = DType::Float64}).requires_grad_(), b = zeros({1}).requires_grad_();
+  Tensor ga = zeros({2}, {.dtype = DType::Float64, .device = kGpu}).requires_grad_();
+  Tensor gb = zeros({1}, {.device = kGpu}).requires_grad_();
+  a.set_grad(from_vector<double>({3.0, 4.0}));
+  b.set_grad(from_vector<float>({12.0f}));
+  ga.set_grad(a.grad().to(kGpu));
+  gb.set_grad(b.grad().to(kGpu));
+  const Tensor norm = nn::clip_grad_norm_({ga, gb}, 10.4);
+  CHECK(norm.device() == kGpu);
+  CHECK(norm.item() == doctest::Approx(nn::clip_grad_norm_({a, b}, 10.4).item()).epsilon(1e-12));
+  CHECK(max_abs_diff(values(ga.grad()), values(a.grad())) < 1e-12);
+  CHECK(max_abs_diff(values(gb.grad()), values(b.grad())) < 1e-6);
+  ga.set_grad(from_vector<double>({NAN, 1.0}).to(kGpu));
+  CHECK(std::isnan(nn::clip_grad_norm_({ga, gb}, 1.0).item()));
+  CHECK(values(ga.grad())[1] == 1.0);
 }
 
 TEST_CASE("gpu: gradients flow back across a device copy") {
