@@ -27,7 +27,7 @@ namespace hcgrad::cpu {
 }  // namespace hcgrad::cpu
 
 // Each call is also a profiler scope named after the kernel (core/profile.h; one flag test when off). On a
-// GPU the scope times the launch, not the kernel, unless the caller synchronises.
+// GPU the scope, when profiling, waits for the kernel to finish, so it times the kernel, not its launch.
 #if HCGRAD_WITH_CUDA
 namespace hcgrad::cuda {
 #include "hcgrad/core/kernel_list.h"
