@@ -188,10 +188,16 @@ inline unsigned blocks_for_rows(int64_t rows) {
   return static_cast<unsigned>(rows < 1 ? 1 : (rows > 65535 ? 65535 : rows));
 }
 
+// The most threads threads_for_row gives a block. The kernels launched with it are declared
+// __launch_bounds__(kMaxRowThreads), so that nvcc keeps them within 64 registers a thread (65,536 per SM /
+// 1,024): a kernel that grew past that would otherwise compile and then fail only on a GPU, at launch, with
+// "too many resources requested".
+constexpr int kMaxRowThreads = 1024;
+
 // Threads for a kernel that gives one block to each row of n elements: a multiple of 32, at most 1024.
 inline int threads_for_row(int64_t n) {
   int threads = kWarp;
-  while (threads < 1024 && threads < n) threads *= 2;
+  while (threads < kMaxRowThreads && threads < n) threads *= 2;
   return threads;
 }
 

@@ -13,7 +13,7 @@ namespace {
 
 // lse[n] = logsumexp(logits[n]); losses[n] = lse[n] - logits[n, target] (0 where the target is ignored).
 template <class T>
-__global__ void cross_entropy_forward_kernel(T* losses, T* lse, const T* logits, const int64_t* targets, int64_t N,
+__global__ void __launch_bounds__(kMaxRowThreads) cross_entropy_forward_kernel(T* losses, T* lse, const T* logits, const int64_t* targets, int64_t N,
                                              int64_t C, int64_t ignore_index, IndexFault* fault) {
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const T* row = logits + n * C;
@@ -36,7 +36,7 @@ __global__ void cross_entropy_forward_kernel(T* losses, T* lse, const T* logits,
 
 // grad_logits[n, c] = (softmax(logits[n])[c] - [c == target[n]]) * grad_losses[n]; zero rows where ignored.
 template <class T>
-__global__ void cross_entropy_backward_kernel(T* grad_logits, const T* logits, const int64_t* targets, const T* lse,
+__global__ void __launch_bounds__(kMaxRowThreads) cross_entropy_backward_kernel(T* grad_logits, const T* logits, const int64_t* targets, const T* lse,
                                               const T* grad_losses, int64_t N, int64_t C, int64_t ignore_index) {
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const T* row = logits + n * C;

@@ -24,7 +24,7 @@ const T* ptr_or_null(const Tensor& t) {
 }
 
 template <bool kCenter, class T>
-__global__ void norm_forward_kernel(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t N,
+__global__ void __launch_bounds__(kMaxRowThreads) norm_forward_kernel(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t N,
                                     int64_t D, T eps) {
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* xr = x + r * D;
@@ -49,7 +49,7 @@ __global__ void norm_forward_kernel(T* y, T* mean, T* rstd, const T* x, const T*
 }
 
 template <bool kCenter, class T>
-__global__ void norm_backward_kernel(T* dx, const T* dy, const T* x, const T* w, const T* mean, const T* rstd,
+__global__ void __launch_bounds__(kMaxRowThreads) norm_backward_kernel(T* dx, const T* dy, const T* x, const T* w, const T* mean, const T* rstd,
                                      int64_t N, int64_t D) {
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* xr = x + r * D;

@@ -13,7 +13,7 @@ namespace {
 
 // Rows beyond gridDim.x are taken in turn (grid-stride over rows).
 template <class T>
-__global__ void sum_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
+__global__ void __launch_bounds__(kMaxRowThreads) sum_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
   for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
     const T* row = rows + r * inner;
     T s = 0;
@@ -45,7 +45,7 @@ __device__ bool beats(const Best<T>& b, const Best<T>& a, bool take_max) {
 // One block per segment: segment s is chunk s % chunks of row s / chunks (positions [c·chunk, (c+1)·chunk)),
 // its best value and position into values[s], indices[s]. With one chunk per row, a segment is a row.
 template <class T>
-__global__ void max_rows_kernel(T* values, int64_t* indices, const T* rows, int64_t outer, int64_t inner,
+__global__ void __launch_bounds__(kMaxRowThreads) max_rows_kernel(T* values, int64_t* indices, const T* rows, int64_t outer, int64_t inner,
                                 bool take_max, int64_t chunks, int64_t chunk) {
   __shared__ T best_value[1024];
   __shared__ int64_t best_index[1024];
@@ -98,7 +98,7 @@ __global__ void combine_max_chunks_kernel(T* values, int64_t* indices, const T* 
 // logsumexp = m + log(sum(exp(x - m))), m = max(x); when m is not finite (all -inf, some +inf, or NaN)
 // m is the answer, as on the CPU.
 template <class T>
-__global__ void logsumexp_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
+__global__ void __launch_bounds__(kMaxRowThreads) logsumexp_rows_kernel(T* out, const T* rows, int64_t outer, int64_t inner) {
   for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
     const auto [m, s] = block_max_and_sum_exp(rows + r * inner, inner);
     if (threadIdx.x == 0) out[r] = isfinite(m) ? m + log(s) : m;

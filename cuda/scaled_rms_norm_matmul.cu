@@ -32,7 +32,7 @@ __device__ T clamped(T n) {
 
 // One block per row: norm[r] = |x_r|, then out_r (the GEMM's row) divided by the clamped norm.
 template <class T>
-__global__ void norm_and_scale_kernel(T* out, T* norm, const T* x, int64_t R, int64_t K, int64_t M) {
+__global__ void __launch_bounds__(kMaxRowThreads) norm_and_scale_kernel(T* out, T* norm, const T* x, int64_t R, int64_t K, int64_t M) {
   for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
     const T* xr = x + r * K;
     T squares = 0;

@@ -12,7 +12,7 @@ namespace {
 
 // softmax: y = exp(x - m) / s;  log_softmax: y = x - m - log(s);  m = max(x), s = sum(exp(x - m)).
 template <class T>
-__global__ void softmax_kernel(T* y, const T* x, int64_t rows, int64_t n, bool log_output) {
+__global__ void __launch_bounds__(kMaxRowThreads) softmax_kernel(T* y, const T* x, int64_t rows, int64_t n, bool log_output) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * n;
     T* yr = y + r * n;
@@ -30,7 +30,7 @@ __global__ void softmax_kernel(T* y, const T* x, int64_t rows, int64_t n, bool l
 // softmax:     grad_x = y * (grad_y - sum(grad_y * y))
 // log_softmax: grad_x = grad_y - exp(y) * sum(grad_y)
 template <class T>
-__global__ void softmax_backward_kernel(T* dx, const T* y, const T* dy, int64_t rows, int64_t n, bool log_output) {
+__global__ void __launch_bounds__(kMaxRowThreads) softmax_backward_kernel(T* dx, const T* y, const T* dy, int64_t rows, int64_t n, bool log_output) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* yr = y + r * n;
     const T* gr = dy + r * n;

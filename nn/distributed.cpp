@@ -220,6 +220,7 @@ struct GradientAverager::State {
   std::vector<bool> arrived;      // in this pass
   std::vector<Bucket> buckets;
   size_t started = 0;  // buckets [0, started) are on their way; they start in index order on every rank
+  size_t settled = 0;  // buckets [0, settled) have finished their all-reduce (as far as MPI_Testall has seen)
   std::vector<std::shared_ptr<autograd::Node>> accumulators;  // the parameters' sinks, kept: they hold the hooks
 
   bool in_flight() const { return started > 0; }
@@ -257,13 +258,17 @@ struct GradientAverager::State {
     --buckets[bucket_of[i]].waiting;
     while (started < buckets.size() && buckets[started].waiting == 0) start(buckets[started++]);
 #ifdef HCGRAD_WITH_MPI
-    // Open MPI moves a non-blocking collective along only inside MPI calls: test the ones in flight.
-    for (size_t b = 0; b < started; ++b) {
-      int done = 0;
-      auto& requests = buckets[b].requests;
+    // Open MPI moves its non-blocking collectives along only inside MPI calls; any test moves all of them.
+    // So each hook tests the oldest bucket not yet seen finished, and the next ones while they are: a few
+    // tests per hook, however many buckets are in flight.
+    while (settled < started) {
+      int done = 1;
+      auto& requests = buckets[settled].requests;
       if (!requests.empty())
         check_mpi(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE),
                   "GradientAverager (MPI_Testall)");
+      if (!done) break;
+      ++settled;
     }
 #endif
   }
@@ -287,7 +292,7 @@ struct GradientAverager::State {
       bucket.waiting = bucket.members.size();
     }
     std::fill(arrived.begin(), arrived.end(), false);
-    started = 0;
+    started = settled = 0;
   }
 };
 
