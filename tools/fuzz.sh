@@ -49,10 +49,10 @@ if ! "$cxx" -fsanitize=fuzzer,address,undefined "$probe_dir/probe.cpp" -o "$prob
   exit 0
 fi
 
-# RelWithDebInfo at -O1: line numbers in sanitizer reports, and a build that is quicker than -O2 (CI pays for
-# it on every run). The examples are configured (tinylm's and vit_digits' parsers are fuzzed) but only the
+# RelWithDebInfo at -O1 -g1: line numbers in sanitizer reports (line tables, not full debug info), and a build
+# that is quicker than -O2 -g (CI pays for it on every run). The examples are configured (tinylm's and vit_digits' parsers are fuzzed) but only the
 # fuzzers are built.
-CXX=$cxx cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" \
+CXX=$cxx cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
   -DHCGRAD_BUILD_FUZZERS=ON -DHCGRAD_CUDA=OFF \
   -DHCGRAD_BUILD_TESTS=OFF -DHCGRAD_BUILD_EXAMPLES=ON -DHCGRAD_BUILD_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]/#/fuzz_}"
