@@ -328,6 +328,7 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   std::vector<Tensor> grads;
   for (const Tensor& p : params)
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return scalar_tensor(0.0, {.dtype = DType::Float64});
   const bool all_on_cpu =
       std::all_of(grads.begin(), grads.end(), [](const Tensor& g) { return g.device().is_cpu(); });
 
@@ -352,7 +353,13 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   const Tensor norm = sqrt(sum_of_squares);
   const Tensor finite = eq(norm - norm, zeros_like(norm));  // false for inf - inf and for nan
   const Tensor clip_coef = where(finite, clamp(max_norm / (norm + 1e-6), std::nullopt, 1.0), ones_like(norm));
-  for (Tensor& grad : grads) grad.mul_(clip_coef.to(grad.device()).to(grad.dtype()));
+  std::vector<Tensor> coefs;  // the factor converted once per device and dtype, not once per gradient
+  for (Tensor& grad : grads) {
+    auto same = [&](const Tensor& c) { return c.device() == grad.device() && c.dtype() == grad.dtype(); };
+    auto it = std::find_if(coefs.begin(), coefs.end(), same);
+    if (it == coefs.end()) it = coefs.insert(coefs.end(), clip_coef.to(grad.device()).to(grad.dtype()));
+    grad.mul_(*it);
+  }
   return norm;
 }
 
