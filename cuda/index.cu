@@ -47,16 +47,10 @@ __global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int
   }
 }
 
-// Shapes for gather_places_kernel, by value.
-struct PlacesShape {
-  int rank = 0;
-  int64_t index_sizes[kMaxDims] = {};
-  int64_t x_strides[kMaxDims] = {};  // contiguous strides of x
-};
-
-// places[p] = sum over k of (k == dim ? index[p] : p's coordinate k) * x_strides[k]; one thread per p.
-__global__ void gather_places_kernel(int64_t* places, const int64_t* index, int64_t n, PlacesShape shape, int dim,
-                                     int64_t size, IndexFault* fault) {
+// places[p] = (p's offset in x with its dim coordinate dropped: walk's stride there is 0) + index[p] * dim_stride;
+// one thread per p.
+__global__ void gather_places_kernel(int64_t* places, const int64_t* index, int64_t n, StridedIndex<1> walk,
+                                     int64_t dim_stride, int64_t size, IndexFault* fault) {
   for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < n; p += int64_t(gridDim.x) * blockDim.x) {
     const int64_t j = index[p];
     if (j < 0 || j >= size) {
@@ -64,13 +58,9 @@ __global__ void gather_places_kernel(int64_t* places, const int64_t* index, int6
       places[p] = 0;  // a valid place: the gather reads, or the scatter adds to, element 0 instead
       continue;
     }
-    int64_t rest = p, place = 0;
-    for (int k = shape.rank - 1; k >= 0; --k) {
-      const int64_t coordinate = rest % shape.index_sizes[k];
-      rest /= shape.index_sizes[k];
-      place += (k == dim ? j : coordinate) * shape.x_strides[k];
-    }
-    places[p] = place;
+    int64_t offset[1];
+    walk.offsets(p, offset);
+    places[p] = offset[0] + j * dim_stride;
   }
 }
 
@@ -82,15 +72,16 @@ void gather_places(const char* op, const Tensor& places, const Tensor& index, co
   if (n == 0) return;
   HC_CHECK(x_shape.ndim() <= kMaxDims, ShapeError, op, ": the CUDA kernels take at most ", kMaxDims,
            " dims, got ", x_shape);
-  PlacesShape shape;
-  shape.rank = static_cast<int>(x_shape.ndim());
+  // index's shape walked with x's contiguous strides, dim's stride 0 (its coordinate comes from index).
+  StridedIndex<1> walk;
+  walk.ndim = static_cast<int>(x_shape.ndim());
   const Strides strides = contiguous_strides(x_shape);
-  for (int k = 0; k < shape.rank; ++k) {
-    shape.index_sizes[k] = index_shape[k];
-    shape.x_strides[k] = strides[k];
+  for (int k = 0; k < walk.ndim; ++k) {
+    walk.sizes[k] = index_shape[k];
+    walk.strides[0][k] = k == dim ? 0 : strides[k];
   }
   gather_places_kernel<<<blocks_for(n), kThreads, 0, stream_for(places)>>>(
-      ptr<int64_t>(places), ptr<int64_t>(index), n, shape, static_cast<int>(dim), x_shape[dim], index_fault());
+      ptr<int64_t>(places), ptr<int64_t>(index), n, walk, strides[dim], x_shape[dim], index_fault());
   HC_CUDA_LAUNCH_CHECK(op);
 }
 
